@@ -1,0 +1,14 @@
+//! The Möbius guest kernel as a library.
+//!
+//! `mm` (frames, page-table abstraction, the Möbius VMM, statistics) is portable:
+//! it builds for the host too, where `cargo test` runs it against a software MMU.
+//! `arch` and everything that touches the real machine exist only when built for
+//! `x86_64-unknown-none`.
+#![cfg_attr(target_os = "none", no_std)]
+
+extern crate alloc;
+
+pub mod mm;
+
+#[cfg(target_os = "none")]
+pub mod arch;

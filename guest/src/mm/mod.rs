@@ -1,0 +1,3 @@
+//! Memory management: physical frames, the page-table abstraction, the Möbius
+//! VMM and fault statistics.
+pub mod paging;

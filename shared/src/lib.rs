@@ -1,0 +1,12 @@
+//! The contract between the `mobius` host launcher and the Möbius guest kernel.
+//!
+//! Everything that both sides must agree on lives here, once: the guest-physical
+//! memory layout of the boot structures, I/O ports and MMIO windows, exit statuses,
+//! kernel command-line keys, and the fault-statistics wire format.
+#![no_std]
+
+pub mod cmdline;
+pub mod exit;
+pub mod layout;
+pub mod ports;
+pub mod stats;

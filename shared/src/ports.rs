@@ -1,0 +1,11 @@
+//! I/O ports the guest uses to talk to the host.
+
+/// COM1, a 16550-compatible UART: the guest's serial console.
+pub const COM1: u16 = 0x3f8;
+/// Debug-exit port: a 32-bit `out` of value `v` ends the run with status `v`.
+///
+/// Same port as QEMU's `isa-debug-exit` default (`iobase=0xf4,iosize=4`); under
+/// QEMU the process status is `(v << 1) | 1` instead.
+pub const DEBUG_EXIT: u16 = 0xf4;
+/// Width of the debug-exit port in bytes.
+pub const DEBUG_EXIT_SIZE: u16 = 4;
