@@ -14,6 +14,8 @@ pub const TSC_KHZ: &str = "tsc_khz";
 pub const VIRTIO_MMIO_DEVICE: &str = "virtio_mmio.device";
 /// Statistics snapshot interval in milliseconds (0 = only at exit).
 pub const STATS_INTERVAL_MS: &str = "stats_interval_ms";
+/// `discard=1`: the host implements [`crate::ports::DISCARD_FRAME`].
+pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
 

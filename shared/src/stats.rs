@@ -15,8 +15,9 @@ pub const WIRE_VERSION: u16 = 1;
 /// terminating zero). The host rejects longer frames without decoding them.
 pub const MAX_FRAME_LEN: usize = 8192;
 /// Buckets of a log2 cycle histogram: bucket `i` counts faults that took
-/// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also holds 0 and 1).
-pub const HISTOGRAM_BUCKETS: usize = 40;
+/// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also holds 0 and 1; the last bucket
+/// holds everything from 2^31 cycles up). 32 is also serde's largest array.
+pub const HISTOGRAM_BUCKETS: usize = 32;
 
 /// The kinds of page fault the Möbius VMM distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
