@@ -87,14 +87,23 @@ int main(int argc, char **argv)
     } else if (strcmp(which, "areas") == 0 && argc >= 4) {
         size_t areas = strtoul(argv[2], NULL, 0);
         size_t pages = strtoul(argv[3], NULL, 0);
+        /* vm.max_map_count caps the VMAs a process may have (65530 by
+         * default); stay below it and report how many areas we really got. */
+        FILE *mc = fopen("/proc/sys/vm/max_map_count", "r");
+        size_t max_maps = 65530;
+        if (mc) {
+            if (fscanf(mc, "%zu", &max_maps) != 1)
+                max_maps = 65530;
+            fclose(mc);
+        }
+        if (areas + 256 > max_maps)
+            areas = max_maps - 256;
         /* One-page mappings with alternating protection so Linux cannot merge
          * them into one VMA. */
         for (size_t i = 0; i < areas; i++) {
             void *a = mmap(NULL, 4096, (i & 1) ? PROT_READ : PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (a == MAP_FAILED) {
-                /* vm.max_map_count (65530 by default) caps the VMAs a process
-                 * may have: report how many we got rather than fail. */
                 areas = i;
                 break;
             }
