@@ -1,0 +1,103 @@
+//! The page-fault entry point (Möbius `VmmPageFault`).
+//!
+//! The arch trap handler reads CR2 and the error code and calls [`handle`].
+//! The common paths (demand-zero, clean → dirty upgrade, MAP) run entirely
+//! under the VMM lock without heap allocation, except for the first touch of
+//! each 64-page chunk of an area, which allocates that chunk's page records.
+//! FILE/IMAGE reads and CALLBACK handlers run with the lock dropped.
+//!
+//! What the caller does with the outcome: [`FaultOutcome::is_resolved`] →
+//! return from the exception and retry. Otherwise a user-mode fault ends the
+//! process; a kernel-mode fault stops the guest with a diagnostic (address,
+//! access, outcome).
+use alloc::vec;
+
+use super::paging::{Mmu, PhysAddr, VirtAddr, PAGE_SIZE};
+use super::vmm::{
+    Access, CallbackMapper, CallbackPlan, FaultOutcome, ReadPlan, SpaceId, Step, VmError, VmmLock,
+};
+use mobius_shared::stats::FaultKind;
+
+/// Resolve a page fault at `addr` in `space` (`VmmPageFault(proc, addr,
+/// is_writing)`), counting it with its cycles in the fault statistics.
+pub fn handle<M: Mmu>(
+    vmm: &VmmLock<M>,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+) -> FaultOutcome {
+    let mut vm = vmm.lock();
+    let t0 = vm.now();
+    let step = vm.fault_begin(space, addr, access);
+    let (outcome, pool) = match step {
+        Step::Done(outcome, pool) => (outcome, pool),
+        Step::Read(plan) => {
+            drop(vm);
+            let outcome = read_in(vmm, plan);
+            vm = vmm.lock();
+            (outcome, None)
+        }
+        Step::Callback(plan) => {
+            drop(vm);
+            let outcome = run_callback(vmm, &plan);
+            vm = vmm.lock();
+            (outcome, None)
+        }
+    };
+    vm.record_fault(outcome, pool, t0);
+    outcome
+}
+
+/// Read a FILE/IMAGE page without the lock, then install it with the lock.
+fn read_in<M: Mmu>(vmm: &VmmLock<M>, plan: ReadPlan) -> FaultOutcome {
+    let mut buf = vec![0u8; PAGE_SIZE as usize];
+    let ok = read_fully(&*plan.file, plan.offset, &mut buf[..plan.bytes]);
+    vmm.lock().read_done(plan, ok.then_some(&buf[..]))
+}
+
+/// Fill `buf` completely; a short read (the file shrank) is a failure.
+fn read_fully(file: &dyn super::vmm::FileBacking, offset: u64, buf: &mut [u8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(offset + done as u64, &mut buf[done..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => done += n,
+        }
+    }
+    true
+}
+
+fn run_callback<M: Mmu>(vmm: &VmmLock<M>, plan: &CallbackPlan) -> FaultOutcome {
+    let mut mapper = Mapper { vmm, plan };
+    if (plan.handler)(&mut mapper, &plan.fault) {
+        FaultOutcome::Resolved(FaultKind::Callback)
+    } else {
+        FaultOutcome::Unresolved
+    }
+}
+
+/// The [`CallbackMapper`] a handler gets: each call takes the VMM lock.
+struct Mapper<'a, M: Mmu> {
+    vmm: &'a VmmLock<M>,
+    plan: &'a CallbackPlan,
+}
+
+impl<M: Mmu> CallbackMapper for Mapper<'_, M> {
+    fn map_new_frame(&mut self, writable: bool) -> Result<PhysAddr, VmError> {
+        self.vmm.lock().callback_map(self.plan, None, writable)
+    }
+
+    fn map_phys(&mut self, phys: PhysAddr, writable: bool) -> Result<(), VmError> {
+        if phys % PAGE_SIZE != 0 {
+            return Err(VmError::Unaligned);
+        }
+        self.vmm
+            .lock()
+            .callback_map(self.plan, Some(phys), writable)
+            .map(|_| ())
+    }
+
+    fn write(&mut self, frame: PhysAddr, offset: usize, data: &[u8]) {
+        self.vmm.lock().mmu_mut().write_frame(frame, offset, data);
+    }
+}

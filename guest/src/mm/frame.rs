@@ -1,0 +1,625 @@
+//! Physical frame allocator (the Möbius `MemAlloc`/`MemFree` layer, fixed).
+//!
+//! Frames come from the RAM regions of the PVH memory map minus reserved
+//! ranges (kernel image, boot structures, ...). Every frame has a record with
+//! a state and a 32-bit pin count (Möbius used 8 bits, defect B51).
+//!
+//! Three sources of free frames, cheapest first for zero-fill requests:
+//!
+//! * **fresh** frames above the high-water mark: never handed out since boot.
+//!   The host gives the guest its RAM zeroed, so they count as zero. Records
+//!   for them are created only when the mark moves past them, so the record
+//!   table grows with the memory actually used, not with the size of RAM.
+//! * the **zero pool**: freed frames made zero again, either by a zeroing pass
+//!   outside the fault path ([`FrameAllocator::zero_some`]) or at once when the
+//!   [`FrameZeroing`] hook is cheap (the host discard port), and empty page
+//!   tables (an empty table is a zero frame).
+//! * the **dirty list**: freed frames with old contents.
+//!
+//! A zero-fill request served from fresh or pool frames is a zero-pool *hit*;
+//! one that has to zero a dirty frame on the spot is a *miss*.
+use alloc::vec::Vec;
+
+use mobius_shared::stats::FrameStats;
+
+use super::paging::{Mmu, PhysAddr, TableFrames, PAGE_SIZE};
+
+/// A range of guest-physical memory, `[base, base + len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemRegion {
+    pub base: PhysAddr,
+    pub len: u64,
+}
+
+impl MemRegion {
+    pub const fn new(base: PhysAddr, len: u64) -> Self {
+        MemRegion { base, len }
+    }
+
+    fn end(&self) -> u64 {
+        self.base.saturating_add(self.len)
+    }
+}
+
+/// Makes freed frames read as zero again. The guest plugs in either CPU
+/// zeroing ([`CpuZeroing`]) or the host's discard port (`DISCARD_FRAME`).
+pub trait FrameZeroing: Send {
+    /// Make `frame` read as zeroes. `mmu` gives access to physical memory.
+    fn zero(&mut self, frame: PhysAddr, mmu: &mut dyn Mmu);
+    /// Whether zeroing is cheap enough to do as soon as a frame is freed
+    /// (discarding is: one port write). Otherwise frames wait on the dirty
+    /// list for [`FrameAllocator::zero_some`].
+    fn eager(&self) -> bool {
+        false
+    }
+}
+
+/// Zeroing with the CPU through [`Mmu::zero_frame`]; batched, never eager.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuZeroing;
+
+impl FrameZeroing for CpuZeroing {
+    fn zero(&mut self, frame: PhysAddr, mmu: &mut dyn Mmu) {
+        mmu.zero_frame(frame);
+    }
+}
+
+/// State of one physical frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameState {
+    /// Not RAM we may hand out (kernel image, boot structures, firmware).
+    Reserved,
+    /// Free, contents unknown.
+    FreeDirty,
+    /// Free and known to read as zero.
+    FreeZero,
+    /// Handed out (area frame or page table).
+    Used,
+}
+
+/// Why a frame operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The address is not a frame this allocator manages.
+    NotManaged,
+    /// The frame is not in use (double free, or pin of a free frame).
+    NotUsed,
+    /// The frame is still pinned.
+    Pinned,
+    /// Unpin of an unpinned frame, or pin count overflow.
+    PinCount,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct FrameRecord {
+    state: FrameState,
+    pins: u32,
+    /// Next frame index on the free list this frame is on.
+    next: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    base_pfn: u64,
+    frames: u64,
+    first_index: u64,
+}
+
+/// An intrusive LIFO list of frame indices.
+#[derive(Debug, Clone, Copy)]
+struct FreeList {
+    head: u32,
+    len: u64,
+}
+
+impl FreeList {
+    const EMPTY: FreeList = FreeList { head: NIL, len: 0 };
+}
+
+/// The physical frame allocator. See the module documentation.
+pub struct FrameAllocator {
+    regions: Vec<Region>,
+    reserved: Vec<MemRegion>,
+    records: Vec<FrameRecord>,
+    total_indices: u64,
+    dirty: FreeList,
+    zero: FreeList,
+    /// Usable frames at or above the high-water mark.
+    fresh_left: u64,
+    total: u64,
+    exhausted: u64,
+    zeroing: alloc::boxed::Box<dyn FrameZeroing>,
+}
+
+impl core::fmt::Debug for FrameAllocator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameAllocator")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Sorted, page-aligned RAM ranges (rounded inwards).
+fn aligned_regions(ram: &[MemRegion]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = ram
+        .iter()
+        .filter_map(|r| {
+            let start = r.base.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1);
+            let end = r.end() & !(PAGE_SIZE - 1);
+            (end > start).then_some((start / PAGE_SIZE, (end - start) / PAGE_SIZE))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+impl FrameAllocator {
+    /// Build over `ram` (memory-map RAM entries), never handing out anything
+    /// in `reserved` or page 0.
+    pub fn new(
+        ram: &[MemRegion],
+        reserved: &[MemRegion],
+        zeroing: alloc::boxed::Box<dyn FrameZeroing>,
+    ) -> Self {
+        let mut regions = Vec::new();
+        let mut next = 0u64;
+        for (base_pfn, frames) in aligned_regions(ram) {
+            regions.push(Region {
+                base_pfn,
+                frames,
+                first_index: next,
+            });
+            next += frames;
+        }
+        let mut reserved: Vec<MemRegion> = reserved.to_vec();
+        reserved.push(MemRegion::new(0, PAGE_SIZE));
+        reserved.sort_unstable_by_key(|r| r.base);
+        let mut fa = FrameAllocator {
+            regions,
+            reserved,
+            records: Vec::new(),
+            total_indices: next.min(NIL as u64),
+            dirty: FreeList::EMPTY,
+            zero: FreeList::EMPTY,
+            fresh_left: 0,
+            total: 0,
+            exhausted: 0,
+            zeroing,
+        };
+        let usable = (0..fa.total_indices)
+            .filter(|&i| !fa.is_reserved(fa.phys_of(i)))
+            .count();
+        fa.total = usable as u64;
+        fa.fresh_left = fa.total;
+        fa
+    }
+
+    fn is_reserved(&self, phys: PhysAddr) -> bool {
+        let i = self.reserved.partition_point(|r| r.base <= phys);
+        self.reserved[..i].iter().rev().any(|r| phys < r.end())
+    }
+
+    fn phys_of(&self, index: u64) -> PhysAddr {
+        let r = self.regions.partition_point(|r| r.first_index <= index) - 1;
+        let reg = &self.regions[r];
+        (reg.base_pfn + index - reg.first_index) * PAGE_SIZE
+    }
+
+    fn index_of(&self, phys: PhysAddr) -> Option<u64> {
+        if phys % PAGE_SIZE != 0 {
+            return None;
+        }
+        let pfn = phys / PAGE_SIZE;
+        let r = self
+            .regions
+            .partition_point(|r| r.base_pfn <= pfn)
+            .checked_sub(1)?;
+        let reg = &self.regions[r];
+        let index = reg.first_index + (pfn - reg.base_pfn);
+        (pfn < reg.base_pfn + reg.frames && index < self.total_indices).then_some(index)
+    }
+
+    fn record(&self, phys: PhysAddr) -> Option<&FrameRecord> {
+        self.records.get(self.index_of(phys)? as usize)
+    }
+
+    fn record_mut(&mut self, phys: PhysAddr) -> Option<&mut FrameRecord> {
+        let i = self.index_of(phys)? as usize;
+        self.records.get_mut(i)
+    }
+
+    /// State of a frame (`None` if not managed or never handed out yet).
+    pub fn state(&self, phys: PhysAddr) -> Option<FrameState> {
+        self.record(phys).map(|r| r.state)
+    }
+
+    /// Pin count of a frame (0 if not managed).
+    pub fn pins(&self, phys: PhysAddr) -> u32 {
+        self.record(phys).map_or(0, |r| r.pins)
+    }
+
+    fn pop(&mut self, which: ListKind) -> Option<PhysAddr> {
+        let list = self.list(which);
+        if list.head == NIL {
+            return None;
+        }
+        let index = list.head;
+        let rec = &mut self.records[index as usize];
+        let next = rec.next;
+        rec.state = FrameState::Used;
+        rec.next = NIL;
+        let list = self.list_mut(which);
+        list.head = next;
+        list.len -= 1;
+        Some(self.phys_of(index as u64))
+    }
+
+    fn push(&mut self, which: ListKind, phys: PhysAddr) {
+        let index = self.index_of(phys).expect("managed frame") as u32;
+        let head = self.list(which).head;
+        let rec = &mut self.records[index as usize];
+        rec.state = match which {
+            ListKind::Dirty => FrameState::FreeDirty,
+            ListKind::Zero => FrameState::FreeZero,
+        };
+        rec.next = head;
+        let list = self.list_mut(which);
+        list.head = index;
+        list.len += 1;
+    }
+
+    fn list(&self, which: ListKind) -> FreeList {
+        match which {
+            ListKind::Dirty => self.dirty,
+            ListKind::Zero => self.zero,
+        }
+    }
+
+    fn list_mut(&mut self, which: ListKind) -> &mut FreeList {
+        match which {
+            ListKind::Dirty => &mut self.dirty,
+            ListKind::Zero => &mut self.zero,
+        }
+    }
+
+    /// Take the next never-used frame above the high-water mark.
+    fn take_fresh(&mut self) -> Option<PhysAddr> {
+        if self.fresh_left == 0 {
+            return None;
+        }
+        loop {
+            let index = self.records.len() as u64;
+            let phys = self.phys_of(index);
+            let state = if self.is_reserved(phys) {
+                FrameState::Reserved
+            } else {
+                FrameState::Used
+            };
+            self.records.push(FrameRecord {
+                state,
+                pins: 0,
+                next: NIL,
+            });
+            if state == FrameState::Used {
+                self.fresh_left -= 1;
+                return Some(phys);
+            }
+        }
+    }
+
+    /// A frame known to read as zero, without zeroing anything: the zero
+    /// pool or a fresh frame. `None` when both are empty.
+    pub fn alloc_known_zero(&mut self) -> Option<PhysAddr> {
+        self.pop(ListKind::Zero).or_else(|| self.take_fresh())
+    }
+
+    /// A zeroed frame for demand-zero faults. Returns the frame and whether
+    /// it came from the zero pool (`true`, a hit) or had to be zeroed now.
+    pub fn alloc_zeroed(&mut self, mmu: &mut dyn Mmu) -> Option<(PhysAddr, bool)> {
+        if let Some(f) = self.alloc_known_zero() {
+            return Some((f, true));
+        }
+        match self.pop(ListKind::Dirty) {
+            Some(f) => {
+                mmu.zero_frame(f);
+                Some((f, false))
+            }
+            None => {
+                self.exhausted += 1;
+                None
+            }
+        }
+    }
+
+    /// A frame whose contents the caller overwrites completely (file read-in):
+    /// dirty frames first, to keep the zero pool for zero-fill requests.
+    pub fn alloc_any(&mut self) -> Option<PhysAddr> {
+        let f = self
+            .pop(ListKind::Dirty)
+            .or_else(|| self.alloc_known_zero());
+        if f.is_none() {
+            self.exhausted += 1;
+        }
+        f
+    }
+
+    /// Return a frame. It goes to the zero pool at once when the zeroing hook
+    /// is eager, else to the dirty list.
+    pub fn free(&mut self, phys: PhysAddr, mmu: &mut dyn Mmu) -> Result<(), FrameError> {
+        self.check_freeable(phys)?;
+        if self.zeroing.eager() {
+            self.zeroing.zero(phys, mmu);
+            self.push(ListKind::Zero, phys);
+        } else {
+            self.push(ListKind::Dirty, phys);
+        }
+        Ok(())
+    }
+
+    /// Return a frame the caller knows reads as zero (an empty page table).
+    pub fn free_zeroed(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
+        self.check_freeable(phys)?;
+        self.push(ListKind::Zero, phys);
+        Ok(())
+    }
+
+    fn check_freeable(&self, phys: PhysAddr) -> Result<(), FrameError> {
+        let rec = self.record(phys).ok_or(FrameError::NotManaged)?;
+        match (rec.state, rec.pins) {
+            (FrameState::Used, 0) => Ok(()),
+            (FrameState::Used, _) => Err(FrameError::Pinned),
+            _ => Err(FrameError::NotUsed),
+        }
+    }
+
+    /// Pin a used frame once more (`MemLockPages`); 32-bit count.
+    pub fn pin(&mut self, phys: PhysAddr) -> Result<u32, FrameError> {
+        let rec = self.record_mut(phys).ok_or(FrameError::NotManaged)?;
+        if rec.state != FrameState::Used {
+            return Err(FrameError::NotUsed);
+        }
+        rec.pins = rec.pins.checked_add(1).ok_or(FrameError::PinCount)?;
+        Ok(rec.pins)
+    }
+
+    /// Drop one pin.
+    pub fn unpin(&mut self, phys: PhysAddr) -> Result<u32, FrameError> {
+        let rec = self.record_mut(phys).ok_or(FrameError::NotManaged)?;
+        if rec.state != FrameState::Used {
+            return Err(FrameError::NotUsed);
+        }
+        rec.pins = rec.pins.checked_sub(1).ok_or(FrameError::PinCount)?;
+        Ok(rec.pins)
+    }
+
+    /// Zero up to `n` dirty frames and move them to the zero pool. Call from
+    /// idle or after freeing, never from the fault path. Returns how many.
+    pub fn zero_some(&mut self, n: usize, mmu: &mut dyn Mmu) -> usize {
+        let mut done = 0;
+        while done < n {
+            let Some(f) = self.pop(ListKind::Dirty) else {
+                break;
+            };
+            self.zeroing.zero(f, mmu);
+            self.push(ListKind::Zero, f);
+            done += 1;
+        }
+        done
+    }
+
+    /// Make sure at least `n` frames can be had without zeroing, zeroing dirty
+    /// frames if needed. Used before page-table updates, whose new tables
+    /// must come from [`TableFrames`] without access to the MMU.
+    pub fn ensure_known_zero(&mut self, n: u64, mmu: &mut dyn Mmu) {
+        let have = self.zero.len + self.fresh_left;
+        if have < n {
+            self.zero_some((n - have) as usize, mmu);
+        }
+    }
+
+    /// Frames free (fresh, zero pool and dirty).
+    pub fn free_count(&self) -> u64 {
+        self.fresh_left + self.zero.len + self.dirty.len
+    }
+
+    /// Accounting, as carried to the host.
+    pub fn stats(&self) -> FrameStats {
+        let free = self.free_count();
+        FrameStats {
+            total: self.total,
+            free,
+            used: self.total - free,
+            zeroed: self.fresh_left + self.zero.len,
+            exhausted: self.exhausted,
+        }
+    }
+
+    /// Count an allocation failure noticed outside this module.
+    pub fn note_exhausted(&mut self) {
+        self.exhausted += 1;
+    }
+
+    /// Check the lists against the records (tests and debugging).
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let count = |head: u32, want: FrameState| -> Result<u64, &'static str> {
+            let (mut n, mut i) = (0u64, head);
+            while i != NIL {
+                let rec = &self.records[i as usize];
+                if rec.state != want {
+                    return Err("frame on a free list in the wrong state");
+                }
+                n += 1;
+                i = rec.next;
+            }
+            Ok(n)
+        };
+        if count(self.dirty.head, FrameState::FreeDirty)? != self.dirty.len
+            || count(self.zero.head, FrameState::FreeZero)? != self.zero.len
+        {
+            return Err("free list length mismatch");
+        }
+        let used = self
+            .records
+            .iter()
+            .filter(|r| r.state == FrameState::Used)
+            .count() as u64;
+        if used + self.free_count() != self.total {
+            return Err("frames not conserved");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ListKind {
+    Dirty,
+    Zero,
+}
+
+/// [`TableFrames`] over the allocator: page tables come from the general pool
+/// (zero pool or fresh frames; call [`FrameAllocator::ensure_known_zero`]
+/// first) and go back to the zero pool when freed, since a table is freed
+/// only once it is empty, i.e. all zero.
+pub struct PoolTables<'a>(pub &'a mut FrameAllocator);
+
+/// Most new tables one `map` can need (PDPT, PD, PT below a root).
+pub const TABLES_PER_MAP: u64 = 3;
+
+impl TableFrames for PoolTables<'_> {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        let f = self.0.alloc_known_zero();
+        if f.is_none() {
+            self.0.exhausted += 1;
+        }
+        f
+    }
+
+    fn free_table(&mut self, frame: PhysAddr) {
+        // An empty table is a zero frame.
+        let freed = self.0.free_zeroed(frame);
+        debug_assert!(freed.is_ok(), "free_table of a frame not in use: {freed:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::soft_mmu::SoftMmu;
+    use alloc::boxed::Box;
+
+    fn fa(frames: u64) -> FrameAllocator {
+        FrameAllocator::new(
+            &[MemRegion::new(0, frames * PAGE_SIZE)],
+            &[MemRegion::new(PAGE_SIZE, PAGE_SIZE)],
+            Box::new(CpuZeroing),
+        )
+    }
+
+    #[test]
+    fn reserved_and_page_zero_never_handed_out() {
+        let mut a = fa(8);
+        assert_eq!(a.stats().total, 6);
+        let mut mmu = SoftMmu::new();
+        let mut got = Vec::new();
+        while let Some((f, hit)) = a.alloc_zeroed(&mut mmu) {
+            assert!(hit);
+            got.push(f);
+        }
+        assert_eq!(got.len(), 6);
+        assert!(!got.contains(&0) && !got.contains(&PAGE_SIZE));
+        assert_eq!(a.stats().exhausted, 1);
+        a.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn free_goes_dirty_then_zero_pool() {
+        let mut a = fa(4);
+        let mut mmu = SoftMmu::new();
+        let (f, _) = a.alloc_zeroed(&mut mmu).unwrap();
+        mmu.write_frame(f, 0, &[0xAA; 16]);
+        a.free(f, &mut mmu).unwrap();
+        assert_eq!(a.free(f, &mut mmu), Err(FrameError::NotUsed));
+        let s = a.stats();
+        assert_eq!((s.free, s.zeroed), (2, 1));
+        assert_eq!(a.zero_some(10, &mut mmu), 1);
+        assert_eq!(a.stats().zeroed, 2);
+        let mut buf = [1u8; 16];
+        mmu.read_frame(f, 0, &mut buf);
+        assert_eq!(buf, [0; 16]);
+        a.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn miss_zeroes_on_the_spot() {
+        let mut a = fa(3); // one usable frame
+        let mut mmu = SoftMmu::new();
+        let (f, hit) = a.alloc_zeroed(&mut mmu).unwrap();
+        assert!(hit);
+        mmu.write_frame(f, 100, &[7; 8]);
+        a.free(f, &mut mmu).unwrap();
+        let (g, hit) = a.alloc_zeroed(&mut mmu).unwrap();
+        assert_eq!((g, hit), (f, false));
+        let mut buf = [1u8; 8];
+        mmu.read_frame(g, 100, &mut buf);
+        assert_eq!(buf, [0; 8]);
+    }
+
+    #[test]
+    fn pin_counts_are_wide() {
+        // §9 row 33: pin 300 times, unpin 300 times.
+        let mut a = fa(4);
+        let f = a.alloc_any().unwrap();
+        for i in 1..=300u32 {
+            assert_eq!(a.pin(f), Ok(i));
+        }
+        let mut mmu = SoftMmu::new();
+        assert_eq!(a.free(f, &mut mmu), Err(FrameError::Pinned));
+        for i in (0..300u32).rev() {
+            assert_eq!(a.unpin(f), Ok(i));
+        }
+        assert_eq!(a.unpin(f), Err(FrameError::PinCount));
+        a.free(f, &mut mmu).unwrap();
+    }
+
+    #[test]
+    fn several_regions_and_unaligned_edges() {
+        let a = FrameAllocator::new(
+            &[
+                MemRegion::new(0x10_0800, 0x3000),
+                MemRegion::new(0x20_0000, 0x2000),
+            ],
+            &[],
+            Box::new(CpuZeroing),
+        );
+        // 0x101000..0x103000 (2 frames) + 2 frames
+        assert_eq!(a.stats().total, 4);
+        assert_eq!(a.index_of(0x20_1000), Some(3));
+        assert_eq!(a.phys_of(2), 0x20_0000);
+        assert_eq!(a.index_of(0x30_0000), None);
+    }
+
+    struct Eager;
+    impl FrameZeroing for Eager {
+        fn zero(&mut self, frame: PhysAddr, mmu: &mut dyn Mmu) {
+            mmu.zero_frame(frame);
+        }
+        fn eager(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn eager_zeroing_refills_the_pool_on_free() {
+        let mut a = FrameAllocator::new(&[MemRegion::new(0, 3 * PAGE_SIZE)], &[], Box::new(Eager));
+        let mut mmu = SoftMmu::new();
+        let f = a.alloc_any().unwrap();
+        mmu.write_frame(f, 0, &[1]);
+        a.free(f, &mut mmu).unwrap();
+        assert_eq!(a.stats().zeroed, 2);
+        let mut b = [9u8];
+        mmu.read_frame(f, 0, &mut b);
+        assert_eq!(b, [0]);
+    }
+}

@@ -1,0 +1,469 @@
+//! Area descriptors (Möbius `vm_desc_t`) and what backs them (`VM_AREA_*`).
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::flags::MemFlags;
+use super::{SpaceId, VmError};
+use crate::mm::paging::{PhysAddr, VirtAddr, PAGE_SIZE};
+
+/// A file an area can be backed by (`file_handle_t` for `VmmMapFile` and
+/// IMAGE areas). A later issue backs it with real files; [`MemFile`] is the
+/// in-memory version.
+pub trait FileBacking: Send + Sync {
+    /// Read up to `buf.len()` bytes at `offset`; returns how many were read
+    /// (0 at end of file).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError>;
+    /// Current length in bytes.
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A read from a [`FileBacking`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileError;
+
+/// An in-memory file. Its contents can be replaced (to simulate truncation).
+#[derive(Debug, Default)]
+pub struct MemFile(spin::Mutex<Vec<u8>>);
+
+impl MemFile {
+    pub fn new(data: Vec<u8>) -> Self {
+        MemFile(spin::Mutex::new(data))
+    }
+
+    /// Cut the file to `len` bytes.
+    pub fn truncate(&self, len: usize) {
+        self.0.lock().truncate(len);
+    }
+}
+
+impl FileBacking for MemFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        let data = self.0.lock();
+        let start = usize::try_from(offset)
+            .map_err(|_| FileError)?
+            .min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
+    fn len(&self) -> u64 {
+        self.0.lock().len() as u64
+    }
+}
+
+/// One section of an IMAGE area (the part of a PE section table we need).
+/// `offset` is page aligned; bytes of the section past `file_size` read as
+/// zero (BSS and section tails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    /// Byte offset of the section from the start of the area (page aligned).
+    pub offset: u64,
+    /// Size in memory, in bytes.
+    pub size: u64,
+    /// Where the section's data starts in the file.
+    pub file_offset: u64,
+    /// Bytes of data in the file (the rest of `size` is zero-filled).
+    pub file_size: u64,
+    /// `VM_MEM_WRITE` allows writing, further limited by the area's flags.
+    pub flags: MemFlags,
+    /// Whether code may run from this section (else mapped NX).
+    pub execute: bool,
+}
+
+impl Section {
+    fn pages(&self) -> u64 {
+        self.size.div_ceil(PAGE_SIZE)
+    }
+
+    fn contains_page(&self, page_offset: u64) -> bool {
+        page_offset >= self.offset && page_offset < self.offset + self.pages() * PAGE_SIZE
+    }
+}
+
+/// Information given to a CALLBACK handler (the arguments of `VMM_CALLBACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackFault {
+    pub space: SpaceId,
+    /// Base of the node that faulted (`vm_node_t *node`).
+    pub node_base: VirtAddr,
+    /// The faulting page (`addr_t start`).
+    pub page: VirtAddr,
+    /// `is_writing`.
+    pub write: bool,
+    pub user: bool,
+}
+
+/// What a CALLBACK handler may do to resolve its fault. Every page mapped
+/// through it is recorded in the area and unmapped when the area goes (B45).
+pub trait CallbackMapper {
+    /// Map a zeroed frame owned by the area (freed with it) at the faulting
+    /// page; if another mapping of the area already has one, that frame is
+    /// mapped instead. Returns the frame.
+    fn map_new_frame(&mut self, writable: bool) -> Result<PhysAddr, VmError>;
+    /// Map a given physical frame (not owned: never freed by the VMM).
+    fn map_phys(&mut self, phys: PhysAddr, writable: bool) -> Result<(), VmError>;
+    /// Write into a frame returned by `map_new_frame`.
+    fn write(&mut self, frame: PhysAddr, offset: usize, data: &[u8]);
+}
+
+/// A CALLBACK handler (`VMM_CALLBACK` + cookie: the closure carries the
+/// cookie). Called with no VMM lock held; returns whether it resolved the
+/// fault.
+pub type CallbackFn = dyn Fn(&mut dyn CallbackMapper, &CallbackFault) -> bool + Send + Sync;
+
+/// What backs an area (`VM_AREA_*`, the `dest` union of `vm_desc_t`).
+#[derive(Clone)]
+pub enum AreaKind {
+    /// `VM_AREA_NORMAL`: demand-zero memory.
+    Normal,
+    /// `VM_AREA_MAP`: the physical range from `phys`; those frames never
+    /// return to the allocator (B21). Mapped no-execute (device memory).
+    Map { phys: PhysAddr },
+    /// `VM_AREA_FILE`: pages read from `file` starting at byte `offset`.
+    /// Writes stay private to the area (no write-back).
+    File {
+        file: Arc<dyn FileBacking>,
+        offset: u64,
+    },
+    /// `VM_AREA_IMAGE`: sections of an executable image from `file`.
+    Image {
+        file: Arc<dyn FileBacking>,
+        sections: Arc<[Section]>,
+    },
+    /// `VM_AREA_CALLBACK`: `VmmAllocCallback`'s handler and cookie.
+    Callback(Arc<CallbackFn>),
+}
+
+impl core::fmt::Debug for AreaKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AreaKind::Normal => f.write_str("Normal"),
+            AreaKind::Map { phys } => write!(f, "Map({phys:#x})"),
+            AreaKind::File { offset, .. } => write!(f, "File(+{offset:#x})"),
+            AreaKind::Image { sections, .. } => write!(f, "Image({} sections)", sections.len()),
+            AreaKind::Callback(_) => f.write_str("Callback"),
+        }
+    }
+}
+
+/// The `VM_AREA_*` number of an area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum AreaType {
+    Normal = 1,
+    Map = 2,
+    File = 3,
+    Image = 4,
+    Callback = 5,
+}
+
+impl AreaKind {
+    pub fn area_type(&self) -> AreaType {
+        match self {
+            AreaKind::Normal => AreaType::Normal,
+            AreaKind::Map { .. } => AreaType::Map,
+            AreaKind::File { .. } => AreaType::File,
+            AreaKind::Image { .. } => AreaType::Image,
+            AreaKind::Callback(_) => AreaType::Callback,
+        }
+    }
+
+    /// Check the parameters against an area of `pages` pages.
+    pub(super) fn validate(&self, pages: u64) -> Result<(), VmError> {
+        match self {
+            AreaKind::Map { phys } if phys % PAGE_SIZE != 0 => Err(VmError::Unaligned),
+            AreaKind::Map { phys } => {
+                let bytes = pages.checked_mul(PAGE_SIZE).ok_or(VmError::OutOfRange)?;
+                phys.checked_add(bytes)
+                    .map(|_| ())
+                    .ok_or(VmError::OutOfRange)
+            }
+            AreaKind::File { offset, .. } if offset % PAGE_SIZE != 0 => Err(VmError::Unaligned),
+            AreaKind::Image { sections, .. } => validate_sections(sections, pages),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn validate_sections(sections: &[Section], pages: u64) -> Result<(), VmError> {
+    let mut sorted: Vec<&Section> = sections.iter().collect();
+    sorted.sort_by_key(|s| s.offset);
+    let mut next_free = 0u64;
+    for s in sorted {
+        if s.offset % PAGE_SIZE != 0 {
+            return Err(VmError::Unaligned);
+        }
+        let end_page = (s.offset / PAGE_SIZE)
+            .checked_add(s.pages())
+            .ok_or(VmError::InvalidArea)?;
+        if s.size == 0 || s.offset < next_free || end_page > pages || s.file_size > s.size {
+            return Err(VmError::InvalidArea);
+        }
+        next_free = end_page * PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Per-page record bits. The frame address sits in bits 12 and up.
+pub mod rec {
+    /// A frame is recorded for the page.
+    pub const FRAME: u64 = 1;
+    /// The area owns the frame and frees it with itself.
+    pub const OWNED: u64 = 2;
+    /// FILE/IMAGE: a read into this page is in progress (`PAGE_READINPROG`).
+    pub const READING: u64 = 4;
+    /// FILE/IMAGE: reading failed; terminal (`PAGE_READFAILED`).
+    pub const FAILED: u64 = 8;
+    pub const ADDR: u64 = !0xFFF;
+}
+
+/// Pages per record chunk.
+const CHUNK: u64 = 64;
+
+/// Sparse per-page records of an area: chunks of 64 records, created on the
+/// first touch in the chunk. An untouched area of any size costs nothing.
+#[derive(Debug, Default, Clone)]
+pub struct PageRecords {
+    chunks: BTreeMap<u64, Box<[u64]>>,
+}
+
+impl PageRecords {
+    pub fn get(&self, index: u64) -> u64 {
+        self.chunks
+            .get(&(index / CHUNK))
+            .map_or(0, |c| c[(index % CHUNK) as usize])
+    }
+
+    /// Set a record in an area of `pages` pages.
+    pub fn set(&mut self, index: u64, pages: u64, value: u64) {
+        let key = index / CHUNK;
+        if value == 0 && !self.chunks.contains_key(&key) {
+            return;
+        }
+        let chunk = self.chunks.entry(key).or_insert_with(|| {
+            let len = (pages - key * CHUNK).min(CHUNK) as usize;
+            alloc::vec![0u64; len].into_boxed_slice()
+        });
+        chunk[(index % CHUNK) as usize] = value;
+    }
+
+    /// Non-zero records in page order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.chunks.iter().flat_map(|(k, c)| {
+            c.iter()
+                .enumerate()
+                .filter(|(_, r)| **r != 0)
+                .map(move |(i, r)| (k * CHUNK + i as u64, *r))
+        })
+    }
+
+    /// Number of pages with a frame.
+    pub fn frames(&self) -> usize {
+        self.iter().filter(|(_, r)| r & rec::FRAME != 0).count()
+    }
+}
+
+/// An area descriptor (`vm_desc_t`): one memory object, mapped by one or
+/// more nodes, possibly in several address spaces, and held by share
+/// handles and exports. `refs` counts all of those; the area and its owned
+/// frames go exactly when it drops to zero.
+#[derive(Debug)]
+pub struct AreaDesc {
+    pub pages: u64,
+    /// The creator's flags: the most any mapping may allow.
+    pub flags: MemFlags,
+    pub kind: AreaKind,
+    pub records: PageRecords,
+    pub refs: u32,
+}
+
+impl AreaDesc {
+    /// The section containing page `index` of an IMAGE area.
+    pub fn section(&self, index: u64) -> Option<Section> {
+        match &self.kind {
+            AreaKind::Image { sections, .. } => sections
+                .iter()
+                .copied()
+                .find(|s| s.contains_page(index * PAGE_SIZE)),
+            _ => None,
+        }
+    }
+
+    /// Whether page `index` may be written and must not execute.
+    pub fn page_rights(&self, index: u64) -> (bool, bool) {
+        let area_write = self.flags.contains(MemFlags::WRITE);
+        match &self.kind {
+            AreaKind::Map { .. } => (area_write, true),
+            AreaKind::Image { .. } => match self.section(index) {
+                Some(s) => (area_write && s.flags.contains(MemFlags::WRITE), !s.execute),
+                None => (false, true),
+            },
+            _ => (area_write, false),
+        }
+    }
+}
+
+/// Identifies a live area descriptor; the generation makes stale ids fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DescId {
+    index: u32,
+    generation: u32,
+}
+
+impl DescId {
+    #[cfg(test)]
+    pub(crate) fn test(index: u32) -> Self {
+        DescId {
+            index,
+            generation: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    desc: Option<AreaDesc>,
+}
+
+/// The descriptor arena: an explicit reference-counted table (the VMM lock
+/// protects it, so counts need not be atomic).
+#[derive(Debug, Default)]
+pub struct Descs {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Descs {
+    pub fn insert(&mut self, desc: AreaDesc) -> DescId {
+        self.live += 1;
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot::default());
+            (self.slots.len() - 1) as u32
+        });
+        let slot = &mut self.slots[index as usize];
+        slot.desc = Some(desc);
+        DescId {
+            index,
+            generation: slot.generation,
+        }
+    }
+
+    pub fn get(&self, id: DescId) -> Option<&AreaDesc> {
+        let slot = self.slots.get(id.index as usize)?;
+        (slot.generation == id.generation).then_some(slot.desc.as_ref()?)
+    }
+
+    pub fn get_mut(&mut self, id: DescId) -> Option<&mut AreaDesc> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        (slot.generation == id.generation).then_some(slot.desc.as_mut()?)
+    }
+
+    pub fn remove(&mut self, id: DescId) -> Option<AreaDesc> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let desc = slot.desc.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+        Some(desc)
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (DescId, &AreaDesc)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            Some((
+                DescId {
+                    index: i as u32,
+                    generation: s.generation,
+                },
+                s.desc.as_ref()?,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_sparse() {
+        let mut r = PageRecords::default();
+        let million = 1 << 20;
+        assert_eq!(r.get(123_456), 0);
+        r.set(999_999, million, 0x5000 | rec::FRAME);
+        assert_eq!(r.chunks.len(), 1);
+        assert_eq!(r.get(999_999), 0x5000 | rec::FRAME);
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            [(999_999, 0x5000 | rec::FRAME)]
+        );
+        r.set(5, million, 0);
+        assert_eq!(r.chunks.len(), 1);
+    }
+
+    #[test]
+    fn arena_generations() {
+        let mut d = Descs::default();
+        let desc = || AreaDesc {
+            pages: 1,
+            flags: MemFlags::READ,
+            kind: AreaKind::Normal,
+            records: PageRecords::default(),
+            refs: 1,
+        };
+        let a = d.insert(desc());
+        d.remove(a).unwrap();
+        let b = d.insert(desc());
+        assert!(d.get(a).is_none());
+        assert!(d.get(b).is_some());
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn file_reads() {
+        let f = MemFile::new(alloc::vec![1, 2, 3]);
+        let mut b = [0u8; 8];
+        assert_eq!(f.read_at(1, &mut b), Ok(2));
+        assert_eq!(f.read_at(10, &mut b), Ok(0));
+    }
+
+    #[test]
+    fn sections_validated() {
+        let s = |offset, size| Section {
+            offset,
+            size,
+            file_offset: 0,
+            file_size: 0,
+            flags: MemFlags::READ,
+            execute: false,
+        };
+        assert!(validate_sections(&[s(0, 4096), s(4096, 10)], 2).is_ok());
+        assert_eq!(
+            validate_sections(&[s(0, 4097), s(4096, 10)], 3),
+            Err(VmError::InvalidArea)
+        );
+        assert_eq!(validate_sections(&[s(100, 1)], 3), Err(VmError::Unaligned));
+        assert_eq!(
+            validate_sections(&[s(0, 3 * 4096)], 2),
+            Err(VmError::InvalidArea)
+        );
+    }
+}
