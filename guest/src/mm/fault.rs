@@ -88,7 +88,7 @@ impl<M: Mmu> CallbackMapper for Mapper<'_, M> {
     }
 
     fn map_phys(&mut self, phys: PhysAddr, writable: bool) -> Result<(), VmError> {
-        if phys % PAGE_SIZE != 0 {
+        if phys & (PAGE_SIZE - 1) != 0 {
             return Err(VmError::Unaligned);
         }
         self.vmm

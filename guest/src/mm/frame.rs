@@ -208,7 +208,7 @@ impl FrameAllocator {
     }
 
     fn index_of(&self, phys: PhysAddr) -> Option<u64> {
-        if phys % PAGE_SIZE != 0 {
+        if phys & (PAGE_SIZE - 1) != 0 {
             return None;
         }
         let pfn = phys / PAGE_SIZE;

@@ -154,7 +154,7 @@ impl SoftMmu {
     }
 
     fn check(page: VirtAddr) -> Result<(), MapError> {
-        if page % PAGE_SIZE != 0 || !is_canonical(page) {
+        if page & (PAGE_SIZE - 1) != 0 || !is_canonical(page) {
             return Err(MapError::BadAddress);
         }
         Ok(())

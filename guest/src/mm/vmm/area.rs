@@ -177,14 +177,16 @@ impl AreaKind {
     /// Check the parameters against an area of `pages` pages.
     pub(super) fn validate(&self, pages: u64) -> Result<(), VmError> {
         match self {
-            AreaKind::Map { phys } if phys % PAGE_SIZE != 0 => Err(VmError::Unaligned),
+            AreaKind::Map { phys } if phys & (PAGE_SIZE - 1) != 0 => Err(VmError::Unaligned),
             AreaKind::Map { phys } => {
                 let bytes = pages.checked_mul(PAGE_SIZE).ok_or(VmError::OutOfRange)?;
                 phys.checked_add(bytes)
                     .map(|_| ())
                     .ok_or(VmError::OutOfRange)
             }
-            AreaKind::File { offset, .. } if offset % PAGE_SIZE != 0 => Err(VmError::Unaligned),
+            AreaKind::File { offset, .. } if offset & (PAGE_SIZE - 1) != 0 => {
+                Err(VmError::Unaligned)
+            }
             AreaKind::Image { sections, .. } => validate_sections(sections, pages),
             _ => Ok(()),
         }
@@ -196,7 +198,7 @@ fn validate_sections(sections: &[Section], pages: u64) -> Result<(), VmError> {
     sorted.sort_by_key(|s| s.offset);
     let mut next_free = 0u64;
     for s in sorted {
-        if s.offset % PAGE_SIZE != 0 {
+        if s.offset & (PAGE_SIZE - 1) != 0 {
             return Err(VmError::Unaligned);
         }
         let end_page = (s.offset / PAGE_SIZE)

@@ -180,14 +180,26 @@ impl core::fmt::Display for NodeInfo {
     }
 }
 
+/// Nodes of one half in address order, by base.
+pub type NodeList = Vec<(VirtAddr, Node)>;
+
+/// A descriptor as seen by [`VmmState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescState {
+    pub id: DescId,
+    pub refs: u32,
+    pub pages: u64,
+    /// Non-zero page records (index, record).
+    pub records: Vec<(u64, u64)>,
+}
+
 /// Everything observable about the VMM's state, for "an error changed
 /// nothing" checks and debugging. Fault statistics are not part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmmState {
-    pub kernel: Vec<(VirtAddr, Node)>,
-    pub spaces: Vec<(SpaceId, PhysAddr, Vec<(VirtAddr, Node)>)>,
-    /// Descriptor, refs, pages, records.
-    pub descs: Vec<(DescId, u32, u64, Vec<(u64, u64)>)>,
+    pub kernel: NodeList,
+    pub spaces: Vec<(SpaceId, PhysAddr, NodeList)>,
+    pub descs: Vec<DescState>,
     pub exports: Vec<(String, DescId)>,
     /// free, used, zeroed frames.
     pub frames: (u64, u64, u64),
@@ -469,7 +481,7 @@ impl<M: Mmu> Vmm<M> {
                 .ok_or(VmError::AddressSpaceExhausted)?;
             return Ok((half, at));
         }
-        if base % PAGE_SIZE != 0 {
+        if base & (PAGE_SIZE - 1) != 0 {
             return Err(VmError::Unaligned);
         }
         let half = half_of(base).ok_or(VmError::OutOfRange)?;
@@ -877,7 +889,12 @@ impl<M: Mmu> Vmm<M> {
             descs: self
                 .descs
                 .iter()
-                .map(|(id, d)| (id, d.refs, d.pages, d.records.iter().collect()))
+                .map(|(id, d)| DescState {
+                    id,
+                    refs: d.refs,
+                    pages: d.pages,
+                    records: d.records.iter().collect(),
+                })
                 .collect(),
             exports: self.exports.iter().map(|(n, d)| (n.clone(), *d)).collect(),
             frames: (f.free, f.used, f.zeroed),
@@ -1141,10 +1158,8 @@ impl<M: Mmu> Vmm<M> {
         );
         // Map it if the faulting node still maps this area there.
         match self.fault_begin(plan.space, plan.page, plan.access) {
-            Step::Done(outcome, _) => outcome
-                .is_resolved()
-                .then_some(FaultOutcome::Resolved(plan.kind))
-                .unwrap_or(outcome),
+            Step::Done(outcome, _) if outcome.is_resolved() => FaultOutcome::Resolved(plan.kind),
+            Step::Done(outcome, _) => outcome,
             _ => FaultOutcome::Unresolved,
         }
     }

@@ -1,0 +1,751 @@
+//! The capability checklist (spec §9) on the host, against the software MMU.
+//! Each test names its row.
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use mobius_guest::mm::paging::{PageAttrs, PAGE_SIZE};
+use mobius_guest::mm::vmm::*;
+use mobius_shared::stats::FaultKind;
+
+const RW: MemFlags = MemFlags::READ.union(MemFlags::WRITE);
+const URW: MemFlags = MemFlags::USER.union(RW);
+const P: u64 = PAGE_SIZE;
+
+fn invariants(vmm: &TestVmm) {
+    vmm.lock()
+        .check_invariants(&BTreeMap::new())
+        .expect("invariants");
+}
+
+#[test]
+fn row01_lookup_by_interior_address() {
+    let vmm = setup(256);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let a = vm.alloc(s, 2, 0, URW).unwrap();
+    let b = vm.alloc(s, 3, 0, URW).unwrap();
+    let c = vm.alloc(s, 1, 0, URW).unwrap();
+    assert_eq!(
+        (a, b, c),
+        (USER_START, USER_START + 2 * P, USER_START + 5 * P)
+    );
+    assert_eq!(vm.lookup(s, a + 1).unwrap().base, a);
+    assert_eq!(vm.lookup(s, b + 3 * P - 1).unwrap().base, b);
+    assert_eq!(vm.lookup(s, b).unwrap().area, Some(AreaType::Normal));
+    vm.free(s, b).unwrap();
+    assert_eq!(vm.lookup(s, b + P).unwrap().kind, NodeKind::Empty);
+    assert!(vm.lookup(s, 0x1000).is_none());
+    vm.check_invariants(&BTreeMap::new()).unwrap();
+}
+
+#[test]
+fn row02_balanced_tree_100k_areas() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let n = 100_000u64;
+    for i in 0..n {
+        assert_eq!(
+            vm.alloc(KERNEL_SPACE, 1, 0, URW).unwrap(),
+            USER_START + i * P
+        );
+    }
+    let info = vm
+        .lookup(KERNEL_SPACE, USER_START + 77_777 * P + 5)
+        .unwrap();
+    assert_eq!(info.base, USER_START + 77_777 * P);
+    assert!(info.depth <= 2 * 17, "depth {}", info.depth);
+    assert!(vm.node_stats().max_lookup_depth <= 2 * 17);
+    assert_eq!(vm.node_stats().areas, n);
+}
+
+#[test]
+fn row03_automatic_placement_by_half() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let user_pages = (USER_END - USER_START) / P;
+    assert_eq!(vm.alloc(s, user_pages, 0, URW).unwrap(), USER_START);
+    assert_eq!(vm.alloc(s, 1, 0, URW), Err(VmError::AddressSpaceExhausted));
+    let k = vm.alloc(s, 1, 0, RW).unwrap();
+    assert_eq!(k, KERNEL_START);
+    // Nothing straddles: a request larger than the kernel half fails.
+    let kernel_pages = (KERNEL_END - KERNEL_START) / P;
+    assert_eq!(
+        vm.alloc(s, kernel_pages, 0, RW),
+        Err(VmError::AddressSpaceExhausted)
+    );
+    vm.check_invariants(&BTreeMap::new()).unwrap();
+}
+
+#[test]
+fn row04_fixed_placement_checks_whole_range() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let a = USER_START + 10 * P;
+    vm.alloc(s, 4, a, URW).unwrap();
+    let before = vm.state();
+    assert_eq!(vm.alloc(s, 20, USER_START, URW), Err(VmError::Overlap));
+    assert_eq!(vm.alloc(s, 1, a + 3 * P, URW), Err(VmError::Overlap));
+    assert_eq!(vm.alloc(s, 2, USER_END - P, URW), Err(VmError::OutOfRange));
+    assert_eq!(vm.alloc(s, 1, KERNEL_END, RW), Err(VmError::OutOfRange));
+    assert_eq!(vm.state(), before);
+    assert_eq!(vm.alloc(s, 10, USER_START, URW).unwrap(), USER_START);
+}
+
+#[test]
+fn row05_split_and_coalesce() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let initial = vm.nodes(s).unwrap().len();
+    let mid = USER_START + 1000 * P;
+    vm.alloc(s, 3, mid, URW).unwrap();
+    assert_eq!(vm.nodes(s).unwrap().len(), initial + 2);
+    vm.free(s, mid).unwrap();
+    assert_eq!(vm.nodes(s).unwrap().len(), initial);
+    let at_base = vm.alloc(s, 3, USER_START, URW).unwrap();
+    assert_eq!(vm.nodes(s).unwrap().len(), initial + 1);
+    vm.free(s, at_base).unwrap();
+    assert_eq!(vm.nodes(s).unwrap().len(), initial);
+}
+
+#[test]
+fn row06_reserved_ranges() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let x = vm.reserve(s, 16, 0).unwrap();
+    assert_eq!(x, USER_START);
+    let auto = vm.alloc(s, 4, 0, URW).unwrap();
+    assert!(auto >= x + 16 * P);
+    let fixed = vm.alloc(s, 2, x + 4 * P, URW).unwrap();
+    assert_eq!(fixed, x + 4 * P);
+    assert_eq!(vm.lookup(s, x).unwrap().kind, NodeKind::Reserved);
+    assert_eq!(vm.lookup(s, x).unwrap().pages, 4);
+    assert_eq!(vm.lookup(s, x + 6 * P).unwrap().kind, NodeKind::Reserved);
+    assert_eq!(vm.lookup(s, x + 6 * P).unwrap().pages, 10);
+    // Reserving over an area fails; a reservation can be freed.
+    assert_eq!(vm.reserve(s, 1, fixed), Err(VmError::Overlap));
+    vm.free(s, x + 6 * P).unwrap();
+    assert_eq!(vm.lookup(s, x + 6 * P).unwrap().kind, NodeKind::Empty);
+    // A 1 TiB reservation costs nothing but a node.
+    let frames = vm.frames().stats();
+    vm.reserve(s, 1 << 28, 0).unwrap();
+    assert_eq!(vm.frames().stats(), frames);
+    vm.check_invariants(&BTreeMap::new()).unwrap();
+}
+
+#[test]
+fn row07_literal_and_row08_page_zero() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let lit = MemFlags::LITERAL | RW;
+    assert_eq!(vm.map_phys(s, 1, 0, 0xB8000, lit), Err(VmError::OutOfRange));
+    assert_eq!(vm.map_phys(s, 1, 0, 0xB8000, RW).unwrap(), KERNEL_START);
+    assert_eq!(vm.alloc(s, 1, 0x1000, URW), Err(VmError::OutOfRange));
+    assert_eq!(vm.alloc(s, 1, 0xFFC0_0000, URW), Err(VmError::OutOfRange));
+    assert_eq!(
+        vm.alloc(s, 1, 0xFFFF_FFFF_FFC0_0000, RW),
+        Err(VmError::OutOfRange)
+    );
+}
+
+#[test]
+fn row09_demand_zero() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let a = vmm.lock().alloc(s, 4, 0, URW).unwrap();
+    // Touch page 0 first so the page tables exist.
+    write(&vmm, s, a, &[1, 2, 3], true).unwrap();
+    let free = free_frames(&vmm);
+    assert_eq!(read(&vmm, s, a + P + 10, 64, true).unwrap(), vec![0; 64]);
+    assert_eq!(free_frames(&vmm), free - 1);
+    let vm = vmm.lock();
+    let st = vm.fault_stats();
+    assert_eq!(st.get(FaultKind::DemandZero).count, 2);
+    assert_eq!(st.get(FaultKind::ZeroPoolHit).count, 2);
+}
+
+#[test]
+fn zero_pool_miss_then_batch_zeroing() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let a = vmm.lock().alloc(s, 300, 0, URW).unwrap();
+    let mut i = 0;
+    while write(&vmm, s, a + i * P, &[0xEE; 8], false).is_ok() {
+        i += 1;
+    }
+    assert!(vmm.lock().frames().stats().exhausted > 0);
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Unresolved).count, 1);
+    vmm.lock().free(s, a).unwrap();
+    // Freed area frames are dirty (only the emptied page tables went to the
+    // zero pool): touching many pages zeroes on the fault path.
+    let b = vmm.lock().alloc(s, 20, 0, URW).unwrap();
+    for i in 0..20 {
+        assert_eq!(read(&vmm, s, b + i * P, 8, false).unwrap(), vec![0; 8]);
+    }
+    let misses = vmm.lock().fault_stats().get(FaultKind::ZeroPoolMiss).count;
+    assert!(misses > 0);
+    assert!(vmm.lock().zero_some(1000) > 0);
+    let c = vmm.lock().alloc(s, 20, 0, URW).unwrap();
+    for i in 0..20 {
+        assert_eq!(read(&vmm, s, c + i * P, 8, false).unwrap(), vec![0; 8]);
+    }
+    assert_eq!(
+        vmm.lock().fault_stats().get(FaultKind::ZeroPoolMiss).count,
+        misses
+    );
+    invariants(&vmm);
+}
+
+#[test]
+fn row10_clean_dirty_and_protection() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let a = vmm.lock().alloc(s, 2, 0, URW).unwrap();
+    read(&vmm, s, a, 1, true).unwrap();
+    let (_, attrs) = pte(&vmm, s, a).unwrap();
+    assert!(
+        !attrs.contains(PageAttrs::WRITABLE),
+        "read fault maps clean"
+    );
+    write(&vmm, s, a, &[9], true).unwrap();
+    assert!(pte(&vmm, s, a).unwrap().1.contains(PageAttrs::WRITABLE));
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Upgrade).count, 1);
+    assert_eq!(read(&vmm, s, a, 1, true).unwrap(), vec![9]);
+
+    let ro = vmm
+        .lock()
+        .alloc(s, 1, 0, MemFlags::USER | MemFlags::READ)
+        .unwrap();
+    let free = free_frames(&vmm);
+    assert_eq!(
+        write(&vmm, s, ro, &[1], true),
+        Err(FaultOutcome::Protection)
+    );
+    assert_eq!(free_frames(&vmm), free, "no frame for a protection fault");
+    read(&vmm, s, ro, 1, true).unwrap();
+    assert_eq!(
+        write(&vmm, s, ro, &[1], false),
+        Err(FaultOutcome::Protection)
+    );
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Protection).count, 2);
+}
+
+#[test]
+fn row11_user_access_to_kernel_area() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let k = vmm.lock().alloc(s, 1, 0, RW).unwrap();
+    let kp = vmm.lock().alloc(s, 1, USER_START, RW).unwrap(); // kernel-only page in the user half
+    let free = free_frames(&vmm);
+    assert_eq!(read(&vmm, s, k, 1, true), Err(FaultOutcome::Protection));
+    assert_eq!(
+        write(&vmm, s, kp, &[1], true),
+        Err(FaultOutcome::Protection)
+    );
+    assert_eq!(free_frames(&vmm), free);
+    write(&vmm, s, k, &[1], false).unwrap();
+    // Present now, still not for user mode.
+    assert_eq!(read(&vmm, s, k, 1, true), Err(FaultOutcome::Protection));
+    // Kernel-half areas cannot be user areas.
+    assert_eq!(
+        vmm.lock().alloc(s, 1, KERNEL_START + 64 * P, URW),
+        Err(VmError::InvalidFlags)
+    );
+}
+
+#[test]
+fn row13_map_areas_and_row14_cache_attributes() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let phys = 200 * P;
+    let flags = RW | MemFlags::CACHE_NONE;
+    let m = vmm.lock().map_phys(s, 2, 0, phys, flags).unwrap();
+    write(&vmm, s, m + P + 4, b"hi", false).unwrap();
+    let (frame, attrs) = pte(&vmm, s, m + P).unwrap();
+    assert_eq!(frame, phys + P);
+    assert!(attrs.contains(PageAttrs::CACHE_DISABLE | PageAttrs::NO_EXECUTE));
+    assert!(!attrs.contains(PageAttrs::WRITE_THROUGH));
+    let free = free_frames(&vmm);
+    vmm.lock().free(s, m).unwrap();
+    assert!(free_frames(&vmm) >= free, "only page tables come back");
+    assert!(pte(&vmm, s, m + P).is_none());
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Map).count, 1);
+    let wt = vmm.lock().alloc(s, 1, 0, RW | MemFlags::CACHE_WT).unwrap();
+    read(&vmm, s, wt, 1, false).unwrap();
+    assert!(pte(&vmm, s, wt)
+        .unwrap()
+        .1
+        .contains(PageAttrs::WRITE_THROUGH));
+    assert_eq!(
+        vmm.lock().map_phys(s, 1, 0, 0x1234, RW),
+        Err(VmError::Unaligned)
+    );
+    invariants(&vmm);
+}
+
+fn file_of(len: usize) -> (Arc<MemFile>, Vec<u8>) {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+    (Arc::new(MemFile::new(data.clone())), data)
+}
+
+#[test]
+fn row15_file_areas() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let (file, data) = file_of(5000);
+    let f = vmm.lock().map_file(s, file.clone(), 0, 0, 2, URW).unwrap();
+    assert_eq!(read(&vmm, s, f, 4096, true).unwrap(), data[..4096]);
+    let page1 = read(&vmm, s, f + P, 4096, true).unwrap();
+    assert_eq!(page1[..904], data[4096..]);
+    assert!(page1[904..].iter().all(|b| *b == 0));
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::FileReadIn).count, 2);
+    // With an offset of one page.
+    let g = vmm.lock().map_file(s, file.clone(), P, 0, 1, URW).unwrap();
+    assert_eq!(read(&vmm, s, g, 16, true).unwrap(), data[4096..4112]);
+    assert_eq!(
+        vmm.lock().map_file(s, file, 100, 0, 1, URW),
+        Err(VmError::Unaligned)
+    );
+    // Writes are private to the area.
+    write(&vmm, s, f, &[0], true).unwrap();
+    assert_eq!(read(&vmm, s, f, 1, true).unwrap(), vec![0]);
+    invariants(&vmm);
+}
+
+#[test]
+fn row17_image_sections() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let (file, data) = file_of(3 * 4096);
+    let text = Section {
+        offset: 0,
+        size: 6000,
+        file_offset: 0,
+        file_size: 6000,
+        flags: MemFlags::READ,
+        execute: true,
+    };
+    let bss = Section {
+        offset: 2 * P,
+        size: 8192,
+        file_offset: 0,
+        file_size: 0,
+        flags: RW,
+        execute: false,
+    };
+    let dat = Section {
+        offset: 4 * P,
+        size: 100,
+        file_offset: 8192,
+        file_size: 50,
+        flags: RW,
+        execute: false,
+    };
+    let img = vmm
+        .lock()
+        .map_image(s, file, &[text, bss, dat], 0, 6, URW)
+        .unwrap();
+    assert_eq!(read(&vmm, s, img, 8, true).unwrap(), data[..8]);
+    let p1 = read(&vmm, s, img + P, 4096, true).unwrap();
+    assert_eq!(p1[..6000 - 4096], data[4096..6000]);
+    assert!(
+        p1[6000 - 4096..].iter().all(|b| *b == 0),
+        "section tail zero-filled"
+    );
+    assert_eq!(
+        write(&vmm, s, img, &[1], true),
+        Err(FaultOutcome::Protection)
+    );
+    assert!(!pte(&vmm, s, img).unwrap().1.contains(PageAttrs::NO_EXECUTE));
+    assert_eq!(read(&vmm, s, img + 3 * P, 8, true).unwrap(), vec![0; 8]);
+    write(&vmm, s, img + 2 * P, &[5], true).unwrap();
+    assert!(pte(&vmm, s, img + 2 * P)
+        .unwrap()
+        .1
+        .contains(PageAttrs::NO_EXECUTE));
+    let d = read(&vmm, s, img + 4 * P, 64, true).unwrap();
+    assert_eq!(d[..50], data[8192..8242]);
+    assert!(d[50..].iter().all(|b| *b == 0));
+    assert_eq!(
+        read(&vmm, s, img + 5 * P, 1, true),
+        Err(FaultOutcome::Unresolved),
+        "gap between sections"
+    );
+    assert!(vmm.lock().fault_stats().get(FaultKind::Image).count >= 4);
+    let bad = Section { offset: P, ..text };
+    let (f2, _) = file_of(10);
+    assert_eq!(
+        vmm.lock().map_image(s, f2, &[text, bad], 0, 6, URW),
+        Err(VmError::InvalidArea)
+    );
+    invariants(&vmm);
+}
+
+/// A file whose reads fail from a given offset on (a failing medium).
+struct Flaky {
+    inner: MemFile,
+    fail_from: std::sync::atomic::AtomicU64,
+}
+
+impl FileBacking for Flaky {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        if offset >= self.fail_from.load(Ordering::SeqCst) {
+            return Err(FileError);
+        }
+        self.inner.read_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+#[test]
+fn row20_read_failure_is_terminal() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let (_, data) = file_of(4 * 4096);
+    let file = Arc::new(Flaky {
+        inner: MemFile::new(data),
+        fail_from: u64::MAX.into(),
+    });
+    let f = vmm.lock().map_file(s, file.clone(), 0, 0, 4, URW).unwrap();
+    read(&vmm, s, f, 1, true).unwrap();
+    file.fail_from.store(P, Ordering::SeqCst);
+    let free = free_frames(&vmm);
+    assert_eq!(read(&vmm, s, f + P, 1, true), Err(FaultOutcome::ReadFailed));
+    file.fail_from.store(u64::MAX, Ordering::SeqCst);
+    assert_eq!(
+        read(&vmm, s, f + P, 1, true),
+        Err(FaultOutcome::ReadFailed),
+        "terminal"
+    );
+    assert_eq!(free_frames(&vmm), free);
+    // Other pages keep working.
+    read(&vmm, s, f, 1, true).unwrap();
+    read(&vmm, s, f + 2 * P, 1, true).unwrap();
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Unresolved).count, 2);
+    vmm.lock().free(s, f).unwrap();
+    invariants(&vmm);
+}
+
+#[test]
+fn file_pages_past_the_end_read_zero() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let (file, _) = file_of(3 * 4096);
+    let f = vmm.lock().map_file(s, file.clone(), 0, 0, 3, URW).unwrap();
+    file.truncate(100);
+    assert_eq!(read(&vmm, s, f + P, 4, true).unwrap(), vec![0; 4]);
+    let head = read(&vmm, s, f, 101, true).unwrap();
+    assert_eq!(head[100], 0);
+}
+
+#[test]
+fn row21_callbacks() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (vmm2, calls2) = (vmm.clone(), calls.clone());
+    let handler: Arc<CallbackFn> =
+        Arc::new(move |m: &mut dyn CallbackMapper, f: &CallbackFault| {
+            // Called without the VMM lock: taking it here must not deadlock.
+            assert!(
+                vmm2.try_lock().is_some(),
+                "handler called with the lock held"
+            );
+            calls2.fetch_add(1, Ordering::SeqCst);
+            if f.page >= f.node_base + 2 * PAGE_SIZE {
+                return false;
+            }
+            let frame = m.map_new_frame(f.write).unwrap();
+            m.write(frame, 0, &[0xCB; 4]);
+            true
+        });
+    let c = vmm.lock().alloc_callback(s, 4, 0, URW, handler).unwrap();
+    assert_eq!(read(&vmm, s, c + 1, 3, true).unwrap(), vec![0xCB; 3]);
+    write(&vmm, s, c + P, &[1], true).unwrap();
+    assert_eq!(
+        read(&vmm, s, c + 3 * P, 1, true),
+        Err(FaultOutcome::Unresolved)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Callback).count, 2);
+    let free = free_frames(&vmm);
+    vmm.lock().free(s, c).unwrap();
+    assert!(
+        pte(&vmm, s, c).is_none() && pte(&vmm, s, c + P).is_none(),
+        "no stale PTE"
+    );
+    assert!(free_frames(&vmm) >= free + 2);
+    invariants(&vmm);
+}
+
+#[test]
+fn row22_23_sharing_and_refcounts() {
+    let vmm = setup(256);
+    let a = KERNEL_SPACE;
+    let b = vmm.lock().create_space().unwrap();
+    let area = vmm.lock().alloc(a, 2, 0, URW).unwrap();
+    write(&vmm, a, area + 8, b"shared!", true).unwrap();
+    let h = vmm.lock().share(a, area + 5, "buf").unwrap();
+    assert_eq!(vmm.lock().area_refs(a, area), Some(3));
+    vmm.lock().close_handle(h).unwrap();
+    let h2 = vmm.lock().open_shared("buf").unwrap();
+    let at = USER_START + 0x100 * P;
+    assert_eq!(vmm.lock().map_shared(b, &h2, at, URW).unwrap(), at);
+    assert_eq!(read(&vmm, b, at + 8, 7, true).unwrap(), b"shared!");
+    write(&vmm, b, at + P, b"back", true).unwrap();
+    vmm.lock().free(a, area).unwrap();
+    assert_eq!(read(&vmm, b, at + P, 4, true).unwrap(), b"back");
+    let mut handles = BTreeMap::new();
+    handles.insert(h2.desc(), 1);
+    vmm.lock().check_invariants(&handles).unwrap();
+    let used_by_area = 2;
+    let free = free_frames(&vmm);
+    vmm.lock().close_handle(h2).unwrap();
+    vmm.lock().free(b, at).unwrap();
+    assert_eq!(vmm.lock().node_stats().areas, 1, "export still holds it");
+    vmm.lock().unexport("buf").unwrap();
+    assert_eq!(vmm.lock().node_stats().areas, 0);
+    assert!(free_frames(&vmm) >= free + used_by_area);
+    assert_eq!(vmm.lock().open_shared("buf"), Err(VmError::UnknownName));
+    vmm.lock().destroy_space(b).unwrap();
+    invariants(&vmm);
+}
+
+#[test]
+fn row24_no_widening_through_sharing() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let ro = vmm
+        .lock()
+        .alloc(s, 1, 0, MemFlags::USER | MemFlags::READ)
+        .unwrap();
+    let kern = vmm.lock().alloc(s, 1, 0, RW).unwrap();
+    let mut vm = vmm.lock();
+    let h1 = vm.share(s, ro, "ro").unwrap();
+    let h2 = vm.share(s, kern, "kern").unwrap();
+    let before = vm.state();
+    assert_eq!(
+        vm.map_shared(s, &h1, 0, URW),
+        Err(VmError::PermissionDenied)
+    );
+    assert_eq!(
+        vm.map_shared(s, &h2, 0, URW),
+        Err(VmError::PermissionDenied)
+    );
+    assert_eq!(vm.share(s, ro, "kern"), Err(VmError::NameExists));
+    assert_eq!(vm.state(), before);
+    let r = vm
+        .map_shared(s, &h1, 0, MemFlags::USER | MemFlags::READ)
+        .unwrap();
+    let k = vm.map_shared(s, &h2, 0, MemFlags::READ).unwrap();
+    drop(vm);
+    // A read-only view of a writable area stays read-only.
+    assert_eq!(
+        write(&vmm, s, k, &[1], false),
+        Err(FaultOutcome::Protection)
+    );
+    read(&vmm, s, r, 1, true).unwrap();
+    let mut vm = vmm.lock();
+    vm.close_handle(h1).unwrap();
+    vm.close_handle(h2).unwrap();
+}
+
+#[test]
+fn row25_free_requires_base() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let a = vm.alloc(s, 4, 0, URW).unwrap();
+    let before = vm.state();
+    assert_eq!(vm.free(s, a + P), Err(VmError::NotBase));
+    assert_eq!(vm.free(s, a + 8 * P), Err(VmError::NotAllocated));
+    assert_eq!(vm.state(), before);
+    vm.free(s, a).unwrap();
+    assert_eq!(vm.free(s, a), Err(VmError::NotAllocated), "double free");
+}
+
+#[test]
+fn row34_page_states() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let a = vmm.lock().alloc(s, 3, 0, URW).unwrap();
+    assert!(pte(&vmm, s, a).is_none(), "not committed");
+    read(&vmm, s, a, 1, true).unwrap();
+    let (_, clean) = pte(&vmm, s, a).unwrap();
+    assert!(!clean.contains(PageAttrs::WRITABLE) && clean.contains(PageAttrs::USER));
+    write(&vmm, s, a, &[1], true).unwrap();
+    assert!(
+        pte(&vmm, s, a).unwrap().1.contains(PageAttrs::WRITABLE),
+        "dirty"
+    );
+    write(&vmm, s, a + P, &[1], true).unwrap();
+    assert!(
+        pte(&vmm, s, a + P).unwrap().1.contains(PageAttrs::WRITABLE),
+        "write fault maps dirty at once"
+    );
+}
+
+#[test]
+fn row37_listing() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    vm.alloc(KERNEL_SPACE, 2, 0, URW).unwrap();
+    vm.reserve(KERNEL_SPACE, 3, 0).unwrap();
+    let lines: Vec<String> = vm
+        .nodes(KERNEL_SPACE)
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(lines[0].contains("Normal"), "{lines:?}");
+    assert!(lines[1].contains("reserved"));
+    assert!(lines[2].contains("empty"));
+}
+
+#[test]
+fn misuse_changes_nothing() {
+    let vmm = setup(64);
+    let mut vm = vmm.lock();
+    let s = KERNEL_SPACE;
+    let a = vm.alloc(s, 4, 0, URW).unwrap();
+    let before = vm.state();
+    let tables = vm.mmu().live_tables();
+    let errors = [
+        vm.alloc(s, 0, 0, URW).unwrap_err(),
+        vm.alloc(s, 1, USER_START + 5, URW).unwrap_err(),
+        vm.alloc(s, 1, a, URW).unwrap_err(),
+        vm.alloc(s, 1, 0x1000, URW).unwrap_err(),
+        vm.free(s, a + P).unwrap_err(),
+        vm.free(s, a + 100 * P).unwrap_err(),
+        vm.open_shared("nope").unwrap_err(),
+        vm.unexport("nope").unwrap_err(),
+        vm.alloc(s, 1, 0, MemFlags::from_bits_retain(1))
+            .unwrap_err(),
+        vm.alloc(s, 1, 0, MemFlags::RESERVED).unwrap_err(),
+        vm.alloc(s, u64::MAX, 0, URW).unwrap_err(),
+        vm.alloc(s, u64::MAX / 2, USER_START, URW).unwrap_err(),
+        vm.alloc(SpaceId(99), 1, 0, URW).unwrap_err(),
+        vm.reserve(s, 0, 0).unwrap_err(),
+        vm.share(s, a + 50 * P, "x").unwrap_err(),
+    ];
+    use VmError::*;
+    assert_eq!(
+        errors,
+        [
+            ZeroPages,
+            Unaligned,
+            Overlap,
+            OutOfRange,
+            NotBase,
+            NotAllocated,
+            UnknownName,
+            UnknownName,
+            InvalidFlags,
+            InvalidFlags,
+            AddressSpaceExhausted,
+            OutOfRange,
+            BadHandle,
+            ZeroPages,
+            NotAllocated
+        ]
+    );
+    assert_eq!(vm.state(), before);
+    assert_eq!(vm.mmu().live_tables(), tables);
+    assert!(!errors[0].to_string().is_empty());
+}
+
+#[test]
+fn out_of_frames_is_an_error_not_a_hang() {
+    let vmm = setup(20); // 4 usable frames
+    let s = KERNEL_SPACE;
+    let before = vmm.lock().state();
+    // Roots need frames too: creating spaces runs out cleanly.
+    let mut made = Vec::new();
+    loop {
+        match vmm.lock().create_space() {
+            Ok(id) => made.push(id),
+            Err(e) => {
+                assert_eq!(e, VmError::OutOfFrames);
+                break;
+            }
+        }
+    }
+    for id in made {
+        vmm.lock().destroy_space(id).unwrap();
+    }
+    assert_eq!(vmm.lock().state(), before);
+    let a = vmm.lock().alloc(s, 10, 0, URW).unwrap();
+    let mut outcome = Ok(());
+    for i in 0..10 {
+        outcome = write(&vmm, s, a + i * P, &[1], true);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert_eq!(outcome, Err(FaultOutcome::OutOfFrames));
+    assert!(vmm.lock().frames().stats().exhausted > 0);
+    vmm.lock().free(s, a).unwrap();
+    invariants(&vmm);
+}
+
+#[test]
+fn page_tables_freed_when_empty_and_spaces_torn_down() {
+    let vmm = setup(512);
+    let baseline_tables = vmm.lock().mmu().live_tables();
+    let total_free = free_frames(&vmm);
+    let sp = vmm.lock().create_space().unwrap();
+    let a = vmm
+        .lock()
+        .alloc(sp, 64, USER_START + (1 << 30), URW)
+        .unwrap();
+    let k = vmm.lock().alloc(sp, 4, 0, RW).unwrap();
+    for i in 0..64 {
+        write(&vmm, sp, a + i * P, &[1], true).unwrap();
+    }
+    write(&vmm, sp, k, &[1], false).unwrap();
+    vmm.lock().free(sp, k).unwrap();
+    vmm.lock().destroy_space(sp).unwrap();
+    // The kernel half's shared level-3 table stays; everything else is back.
+    let tables = vmm.lock().mmu().live_tables();
+    assert!(
+        tables <= baseline_tables + 1,
+        "{tables} vs {baseline_tables}"
+    );
+    assert!(free_frames(&vmm) + 1 >= total_free);
+    invariants(&vmm);
+}
+
+#[test]
+fn million_page_area_allocates_nothing_up_front() {
+    let vmm = setup(64);
+    let before = vmm.lock().frames().stats();
+    let a = vmm.lock().alloc(KERNEL_SPACE, 1 << 20, 0, URW).unwrap();
+    assert_eq!(vmm.lock().frames().stats(), before);
+    write(&vmm, KERNEL_SPACE, a + 999_999 * P, &[1], true).unwrap();
+    vmm.lock().free(KERNEL_SPACE, a).unwrap();
+}
+
+#[test]
+fn snapshot_fills_shared_stats() {
+    let vmm = setup(128);
+    let a = vmm.lock().alloc(KERNEL_SPACE, 2, 0, URW).unwrap();
+    write(&vmm, KERNEL_SPACE, a, &[1], true).unwrap();
+    let snap = vmm.lock().snapshot();
+    assert_eq!(snap.faults[FaultKind::DemandZero.index()].count, 1);
+    assert_eq!(snap.frames.total, 128 - 16);
+    assert_eq!(snap.frames.free + snap.frames.used, snap.frames.total);
+    assert_eq!(snap.nodes.areas, 1);
+    assert!(snap.nodes.nodes >= 3);
+    assert!(snap.nodes.lookups >= 1);
+    assert_eq!(snap.total_faults(), 1);
+}
