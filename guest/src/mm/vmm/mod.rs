@@ -721,6 +721,11 @@ impl<M: Mmu> Vmm<M> {
             .collect())
     }
 
+    /// The live area descriptor `desc` (`vm_desc_t`).
+    pub fn area(&self, desc: DescId) -> Option<&AreaDesc> {
+        self.descs.get(desc)
+    }
+
     /// Reference count of the area mapped at `addr`.
     pub fn area_refs(&self, space: SpaceId, addr: VirtAddr) -> Option<u32> {
         let (_, node) = self.tree(space, half_of(addr)?).ok()?.lookup(addr)?;
