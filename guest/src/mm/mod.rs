@@ -11,10 +11,12 @@
 //! * areas: `alloc`, `map`, `map_phys`, `map_file`, `map_image`,
 //!   `alloc_callback`, `reserve`, `free`, `lookup`, `share`, `open_shared`,
 //!   `map_shared`, `close_handle`, `unexport` on [`vmm::Vmm`].
+//! * in-guest tests: [`selftest::run`] (pass/fail counts).
 //! * idle: [`vmm::Vmm::zero_some`]; statistics: [`vmm::Vmm::fill_snapshot`].
 pub mod fault;
 pub mod frame;
 pub mod paging;
+pub mod selftest;
 pub mod soft_mmu;
 pub mod stats;
 pub mod vmm;

@@ -255,6 +255,20 @@ pub enum FaultOutcome {
     ReadFailed,
 }
 
+impl core::fmt::Display for FaultOutcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FaultOutcome::Resolved(k) => write!(f, "resolved ({})", k.name()),
+            FaultOutcome::Spurious => f.write_str("spurious"),
+            FaultOutcome::Retry => f.write_str("retry (read in progress)"),
+            FaultOutcome::Protection => f.write_str("protection violation"),
+            FaultOutcome::Unresolved => f.write_str("no area covers the address"),
+            FaultOutcome::OutOfFrames => f.write_str("out of physical frames"),
+            FaultOutcome::ReadFailed => f.write_str("page read failed"),
+        }
+    }
+}
+
 impl FaultOutcome {
     /// Whether the faulting instruction can be restarted.
     pub fn is_resolved(self) -> bool {
@@ -820,6 +834,16 @@ impl<M: Mmu> Vmm<M> {
         self.frames.zero_some(n, &mut self.mmu)
     }
 
+    /// Pin a frame (`MemLockPages`), e.g. for I/O into it.
+    pub fn pin_frame(&mut self, frame: PhysAddr) -> Result<u32, super::frame::FrameError> {
+        self.frames.pin(frame)
+    }
+
+    /// Drop a pin taken with [`Vmm::pin_frame`].
+    pub fn unpin_frame(&mut self, frame: PhysAddr) -> Result<u32, super::frame::FrameError> {
+        self.frames.unpin(frame)
+    }
+
     pub fn frames(&self) -> &FrameAllocator {
         &self.frames
     }
@@ -870,6 +894,61 @@ impl<M: Mmu> Vmm<M> {
         self.stats.fill(snap);
         snap.frames = self.frames.stats();
         snap.nodes = self.node_stats();
+    }
+
+    /// A human-readable statistics summary (for the serial console at exit).
+    pub fn write_summary(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        writeln!(w, "vmm: fault kind            count   avg cycles")?;
+        for kind in FaultKind::ALL {
+            let c = self.stats.get(kind);
+            let avg = c.cycles.checked_div(c.count).unwrap_or(0);
+            writeln!(w, "vmm: {:<22} {:>8} {:>12}", kind.name(), c.count, avg)?;
+        }
+        let f = self.frames.stats();
+        writeln!(
+            w,
+            "vmm: frames total {} free {} used {} zeroed {} exhausted {}",
+            f.total, f.free, f.used, f.zeroed, f.exhausted
+        )?;
+        let n = self.node_stats();
+        writeln!(
+            w,
+            "vmm: nodes {} areas {} lookups {} max depth {}",
+            n.nodes, n.areas, n.lookups, n.max_lookup_depth
+        )
+    }
+
+    /// The benchmark floor: map one pre-zeroed frame at `addr` in `space`
+    /// writable, with no node lookup, no records and no statistics (what
+    /// the issue calls "map one pre-zeroed frame"). Returns false when no
+    /// known-zero frame is left or the page is mapped already. Frames mapped
+    /// this way are not tracked: use a scratch range outside every area and
+    /// release it with [`Vmm::floor_unmap`].
+    pub fn floor_map(&mut self, space: SpaceId, addr: VirtAddr) -> bool {
+        let Ok(root) = self.root(space) else {
+            return false;
+        };
+        let Some(frame) = self.frames.alloc_known_zero() else {
+            return false;
+        };
+        let attrs = PageAttrs::WRITABLE;
+        let page = page_align_down(addr);
+        self.frames.ensure_known_zero(TABLES_PER_MAP, &mut self.mmu);
+        let mut tables = PoolTables(&mut self.frames);
+        if self.mmu.map(root, page, frame, attrs, &mut tables).is_ok() {
+            return true;
+        }
+        let _ = self.frames.free(frame, &mut self.mmu);
+        false
+    }
+
+    /// Undo [`Vmm::floor_map`] for `addr`, freeing its frame.
+    pub fn floor_unmap(&mut self, space: SpaceId, addr: VirtAddr) {
+        let Ok(root) = self.root(space) else { return };
+        let mut tables = PoolTables(&mut self.frames);
+        if let Some(frame) = self.mmu.unmap(root, page_align_down(addr), &mut tables) {
+            let _ = self.frames.free(frame, &mut self.mmu);
+        }
     }
 
     /// A snapshot with the VMM's fields filled (run id, TSC fields 0).
