@@ -230,39 +230,60 @@ const CHUNK: u64 = 64;
 
 /// Sparse per-page records of an area: chunks of 64 records, created on the
 /// first touch in the chunk. An untouched area of any size costs nothing.
+/// The first chunk is held inline, so areas of up to 64 pages never need a
+/// map node.
 #[derive(Debug, Default, Clone)]
 pub struct PageRecords {
-    chunks: BTreeMap<u64, Box<[u64]>>,
+    first: Option<Box<[u64]>>,
+    rest: BTreeMap<u64, Box<[u64]>>,
+}
+
+fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
+    let len = (pages - key * CHUNK).min(CHUNK) as usize;
+    alloc::vec![0u64; len].into_boxed_slice()
 }
 
 impl PageRecords {
+    fn chunk(&self, key: u64) -> Option<&[u64]> {
+        match key {
+            0 => self.first.as_deref(),
+            _ => self.rest.get(&key).map(|c| &**c),
+        }
+    }
+
     pub fn get(&self, index: u64) -> u64 {
-        self.chunks
-            .get(&(index / CHUNK))
+        self.chunk(index / CHUNK)
             .map_or(0, |c| c[(index % CHUNK) as usize])
     }
 
     /// Set a record in an area of `pages` pages.
     pub fn set(&mut self, index: u64, pages: u64, value: u64) {
         let key = index / CHUNK;
-        if value == 0 && !self.chunks.contains_key(&key) {
+        if value == 0 && self.chunk(key).is_none() {
             return;
         }
-        let chunk = self.chunks.entry(key).or_insert_with(|| {
-            let len = (pages - key * CHUNK).min(CHUNK) as usize;
-            alloc::vec![0u64; len].into_boxed_slice()
-        });
+        let chunk = match key {
+            0 => self.first.get_or_insert_with(|| new_chunk(0, pages)),
+            _ => self
+                .rest
+                .entry(key)
+                .or_insert_with(|| new_chunk(key, pages)),
+        };
         chunk[(index % CHUNK) as usize] = value;
     }
 
     /// Non-zero records in page order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.chunks.iter().flat_map(|(k, c)| {
-            c.iter()
-                .enumerate()
-                .filter(|(_, r)| **r != 0)
-                .map(move |(i, r)| (k * CHUNK + i as u64, *r))
-        })
+        let first = self.first.as_ref().map(|c| (0u64, c));
+        first
+            .into_iter()
+            .chain(self.rest.iter().map(|(k, c)| (*k, c)))
+            .flat_map(|(k, c)| {
+                c.iter()
+                    .enumerate()
+                    .filter(|(_, r)| **r != 0)
+                    .map(move |(i, r)| (k * CHUNK + i as u64, *r))
+            })
     }
 
     /// Number of pages with a frame.
@@ -411,14 +432,18 @@ mod tests {
         let million = 1 << 20;
         assert_eq!(r.get(123_456), 0);
         r.set(999_999, million, 0x5000 | rec::FRAME);
-        assert_eq!(r.chunks.len(), 1);
+        assert_eq!(r.rest.len(), 1);
+        assert!(r.first.is_none());
         assert_eq!(r.get(999_999), 0x5000 | rec::FRAME);
         assert_eq!(
             r.iter().collect::<Vec<_>>(),
             [(999_999, 0x5000 | rec::FRAME)]
         );
         r.set(5, million, 0);
-        assert_eq!(r.chunks.len(), 1);
+        assert!(r.first.is_none());
+        r.set(5, million, 0x7000 | rec::FRAME);
+        assert_eq!(r.iter().next(), Some((5, 0x7000 | rec::FRAME)));
+        assert_eq!(r.frames(), 2);
     }
 
     #[test]
