@@ -462,8 +462,11 @@ fn row21_callbacks() {
                 "handler called with the lock held"
             );
             calls2.fetch_add(1, Ordering::SeqCst);
-            if f.page >= f.node_base + 2 * PAGE_SIZE {
+            if f.page >= f.node_base + 3 * PAGE_SIZE {
                 return false;
+            }
+            if f.page == f.node_base + 2 * PAGE_SIZE {
+                return true; // lies: maps nothing
             }
             let frame = m.map_new_frame(f.write).unwrap();
             m.write(frame, 0, &[0xCB; 4]);
@@ -476,7 +479,12 @@ fn row21_callbacks() {
         read(&vmm, s, c + 3 * P, 1, true),
         Err(FaultOutcome::Unresolved)
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Page 2: the handler says yes but maps nothing → unresolved, no loop.
+    assert_eq!(
+        read(&vmm, s, c + 2 * P, 1, true),
+        Err(FaultOutcome::Unresolved)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
     assert_eq!(vmm.lock().fault_stats().get(FaultKind::Callback).count, 2);
     let free = free_frames(&vmm);
     vmm.lock().free(s, c).unwrap();
@@ -572,6 +580,16 @@ fn row25_free_requires_base() {
     assert_eq!(vm.state(), before);
     vm.free(s, a).unwrap();
     assert_eq!(vm.free(s, a), Err(VmError::NotAllocated), "double free");
+    // From user mode only user areas in the user half can be freed.
+    let info = vm.alloc(s, 1, 0, RW | MemFlags::READ).unwrap();
+    let user_half_kernel = vm.alloc(s, 1, USER_START + 64 * P, RW).unwrap();
+    let mine = vm.alloc(s, 1, 0, URW).unwrap();
+    assert_eq!(vm.free_from_user(s, info), Err(VmError::PermissionDenied));
+    assert_eq!(
+        vm.free_from_user(s, user_half_kernel),
+        Err(VmError::PermissionDenied)
+    );
+    vm.free_from_user(s, mine).unwrap();
 }
 
 #[test]
@@ -748,4 +766,21 @@ fn snapshot_fills_shared_stats() {
     assert!(snap.nodes.nodes >= 3);
     assert!(snap.nodes.lookups >= 1);
     assert_eq!(snap.total_faults(), 1);
+}
+
+#[test]
+fn row27_kernel_half_is_global() {
+    let vmm = setup(256);
+    let a = vmm.lock().create_space().unwrap();
+    let b = vmm.lock().create_space().unwrap();
+    let k = vmm.lock().alloc(a, 1, 0, RW).unwrap();
+    write(&vmm, a, k, &[0x42], false).unwrap();
+    assert_eq!(read(&vmm, b, k, 1, false).unwrap(), vec![0x42]);
+    let k2 = vmm.lock().alloc(b, 1, 0, RW).unwrap();
+    assert_eq!(read(&vmm, a, k2, 1, false).unwrap(), vec![0]);
+    vmm.lock().destroy_space(a).unwrap();
+    assert_eq!(read(&vmm, b, k, 1, false).unwrap(), vec![0x42]);
+    vmm.lock().free(b, k).unwrap();
+    assert!(pte(&vmm, b, k).is_none());
+    invariants(&vmm);
 }

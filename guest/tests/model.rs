@@ -486,6 +486,7 @@ impl World {
             *handles.entry(h.desc()).or_insert(0) += 1;
         }
         vm.check_invariants(&handles).expect("invariants");
+        vm.mmu().check_no_empty_tables().expect("page tables");
         let state = vm.state();
         let real = |nodes: &NodeList| -> MHalf {
             nodes

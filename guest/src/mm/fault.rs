@@ -69,7 +69,10 @@ fn read_fully(file: &dyn super::vmm::FileBacking, offset: u64, buf: &mut [u8]) -
 
 fn run_callback<M: Mmu>(vmm: &VmmLock<M>, plan: &CallbackPlan) -> FaultOutcome {
     let mut mapper = Mapper { vmm, plan };
-    if (plan.handler)(&mut mapper, &plan.fault) {
+    let handled = (plan.handler)(&mut mapper, &plan.fault);
+    // A handler that claims success without mapping the page would make the
+    // CPU fault for ever (B39): count that as unresolved instead.
+    if handled && vmm.lock().is_mapped(plan.fault.space, plan.fault.page) {
         FaultOutcome::Resolved(FaultKind::Callback)
     } else {
         FaultOutcome::Unresolved

@@ -78,6 +78,23 @@ impl SoftMmu {
         self.tables.len()
     }
 
+    /// Every table except roots and the shared kernel level-3 tables must
+    /// hold at least one entry: empty tables are freed at once.
+    pub fn check_no_empty_tables(&self) -> Result<(), &'static str> {
+        let shared: BTreeSet<PhysAddr> = self
+            .kernel_template
+            .values()
+            .map(|e| e & ADDR_MASK)
+            .collect();
+        let lingering = self.tables.iter().any(|(f, t)| {
+            !self.roots.contains(f) && !shared.contains(f) && t.iter().all(|e| *e == 0)
+        });
+        if lingering {
+            return Err("empty page table not freed");
+        }
+        Ok(())
+    }
+
     /// Number of present leaf mappings under `root` (both halves).
     pub fn mapped_pages(&self, root: PhysAddr) -> usize {
         self.count_leaves(root, 3)

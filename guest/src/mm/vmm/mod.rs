@@ -640,7 +640,35 @@ impl<M: Mmu> Vmm<M> {
         Ok(at)
     }
 
+    /// Whether `page` is mapped in `space` (either half).
+    pub fn is_mapped(&self, space: SpaceId, page: VirtAddr) -> bool {
+        let Some(half) = half_of(page) else {
+            return false;
+        };
+        self.space(space).is_ok()
+            && self
+                .mmu
+                .translate(self.root_for(space, half), page)
+                .is_some()
+    }
+
     // ----- freeing ----------------------------------------------------------
+
+    /// `VmmFree` as the syscall: like [`Vmm::free`], but only areas and
+    /// reservations a user may free — user-accessible areas in the user
+    /// half (B20: a user cannot free its thread-info page or kernel areas).
+    pub fn free_from_user(&mut self, space: SpaceId, base: VirtAddr) -> Result<(), VmError> {
+        if half_of(base) != Some(Half::User) {
+            return Err(VmError::PermissionDenied);
+        }
+        let node = self.space(space)?.user.lookup(base).map(|(_, n)| n.kind);
+        if let Some(NodeKind::Mapped { flags, .. }) = node {
+            if !flags.is_user() {
+                return Err(VmError::PermissionDenied);
+            }
+        }
+        self.free(space, base)
+    }
 
     /// `VmmFree` / `VmmFreeNode`: free the area or reservation starting at
     /// `base`. Unmaps every page the node mapped (CALLBACK pages included),
