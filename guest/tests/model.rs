@@ -226,6 +226,8 @@ fn flags_of(user: bool, write: bool) -> MemFlags {
 
 struct World {
     vmm: TestVmm,
+    /// The last step was refused (and so must have changed nothing).
+    failed: bool,
     spaces: Vec<SpaceId>,
     model: Model,
     step: u8,
@@ -242,10 +244,16 @@ impl World {
         };
         World {
             vmm,
+            failed: false,
             spaces: vec![KERNEL_SPACE, s1, s2],
             model,
             step: 0,
         }
+    }
+
+    fn failed_as<T: PartialEq + std::fmt::Debug>(&mut self, got: T, want: T) {
+        assert_eq!(got, want);
+        self.failed = true;
     }
 
     fn fixed_addr(user: bool, k: u64) -> u64 {
@@ -279,6 +287,7 @@ impl World {
                     vm.alloc(self.spaces[space], pages, fixed.unwrap_or(0), flags)
                 };
                 assert_eq!(got, expect, "{op:?}");
+                self.failed |= got.is_err();
                 if let Ok(base) = got {
                     let Some(NodeInfo {
                         kind: NodeKind::Mapped { desc, .. },
@@ -305,6 +314,7 @@ impl World {
                     .lock()
                     .reserve(self.spaces[space], pages, fixed.unwrap_or(0));
                 assert_eq!(got, expect, "{op:?}");
+                self.failed |= got.is_err();
                 if let Ok(base) = got {
                     self.model.user[space].insert(base, (pages, MKind::Reserved));
                 }
@@ -317,15 +327,13 @@ impl World {
                 let nodes = self.model.nodes(space);
                 if nodes.is_empty() {
                     let got = self.vmm.lock().free(self.spaces[space], USER_START);
-                    assert_eq!(got, Err(VmError::NotAllocated));
+                    self.failed_as(got, Err(VmError::NotAllocated));
                     return;
                 }
                 let (base, pages, kind) = nodes[pick % nodes.len()];
                 if interior && pages > 1 {
-                    assert_eq!(
-                        self.vmm.lock().free(self.spaces[space], base + P),
-                        Err(VmError::NotBase)
-                    );
+                    let got = self.vmm.lock().free(self.spaces[space], base + P);
+                    self.failed_as(got, Err(VmError::NotBase));
                     return;
                 }
                 self.vmm.lock().free(self.spaces[space], base).unwrap();
@@ -342,9 +350,9 @@ impl World {
                 };
                 let got = self.vmm.lock().share(self.spaces[space], base, NAMES[name]);
                 match kind {
-                    MKind::Reserved => assert_eq!(got, Err(VmError::NotAllocated)),
+                    MKind::Reserved => self.failed_as(got, Err(VmError::NotAllocated)),
                     MKind::Mapped { .. } if self.model.exports.contains_key(NAMES[name]) => {
-                        assert_eq!(got, Err(VmError::NameExists))
+                        self.failed_as(got, Err(VmError::NameExists))
                     }
                     MKind::Mapped { desc, .. } => {
                         let h = got.unwrap();
@@ -357,7 +365,7 @@ impl World {
             Op::Open { name } => {
                 let got = self.vmm.lock().open_shared(NAMES[name]);
                 match self.model.exports.get(NAMES[name]) {
-                    None => assert_eq!(got, Err(VmError::UnknownName)),
+                    None => self.failed_as(got, Err(VmError::UnknownName)),
                     Some(d) => {
                         let h = got.unwrap();
                         assert_eq!(h.desc(), *d);
@@ -382,11 +390,12 @@ impl World {
                     (write && !creator.contains(MemFlags::WRITE)) || (user && !creator.is_user());
                 let got = self.vmm.lock().map_shared(self.spaces[space], h, 0, flags);
                 if widens {
-                    assert_eq!(got, Err(VmError::PermissionDenied));
+                    self.failed_as(got, Err(VmError::PermissionDenied));
                     return;
                 }
                 let expect = self.model.place(space, user, pages, None, false);
                 assert_eq!(got, expect, "{op:?}");
+                self.failed |= got.is_err();
                 if let Ok(base) = got {
                     self.model
                         .half(space, user)
@@ -405,7 +414,7 @@ impl World {
             Op::Unexport { name } => {
                 let got = self.vmm.lock().unexport(NAMES[name]);
                 match self.model.exports.remove(NAMES[name]) {
-                    None => assert_eq!(got, Err(VmError::UnknownName)),
+                    None => self.failed_as(got, Err(VmError::UnknownName)),
                     Some(desc) => {
                         got.unwrap();
                         self.model.forget_if_dead(desc);
@@ -452,7 +461,7 @@ impl World {
         if w {
             let got = write(&self.vmm, sid, addr, &[self.step], user);
             if protected {
-                assert_eq!(got, Err(FaultOutcome::Protection));
+                self.failed_as(got, Err(FaultOutcome::Protection));
             } else {
                 got.unwrap();
                 self.model
@@ -464,7 +473,7 @@ impl World {
         } else {
             let got = read(&self.vmm, sid, addr, 1, user);
             if protected {
-                assert_eq!(got, Err(FaultOutcome::Protection));
+                self.failed_as(got, Err(FaultOutcome::Protection));
             } else {
                 let want = self.model.values[&desc].get(&page).copied().unwrap_or(0);
                 assert_eq!(got.unwrap(), vec![want], "contents of {addr:#x}");
@@ -555,7 +564,12 @@ proptest! {
         let tables = world.vmm.lock().mmu().live_tables();
         let free = free_frames(&world.vmm);
         for op in &ops {
+            let before = world.vmm.lock().state();
+            world.failed = false;
             world.apply(op);
+            if world.failed {
+                prop_assert_eq!(&world.vmm.lock().state(), &before, "refused {:?} changed state", op);
+            }
             world.check();
         }
         world.teardown(tables, free);
