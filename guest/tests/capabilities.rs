@@ -784,3 +784,80 @@ fn row27_kernel_half_is_global() {
     assert!(pte(&vmm, b, k).is_none());
     invariants(&vmm);
 }
+
+/// A file whose read re-enters the fault handler for the page being read,
+/// as a second thread faulting the same page would.
+struct Reentrant {
+    inner: MemFile,
+    vmm: std::sync::Mutex<Option<(TestVmm, u64)>>,
+    reads: AtomicUsize,
+    nested: std::sync::Mutex<Vec<FaultOutcome>>,
+}
+
+impl FileBacking for Reentrant {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if let Some((vmm, addr)) = self.vmm.lock().unwrap().clone() {
+            let outcome = mobius_guest::mm::fault::handle(&vmm, KERNEL_SPACE, addr, Access::READ);
+            self.nested.lock().unwrap().push(outcome);
+        }
+        self.inner.read_at(offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+#[test]
+fn row19_same_page_during_read_waits_and_row16_writes_private() {
+    let vmm = setup(256);
+    let (_, data) = file_of(4096);
+    let file = Arc::new(Reentrant {
+        inner: MemFile::new(data.clone()),
+        vmm: std::sync::Mutex::new(None),
+        reads: AtomicUsize::new(0),
+        nested: std::sync::Mutex::new(Vec::new()),
+    });
+    let f = vmm
+        .lock()
+        .map_file(KERNEL_SPACE, file.clone(), 0, 0, 1, RW)
+        .unwrap();
+    *file.vmm.lock().unwrap() = Some((vmm.clone(), f));
+    // The read runs without the VMM lock (the nested fault does not
+    // deadlock) and the nested fault is told to retry, not to read again.
+    assert_eq!(read(&vmm, KERNEL_SPACE, f, 8, false).unwrap(), data[..8]);
+    assert_eq!(*file.nested.lock().unwrap(), vec![FaultOutcome::Retry]);
+    assert_eq!(file.reads.load(Ordering::SeqCst), 1);
+    // Row 16: writes to a FILE mapping are private (no write-back).
+    *file.vmm.lock().unwrap() = None;
+    write(&vmm, KERNEL_SPACE, f, &[0], false).unwrap();
+    let mut back = [9u8; 1];
+    file.inner.read_at(0, &mut back).unwrap();
+    assert_eq!(back[0], data[0]);
+    vmm.lock().free(KERNEL_SPACE, f).unwrap();
+    invariants(&vmm);
+}
+
+#[test]
+fn present_hint_from_the_error_code() {
+    let vmm = setup(256);
+    let s = KERNEL_SPACE;
+    let a = vmm.lock().alloc(s, 1, 0, RW).unwrap();
+    read(&vmm, s, a, 1, false).unwrap();
+    let frames = vmm.lock().frames().stats();
+    // A stale "not present" for a mapped page: retry, nothing allocated.
+    let o = mobius_guest::mm::fault::handle(&vmm, s, a, Access::WRITE);
+    assert_eq!(o, FaultOutcome::Spurious);
+    assert_eq!(vmm.lock().frames().stats(), frames);
+    let o = mobius_guest::mm::fault::handle(
+        &vmm,
+        s,
+        a,
+        Access {
+            present: true,
+            ..Access::WRITE
+        },
+    );
+    assert_eq!(o, FaultOutcome::Resolved(FaultKind::Upgrade));
+    invariants(&vmm);
+}

@@ -91,6 +91,7 @@ fn access<M: Mmu>(
     a: Access,
 ) -> Result<PhysAddr, FaultOutcome> {
     for _ in 0..4 {
+        let mut present = false;
         {
             let vm = vmm.lock();
             let root = vm.root(space).map_err(|_| FaultOutcome::Unresolved)?;
@@ -100,9 +101,10 @@ fn access<M: Mmu>(
                 if allowed {
                     return Ok(frame);
                 }
+                present = true;
             }
         }
-        let outcome = fault::handle(vmm, space, addr, a);
+        let outcome = fault::handle(vmm, space, addr, Access { present, ..a });
         if !outcome.is_resolved() {
             return Err(outcome);
         }

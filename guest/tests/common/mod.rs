@@ -28,15 +28,20 @@ pub fn setup(frames: u64) -> TestVmm {
     ))
 }
 
-/// Whether the current mapping allows the access, and the frame.
-fn check(vmm: &TestVmm, space: SpaceId, addr: VirtAddr, access: Access) -> Option<PhysAddr> {
+/// The current mapping, if any, and whether it allows the access.
+fn check(
+    vmm: &TestVmm,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+) -> Option<(PhysAddr, bool)> {
     let vm = vmm.lock();
     let root = vm.root(space).ok()?;
     let (frame, attrs) = vm.mmu().translate(root, addr)?;
     let ok = (!access.write || attrs.contains(PageAttrs::WRITABLE))
         && (!access.user || attrs.contains(PageAttrs::USER))
         && (!access.instruction || !attrs.contains(PageAttrs::NO_EXECUTE));
-    ok.then_some(frame)
+    Some((frame, ok))
 }
 
 /// Perform an access like the CPU: fault until the mapping allows it.
@@ -48,10 +53,12 @@ pub fn access(
     access: Access,
 ) -> Result<PhysAddr, FaultOutcome> {
     for _ in 0..4 {
-        if let Some(f) = check(vmm, space, addr, access) {
-            return Ok(f);
+        let mapping = check(vmm, space, addr, access);
+        if let Some((frame, true)) = mapping {
+            return Ok(frame);
         }
-        let outcome = fault::handle(vmm, space, addr, access);
+        let present = mapping.is_some();
+        let outcome = fault::handle(vmm, space, addr, Access { present, ..access });
         if !outcome.is_resolved() {
             return Err(outcome);
         }
@@ -67,9 +74,8 @@ pub fn read(
     user: bool,
 ) -> Result<Vec<u8>, FaultOutcome> {
     let a = Access {
-        write: false,
         user,
-        instruction: false,
+        ..Access::READ
     };
     let frame = access(vmm, space, addr, a)?;
     let mut out = vec![0u8; len];
@@ -87,9 +93,8 @@ pub fn write(
     user: bool,
 ) -> Result<(), FaultOutcome> {
     let a = Access {
-        write: true,
         user,
-        instruction: false,
+        ..Access::WRITE
     };
     let frame = access(vmm, space, addr, a)?;
     vmm.lock()

@@ -208,9 +208,17 @@ pub struct VmmState {
 /// The kind of access that faulted (from the #PF error code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Access {
+    /// Error code W/R: the access was a write.
     pub write: bool,
+    /// Error code U/S: the access came from user mode.
     pub user: bool,
+    /// Error code I/D: an instruction fetch.
     pub instruction: bool,
+    /// Error code P: the page was present (a protection fault). When false
+    /// the fault path skips looking at the page tables; if the page turns
+    /// out to be mapped after all the fault is [`FaultOutcome::Spurious`]
+    /// and the retried access faults again with `present` set.
+    pub present: bool,
 }
 
 impl Access {
@@ -218,21 +226,25 @@ impl Access {
         write: false,
         user: false,
         instruction: false,
+        present: false,
     };
     pub const WRITE: Access = Access {
         write: true,
         user: false,
         instruction: false,
+        present: false,
     };
     pub const USER_READ: Access = Access {
         write: false,
         user: true,
         instruction: false,
+        present: false,
     };
     pub const USER_WRITE: Access = Access {
         write: true,
         user: true,
         instruction: false,
+        present: false,
     };
 }
 
@@ -1090,8 +1102,10 @@ impl<M: Mmu> Vmm<M> {
             return done(FaultOutcome::Protection);
         }
         let root = self.root_for(space, half);
-        if let Some((_, attrs)) = self.mmu.translate(root, page) {
-            return done(self.upgrade(root, page, attrs, access));
+        if access.present {
+            if let Some((_, attrs)) = self.mmu.translate(root, page) {
+                return done(self.upgrade(root, page, attrs, access));
+            }
         }
         let attrs = flags.page_attrs(access.write && may_write, no_exec);
         let target = Target {
@@ -1156,7 +1170,10 @@ impl<M: Mmu> Vmm<M> {
         } else {
             FaultKind::ZeroPoolMiss
         };
-        Step::Done(outcome, outcome.is_resolved().then_some(pool))
+        Step::Done(
+            outcome,
+            matches!(outcome, FaultOutcome::Resolved(_)).then_some(pool),
+        )
     }
 
     /// Map `frame` and record it in the area; on failure free an owned frame
@@ -1169,7 +1186,7 @@ impl<M: Mmu> Vmm<M> {
         kind: FaultKind,
     ) -> FaultOutcome {
         let outcome = self.map_page(&t, frame, kind);
-        if outcome.is_resolved() {
+        if matches!(outcome, FaultOutcome::Resolved(_)) {
             let d = self.descs.get_mut(t.desc).expect("live");
             d.records.set(t.index, d.pages, frame | bits);
         } else if bits & rec::OWNED != 0 {
@@ -1189,6 +1206,8 @@ impl<M: Mmu> Vmm<M> {
         ) {
             Ok(()) => FaultOutcome::Resolved(kind),
             Err(MapError::OutOfFrames) => FaultOutcome::OutOfFrames,
+            // Mapped after all (the fault said "not present"): retry.
+            Err(MapError::AlreadyMapped) => FaultOutcome::Spurious,
             Err(_) => FaultOutcome::Unresolved,
         }
     }
