@@ -59,6 +59,11 @@
 //! | `VmmLookupNode` | [`Vmm::lookup`] (the unused `level` argument is dropped) |
 //! | `VmmPageFault` | [`crate::mm::fault::handle`] |
 //! | `process_t` (its VMM part) | [`AddressSpace`], [`SpaceId`] |
+//! | `file_handle_t` (for `VmmMapFile`, `dest1` of FILE) | [`FileBacking`] (`Arc<dyn FileBacking>`; [`MemFile`] in memory) |
+//! | `module_t` (`dest1` of IMAGE) | the file plus a [`Section`] list in [`AreaKind::Image`] |
+//! | `handle_t` returned by `VmmShare` | [`ShareHandle`] |
+//! | `dest1`/`dest2`/`type` of `VmmMap` | the variant and fields of [`AreaKind`] |
+//! | page states (`PAGE_VALID_CLEAN`, `PAGE_VALID_DIRTY`, `PAGE_READINPROG`, `PAGE_READFAILED`) | not mapped / mapped without `WRITABLE` / mapped `WRITABLE` (from the PTE); [`rec::READING`], [`rec::FAILED`] in the area's [`PageRecords`] |
 //! | `errno` values | [`VmError`] |
 //!
 //! # No-execute
