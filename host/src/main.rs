@@ -1,1 +1,78 @@
-fn main() {}
+//! The `mobius` command: parse the command line, run, map the result to an
+//! exit status. All work is in the library.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use mobius::cli::{Cli, Command, RunArgs};
+use mobius::{run_vm, NoHooks, Stop};
+use mobius_shared::exit::host;
+
+fn main() -> ExitCode {
+    let process_start = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let status = match cli.command {
+        Command::Run(args) => run(&args, process_start),
+    };
+    ExitCode::from(status as u8)
+}
+
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { host::USAGE as u8 } else { 0 });
+    }
+    let text = e.render().to_string();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid usage");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    eprintln!("mobius: error: {line} (see mobius --help)");
+    ExitCode::from(host::USAGE as u8)
+}
+
+fn run(args: &RunArgs, process_start: Instant) -> i32 {
+    let outcome = match run_vm(&args.config(), &mut NoHooks) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("mobius: error: {e}");
+            return e.exit_status();
+        }
+    };
+    match &outcome.stop {
+        Stop::Guest(_) => {}
+        Stop::Crash(report) => eprintln!("mobius: error: guest crashed: {report}"),
+        Stop::Timeout(d) => eprintln!(
+            "mobius: error: guest still running after --timeout {}; stopped",
+            humanize(*d)
+        ),
+        Stop::Interrupted(sig) => {
+            eprintln!("mobius: error: interrupted by signal {sig}; guest stopped")
+        }
+    }
+    if args.timings {
+        eprintln!(
+            "mobius: timings: {} process={:.3}ms exits: {}",
+            outcome.timings.line(),
+            process_start.elapsed().as_secs_f64() * 1e3,
+            outcome.exits
+        );
+    }
+    outcome.exit_status()
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

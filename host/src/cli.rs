@@ -1,0 +1,202 @@
+//! Command-line interface: `mobius run ...`. [`RunArgs`] is a flattenable
+//! group so that other subcommands (e.g. `stat`) take the same run options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
+
+use crate::boot::BootMode;
+use crate::{KernelSource, RunConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mobius",
+    version,
+    about = "Boot the Möbius guest kernel in a KVM microVM"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot the guest kernel and run it to completion; the exit status is the guest's.
+    Run(RunArgs),
+}
+
+/// Options shared by every subcommand that boots a guest.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Guest kernel ELF [default: the kernel bundled in this binary]
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Guest memory size: bytes, or with a K/M/G suffix (binary units), e.g. 128M, 1G
+    #[arg(long, short = 'm', value_name = "SIZE", default_value = "128M", value_parser = parse_memory)]
+    pub memory: u64,
+    /// Kernel command line (the host appends tsc_khz= and discard=1)
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub cmdline: String,
+    /// Stop the guest after this long, e.g. 500ms, 10s, 2m (exit status 124)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Entry: 64-bit long mode with host-built page tables, or the 32-bit PVH entry
+    #[arg(long, value_enum, default_value_t = BootMode::Long)]
+    pub boot: BootMode,
+    /// Print host phase times to stderr
+    #[arg(long)]
+    pub timings: bool,
+    /// KVM device (for testing)
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
+    pub kvm_device: PathBuf,
+}
+
+impl RunArgs {
+    /// The validated run configuration.
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            kernel: match &self.kernel {
+                Some(p) => KernelSource::Path(p.clone()),
+                None => KernelSource::Bundled,
+            },
+            memory: self.memory,
+            cmdline: self.cmdline.clone(),
+            timeout: self.timeout,
+            boot: self.boot,
+            kvm_device: self.kvm_device.clone(),
+        }
+    }
+}
+
+fn format_size(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Parse a memory size: `134217728`, `128M`, `128MiB`, `1G`, `4096K`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "'{s}' is not a size (use bytes or a K/M/G suffix, e.g. 128M)"
+        ));
+    }
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is too large"))?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit '{suffix}' (use K, M or G)"
+            ))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parse and range-check a guest memory size.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < MEMORY_MIN {
+        return Err(format!(
+            "{} is too small; the minimum is {}",
+            format_size(n),
+            format_size(MEMORY_MIN)
+        ));
+    }
+    if n > MEMORY_MAX {
+        return Err(format!(
+            "{} is too large; guest memory is limited to {} ({MEMORY_MAX:#x}, below the MMIO hole)",
+            format_size(n),
+            format_size(MEMORY_MAX)
+        ));
+    }
+    if n % mobius_shared::layout::PAGE_SIZE != 0 {
+        return Err(format!(
+            "{n} bytes is not a multiple of the 4 KiB page size"
+        ));
+    }
+    Ok(n)
+}
+
+/// Parse a duration: `500ms`, `10s`, `2m`, `1h`, `1.5s`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 2m)"))?;
+    let scale = match unit {
+        "" | "s" | "sec" => 1.0,
+        "ms" => 1e-3,
+        "us" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit '{unit}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("'{s}' is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128M"), Ok(128 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert!(parse_memory("1M").unwrap_err().contains("too small"));
+        assert!(parse_memory("4G").unwrap_err().contains("3 GiB"));
+        assert_eq!(parse_memory("3G"), Ok(3 << 30));
+        assert!(parse_memory("4194305").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli =
+            Cli::try_parse_from(["mobius", "run", "--memory", "256M", "--boot", "pvh"]).unwrap();
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.memory, 256 << 20);
+        assert_eq!(args.boot, BootMode::Pvh);
+    }
+}

@@ -1,0 +1,34 @@
+//! The crate's top-level error, and its mapping to process exit statuses
+//! ([`mobius_shared::exit::host`]).
+
+use mobius_shared::exit::host;
+
+use crate::boot::BootError;
+use crate::vm::VmError;
+
+/// Anything that stops a run before the guest could finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// A [`crate::RunHooks`] implementation failed (e.g. device setup).
+    #[error("{0}")]
+    Hook(Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    Host(String),
+}
+
+impl Error {
+    /// The `mobius` process exit status for this error.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Error::Boot(e) if e.is_usage() => host::USAGE,
+            Error::Boot(e) if e.is_bad_kernel() => host::BAD_KERNEL,
+            Error::Vm(e) if e.is_kvm_unavailable() => host::KVM_UNAVAILABLE,
+            Error::Vm(VmError::MemorySize { .. }) => host::USAGE,
+            _ => host::HOST_ERROR,
+        }
+    }
+}

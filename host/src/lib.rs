@@ -1,0 +1,334 @@
+//! `mobius`: boots the Möbius guest kernel in a KVM microVM.
+//!
+//! The library is what the `mobius` binary runs, and what other subcommands
+//! and the integration tests reuse: build a [`RunConfig`] (or get one from
+//! [`cli::RunArgs::config`]), call [`run_vm`] with [`RunHooks`] to plug
+//! devices in, and get a [`RunOutcome`] back: how the guest stopped, the VM
+//! exits by reason, and the phase times.
+
+pub mod boot;
+pub mod cli;
+pub mod devices;
+pub mod error;
+pub mod vm;
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mobius_shared::exit::host;
+use vmm_sys_util::signal::Killable;
+
+pub use boot::BootMode;
+pub use error::Error;
+pub use vm::exits::ExitCounts;
+pub use vm::Vm;
+
+use devices::serial::SerialPort;
+use vm::run::{VcpuRunner, VcpuStop};
+
+/// The guest kernel ELF built by `build.rs` and carried inside this binary.
+pub static BUNDLED_KERNEL: &[u8] = include_bytes!(env!("MOBIUS_GUEST_ELF_PATH"));
+
+/// Which kernel to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    Bundled,
+    Path(PathBuf),
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub kernel: KernelSource,
+    /// Guest RAM in bytes, in `[MEMORY_MIN, MEMORY_MAX]`.
+    pub memory: u64,
+    /// The user's command line; the host appends `tsc_khz=` and `discard=1`,
+    /// then whatever the hooks add.
+    pub cmdline: String,
+    pub timeout: Option<Duration>,
+    pub boot: BootMode,
+    pub kvm_device: PathBuf,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            kernel: KernelSource::Bundled,
+            memory: 128 << 20,
+            cmdline: String::new(),
+            timeout: None,
+            boot: BootMode::Long,
+            kvm_device: PathBuf::from("/dev/kvm"),
+        }
+    }
+}
+
+/// Ways for a caller to extend a run.
+pub trait RunHooks {
+    /// Called once guest memory exists, before the kernel is loaded: register
+    /// MMIO devices ([`Vm::add_mmio_device`]), keep a clone of
+    /// [`Vm::memory`], append command-line words ([`Vm::append_cmdline`]).
+    fn before_boot(&mut self, _vm: &mut Vm) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Where COM1 output goes. Default: stdout.
+    fn serial_output(&mut self) -> Box<dyn Write + Send> {
+        Box::new(std::io::stdout())
+    }
+}
+
+/// No extensions: serial to stdout, no extra devices.
+pub struct NoHooks;
+impl RunHooks for NoHooks {}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The guest wrote this status (<= GUEST_STATUS_MAX) to the debug-exit port.
+    Guest(u32),
+    /// The guest crashed (triple fault, HLT without status, failed entry,
+    /// internal error, out-of-range status); the text is the report.
+    Crash(String),
+    /// `--timeout` expired.
+    Timeout(Duration),
+    /// Stopped by this signal (SIGINT/SIGTERM).
+    Interrupted(i32),
+}
+
+/// Host phase times of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading and checking the kernel image.
+    pub kernel_read: Duration,
+    /// Opening KVM, creating the VM and guest memory.
+    pub vm_create: Duration,
+    /// Loading the ELF and writing the boot structures.
+    pub load: Duration,
+    /// Creating the vCPU, CPUID, registers.
+    pub vcpu_setup: Duration,
+    /// First KVM_RUN to the first byte on the serial console.
+    pub first_output: Option<Duration>,
+    /// First KVM_RUN to the guest stopping.
+    pub run: Duration,
+    /// Start of [`run_vm`] to the first serial byte.
+    pub boot_to_first_output: Option<Duration>,
+    /// Start of [`run_vm`] to the guest stopping.
+    pub total: Duration,
+}
+
+/// What [`run_vm`] returns once the guest has stopped.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub stop: Stop,
+    pub exits: ExitCounts,
+    pub timings: Timings,
+    /// The TSC frequency handed to the guest, if KVM reported one.
+    pub tsc_khz: Option<u32>,
+}
+
+impl RunOutcome {
+    /// The `mobius` process exit status for this outcome.
+    pub fn exit_status(&self) -> i32 {
+        match self.stop {
+            Stop::Guest(status) => status as i32,
+            Stop::Crash(_) => host::GUEST_CRASH,
+            Stop::Timeout(_) => host::TIMEOUT,
+            Stop::Interrupted(_) => host::INTERRUPTED,
+        }
+    }
+}
+
+fn read_kernel(source: &KernelSource) -> Result<(String, Cow<'static, [u8]>), Error> {
+    match source {
+        KernelSource::Bundled => Ok(("(bundled)".to_string(), Cow::Borrowed(BUNDLED_KERNEL))),
+        KernelSource::Path(path) => {
+            let bytes = std::fs::read(path).map_err(|source| boot::BootError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((path.display().to_string(), Cow::Owned(bytes)))
+        }
+    }
+}
+
+/// The command line the guest gets: the user's, the host's words, the hooks'.
+fn full_cmdline(user: &str, tsc_khz: Option<u32>, extra: &[String]) -> String {
+    let mut words: Vec<String> = Vec::new();
+    if !user.trim().is_empty() {
+        words.push(user.trim().to_string());
+    }
+    if let Some(khz) = tsc_khz {
+        words.push(format!("{}={khz}", mobius_shared::cmdline::TSC_KHZ));
+    }
+    words.push(format!("{}=1", mobius_shared::cmdline::DISCARD));
+    words.extend(
+        extra
+            .iter()
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty()),
+    );
+    words.join(" ")
+}
+
+/// Boot the guest described by `config` and run it until it stops.
+///
+/// Errors are setup failures (bad kernel, bad configuration, no KVM); once
+/// the vCPU runs, every ending (guest status, crash, timeout, signal) is an
+/// `Ok(RunOutcome)`. Installs process-wide SIGINT/SIGTERM handlers.
+pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome, Error> {
+    let start = Instant::now();
+    let mut timings = Timings::default();
+
+    let (name, image) = read_kernel(&config.kernel)?;
+    boot::elf::check(&name, &image, config.memory)?;
+    let t = Instant::now();
+    timings.kernel_read = t - start;
+
+    let mut vm = Vm::new(&config.kvm_device, config.memory)?;
+    hooks.before_boot(&mut vm)?;
+    let t_vm = Instant::now();
+    timings.vm_create = t_vm - t;
+
+    let kernel = boot::elf::load(&name, &image, vm.memory(), vm.ram_size())?;
+    let entry = match config.boot {
+        BootMode::Long => kernel.entry,
+        BootMode::Pvh => kernel
+            .pvh_entry
+            .ok_or_else(|| boot::BootError::NoPvhEntry(name.clone()))?,
+    };
+    let (vcpu, nx) = vm::vcpu::create(&vm)?;
+    let tsc_khz = vm::vcpu::tsc_khz(&vcpu);
+    let memory = vm.memory().clone();
+    boot::params::write_gdt(&memory)?;
+    if config.boot == BootMode::Long {
+        boot::params::write_page_tables(&memory)?;
+    }
+    boot::params::write_start_info(&memory, vm.ram_size())?;
+    boot::params::write_cmdline(
+        &memory,
+        &full_cmdline(&config.cmdline, tsc_khz, vm.cmdline_extra()),
+    )?;
+    let t_load = Instant::now();
+    timings.load = t_load - t_vm;
+
+    vm::vcpu::set_boot_state(&vcpu, config.boot, entry, nx)?;
+    vm::signal::install().map_err(Error::Host)?;
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let runner = VcpuRunner::new(
+        vcpu,
+        memory,
+        vm.ram_size(),
+        SerialPort::new(hooks.serial_output()),
+        vm.take_mmio(),
+        stop_flag.clone(),
+    );
+    let t_vcpu = Instant::now();
+    timings.vcpu_setup = t_vcpu - t_load;
+
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("vcpu0".into())
+        .spawn(move || {
+            let _ = tx.send(runner.run());
+        })
+        .map_err(vm::VmError::Thread)?;
+
+    let deadline = config.timeout.map(|d| start + d);
+    let mut requested: Option<Stop> = None;
+    let report = loop {
+        let wait = match (&requested, deadline) {
+            (Some(_), _) => Duration::from_millis(1),
+            (None, Some(d)) => d
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+            (None, None) => Duration::from_millis(20),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(report) => break report,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if requested.is_none() {
+                    if let Some(sig) = vm::signal::stop_requested() {
+                        requested = Some(Stop::Interrupted(sig));
+                    } else if let (Some(d), Some(timeout)) = (deadline, config.timeout) {
+                        if Instant::now() >= d {
+                            requested = Some(Stop::Timeout(timeout));
+                        }
+                    }
+                }
+                if requested.is_some() {
+                    stop_flag.store(true, Ordering::SeqCst);
+                    // Kick until the loop notices: a kick that lands just
+                    // before KVM_RUN is entered would otherwise be lost.
+                    let _ = handle.kill(vm::signal::kick_signal());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Host("the vCPU thread died".into()));
+            }
+        }
+    };
+    let _ = handle.join();
+    drop(vm);
+
+    let stop = match report.stop {
+        VcpuStop::Exit(status) => Stop::Guest(status),
+        VcpuStop::Crash(text) => Stop::Crash(text),
+        VcpuStop::Stopped => requested.unwrap_or(Stop::Interrupted(0)),
+        VcpuStop::RunError(text) => return Err(Error::Host(text)),
+    };
+    timings.first_output = report
+        .first_output
+        .map(|t| t.saturating_duration_since(report.first_run));
+    timings.run = report.done.saturating_duration_since(report.first_run);
+    timings.boot_to_first_output = report
+        .first_output
+        .map(|t| t.saturating_duration_since(start));
+    timings.total = report.done.saturating_duration_since(start);
+    Ok(RunOutcome {
+        stop,
+        exits: report.exits,
+        timings,
+        tsc_khz,
+    })
+}
+
+impl Timings {
+    /// One line, `name=1.234ms` pairs, for `--timings`.
+    pub fn line(&self) -> String {
+        let ms = |d: Duration| format!("{:.3}ms", d.as_secs_f64() * 1e3);
+        let opt = |d: Option<Duration>| d.map(ms).unwrap_or_else(|| "none".into());
+        format!(
+            "kernel={} vm_memory={} load={} vcpu={} first_run_to_output={} run={} total={}",
+            ms(self.kernel_read),
+            ms(self.vm_create),
+            ms(self.load),
+            ms(self.vcpu_setup),
+            opt(self.first_output),
+            ms(self.run),
+            ms(self.total)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_gets_host_words() {
+        assert_eq!(full_cmdline("", Some(2000), &[]), "tsc_khz=2000 discard=1");
+        assert_eq!(
+            full_cmdline(
+                " workload=hello ",
+                None,
+                &["virtio_mmio.device=4K@0xd0000000:5".into()]
+            ),
+            "workload=hello discard=1 virtio_mmio.device=4K@0xd0000000:5"
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Counting VM exits by reason.
+
+use std::fmt;
+
+/// VM exits of one run, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExitCounts {
+    pub io_in: u64,
+    pub io_out: u64,
+    pub mmio_read: u64,
+    pub mmio_write: u64,
+    pub hlt: u64,
+    pub shutdown: u64,
+    /// KVM_RUN interrupted by a signal (EINTR).
+    pub interrupted: u64,
+    pub other: u64,
+    /// Port accesses no device claimed (also counted in io_in/io_out).
+    pub unknown_io: u64,
+    /// MMIO accesses no device claimed (also counted in mmio_read/mmio_write).
+    pub unknown_mmio: u64,
+    /// Discard requests outside guest RAM.
+    pub bad_discard: u64,
+}
+
+impl ExitCounts {
+    /// `(name, count)` for every reason, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("io_in", self.io_in),
+            ("io_out", self.io_out),
+            ("mmio_read", self.mmio_read),
+            ("mmio_write", self.mmio_write),
+            ("hlt", self.hlt),
+            ("shutdown", self.shutdown),
+            ("interrupted", self.interrupted),
+            ("other", self.other),
+            ("unknown_io", self.unknown_io),
+            ("unknown_mmio", self.unknown_mmio),
+            ("bad_discard", self.bad_discard),
+        ]
+        .into_iter()
+    }
+
+    /// All VM exits (the unknown_* and bad_discard sub-counts excluded).
+    pub fn total(&self) -> u64 {
+        self.io_in
+            + self.io_out
+            + self.mmio_read
+            + self.mmio_write
+            + self.hlt
+            + self.shutdown
+            + self.interrupted
+            + self.other
+    }
+}
+
+impl fmt::Display for ExitCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (name, n) in self.iter().filter(|(_, n)| *n > 0) {
+            if !first {
+                write!(f, " ")?;
+            }
+            first = false;
+            write!(f, "{name}={n}")?;
+        }
+        Ok(())
+    }
+}

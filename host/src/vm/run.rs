@@ -1,0 +1,291 @@
+//! The vCPU run loop: KVM_RUN, then dispatch the exit, until the guest stops
+//! or the supervisor asks it to.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use mobius_shared::exit::GUEST_STATUS_MAX;
+use mobius_shared::ports::{COM1, DEBUG_EXIT, DISCARD_FRAME};
+use vm_memory::GuestMemoryMmap;
+
+use super::exits::ExitCounts;
+use crate::devices::discard::{discard_frame, Discard};
+use crate::devices::serial::{SerialPort, SERIAL_PORTS};
+use crate::devices::MmioBus;
+
+/// How the vCPU stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VcpuStop {
+    /// The guest wrote `status` (<= GUEST_STATUS_MAX) to the debug-exit port.
+    Exit(u32),
+    /// The guest crashed; the text says how (may span lines).
+    Crash(String),
+    /// The supervisor asked the loop to stop (timeout or signal).
+    Stopped,
+    /// KVM_RUN failed with an unexpected error.
+    RunError(String),
+}
+
+/// What the run loop hands back.
+#[derive(Debug)]
+pub struct VcpuReport {
+    pub stop: VcpuStop,
+    pub exits: ExitCounts,
+    pub first_run: Instant,
+    pub first_output: Option<Instant>,
+    pub done: Instant,
+}
+
+/// Everything the loop needs, moved to the vCPU thread.
+pub struct VcpuRunner {
+    pub vcpu: VcpuFd,
+    pub memory: GuestMemoryMmap,
+    pub ram_size: u64,
+    pub serial: SerialPort,
+    pub mmio: MmioBus,
+    pub stop: Arc<AtomicBool>,
+    exits: ExitCounts,
+    warned: HashSet<(char, u64)>,
+    discard_failed: bool,
+}
+
+impl VcpuRunner {
+    pub fn new(
+        vcpu: VcpuFd,
+        memory: GuestMemoryMmap,
+        ram_size: u64,
+        serial: SerialPort,
+        mmio: MmioBus,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        VcpuRunner {
+            vcpu,
+            memory,
+            ram_size,
+            serial,
+            mmio,
+            stop,
+            exits: ExitCounts::default(),
+            warned: HashSet::new(),
+            discard_failed: false,
+        }
+    }
+
+    /// Run until the guest stops or `stop` is set.
+    pub fn run(mut self) -> VcpuReport {
+        let first_run = Instant::now();
+        let stop = loop {
+            if self.stop.load(Ordering::SeqCst) {
+                break VcpuStop::Stopped;
+            }
+            if let Some(stop) = self.run_once() {
+                break stop;
+            }
+        };
+        VcpuReport {
+            stop,
+            exits: self.exits,
+            first_run,
+            first_output: self.serial.first_byte(),
+            done: Instant::now(),
+        }
+    }
+
+    fn warn_once(&mut self, kind: char, addr: u64, what: &str) {
+        if self.warned.insert((kind, addr)) {
+            eprintln!("mobius: warning: {what} (further accesses not reported)");
+        }
+    }
+
+    fn run_once(&mut self) -> Option<VcpuStop> {
+        let exit = match self.vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.exits.interrupted += 1;
+                return None;
+            }
+            Err(e) => return Some(VcpuStop::RunError(format!("KVM_RUN failed: {e}"))),
+        };
+        match exit {
+            VcpuExit::IoOut(port, data) => {
+                self.exits.io_out += 1;
+                let value = data
+                    .iter()
+                    .rev()
+                    .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                if (COM1..COM1 + SERIAL_PORTS).contains(&port) {
+                    self.serial.write((port - COM1) as u8, data[0]);
+                } else if port == DEBUG_EXIT {
+                    return Some(if value <= u64::from(GUEST_STATUS_MAX) {
+                        VcpuStop::Exit(value as u32)
+                    } else {
+                        VcpuStop::Crash(format!(
+                            "guest reported status {value}, above the largest guest status {GUEST_STATUS_MAX}"
+                        ))
+                    });
+                } else if port == DISCARD_FRAME {
+                    self.discard(value);
+                } else {
+                    self.exits.unknown_io += 1;
+                    self.warn_once(
+                        'o',
+                        port.into(),
+                        &format!("guest wrote {value:#x} to unknown port {port:#x}"),
+                    );
+                }
+            }
+            VcpuExit::IoIn(port, data) => {
+                self.exits.io_in += 1;
+                if (COM1..COM1 + SERIAL_PORTS).contains(&port) {
+                    let v = self.serial.read((port - COM1) as u8);
+                    data.fill(0);
+                    data[0] = v;
+                } else {
+                    data.fill(0xff);
+                    if port != DEBUG_EXIT && port != DISCARD_FRAME {
+                        self.exits.unknown_io += 1;
+                        self.warn_once(
+                            'i',
+                            port.into(),
+                            &format!("guest read unknown port {port:#x}"),
+                        );
+                    }
+                }
+            }
+            VcpuExit::MmioRead(addr, data) => {
+                self.exits.mmio_read += 1;
+                if !self.mmio.read(addr, data) {
+                    data.fill(0xff);
+                    self.exits.unknown_mmio += 1;
+                    self.warn_once(
+                        'r',
+                        addr,
+                        &format!("guest read unknown MMIO address {addr:#x}"),
+                    );
+                }
+            }
+            VcpuExit::MmioWrite(addr, data) => {
+                self.exits.mmio_write += 1;
+                if !self.mmio.write(addr, data) {
+                    self.exits.unknown_mmio += 1;
+                    self.warn_once(
+                        'w',
+                        addr,
+                        &format!("guest wrote unknown MMIO address {addr:#x}"),
+                    );
+                }
+            }
+            VcpuExit::Hlt => {
+                self.exits.hlt += 1;
+                return Some(VcpuStop::Crash(format!(
+                    "guest halted (HLT) without reporting a status\n{}",
+                    self.describe_state()
+                )));
+            }
+            VcpuExit::Shutdown => {
+                self.exits.shutdown += 1;
+                return Some(VcpuStop::Crash(format!(
+                    "guest shut down (triple fault)\n{}",
+                    self.describe_state()
+                )));
+            }
+            VcpuExit::FailEntry(reason, cpu) => {
+                self.exits.other += 1;
+                return Some(VcpuStop::Crash(format!(
+                    "KVM could not enter the guest: hardware entry failure reason {reason:#x} on vCPU {cpu}\n{}",
+                    self.describe_state()
+                )));
+            }
+            VcpuExit::InternalError => {
+                self.exits.other += 1;
+                let run = self.vcpu.get_kvm_run();
+                // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so the
+                // `internal` member of the kvm_run union is the valid one.
+                let internal = unsafe { run.__bindgen_anon_1.internal };
+                let n = (internal.ndata as usize).min(internal.data.len());
+                let data: Vec<String> = internal.data[..n]
+                    .iter()
+                    .map(|d| format!("{d:#x}"))
+                    .collect();
+                return Some(VcpuStop::Crash(format!(
+                    "KVM internal error: suberror {} (data: [{}])\n{}",
+                    internal.suberror,
+                    data.join(", "),
+                    self.describe_state()
+                )));
+            }
+            VcpuExit::Intr => {
+                self.exits.interrupted += 1;
+            }
+            other => {
+                self.exits.other += 1;
+                let what = format!("{other:?}");
+                self.warn_once('x', 0, &format!("unexpected VM exit {what}; resuming"));
+            }
+        }
+        None
+    }
+
+    fn discard(&mut self, pfn: u64) {
+        match discard_frame(&self.memory, self.ram_size, pfn) {
+            Discard::Done => {}
+            Discard::OutOfRange => {
+                self.exits.bad_discard += 1;
+                self.warn_once(
+                    'd',
+                    0,
+                    &format!("guest asked to discard frame {pfn:#x} outside guest RAM; ignored"),
+                );
+            }
+            Discard::Failed(errno) => {
+                if !self.discard_failed {
+                    self.discard_failed = true;
+                    eprintln!(
+                        "mobius: warning: discarding guest frame {pfn:#x} failed: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Registers, for crash reports.
+    fn describe_state(&self) -> String {
+        let mut s = String::new();
+        match self.vcpu.get_regs() {
+            Ok(r) => {
+                s += &format!(
+                    "  rip={:#018x} rsp={:#018x} rbp={:#018x} rflags={:#x}\n",
+                    r.rip, r.rsp, r.rbp, r.rflags
+                );
+                s += &format!(
+                    "  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n",
+                    r.rax, r.rbx, r.rcx, r.rdx
+                );
+                s += &format!(
+                    "  rsi={:#018x} rdi={:#018x} r8 ={:#018x} r9 ={:#018x}\n",
+                    r.rsi, r.rdi, r.r8, r.r9
+                );
+                s += &format!(
+                    "  r10={:#018x} r11={:#018x} r12={:#018x} r13={:#018x}\n",
+                    r.r10, r.r11, r.r12, r.r13
+                );
+                s += &format!("  r14={:#018x} r15={:#018x}\n", r.r14, r.r15);
+            }
+            Err(e) => s += &format!("  (registers unavailable: {e})\n"),
+        }
+        match self.vcpu.get_sregs() {
+            Ok(sr) => {
+                s += &format!(
+                    "  cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x} cs={:#x} ss={:#x}",
+                    sr.cr0, sr.cr2, sr.cr3, sr.cr4, sr.efer, sr.cs.selector, sr.ss.selector
+                );
+            }
+            Err(e) => s += &format!("  (system registers unavailable: {e})"),
+        }
+        s
+    }
+}
