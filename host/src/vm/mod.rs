@@ -39,8 +39,8 @@ pub enum VmError {
         path: PathBuf,
         source: kvm_ioctls::Error,
     },
-    #[error("KVM API version {0} is not supported (need 12)")]
-    KvmVersion(i32),
+    #[error("{path} is not a usable KVM device (API version {version}, need 12)")]
+    KvmVersion { path: PathBuf, version: i32 },
     #[error("guest memory size {size:#x} is outside [{MEMORY_MIN:#x}, {MEMORY_MAX:#x}]")]
     MemorySize { size: u64 },
     #[error("cannot map {size} bytes of guest memory: {source}")]
@@ -68,7 +68,10 @@ impl VmError {
     pub fn is_kvm_unavailable(&self) -> bool {
         matches!(
             self,
-            VmError::KvmMissing { .. } | VmError::KvmPermission { .. } | VmError::KvmOpen { .. }
+            VmError::KvmMissing { .. }
+                | VmError::KvmPermission { .. }
+                | VmError::KvmOpen { .. }
+                | VmError::KvmVersion { .. }
         )
     }
 }
@@ -92,7 +95,10 @@ impl Vm {
         let kvm = open_kvm(kvm_path)?;
         let version = kvm.get_api_version();
         if version != 12 {
-            return Err(VmError::KvmVersion(version));
+            return Err(VmError::KvmVersion {
+                path: kvm_path.to_path_buf(),
+                version,
+            });
         }
         let fd = kvm.create_vm().map_err(VmError::kvm("create VM"))?;
         fd.set_tss_address(KVM_TSS_ADDR as usize)

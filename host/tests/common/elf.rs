@@ -1,0 +1,176 @@
+//! A tiny hand-assembled test kernel, built as an ELF file in memory, so that
+//! the launcher's loader and run loop can be tested without the real guest.
+//!
+//! The code uses only encodings that mean the same in 32-bit protected mode and
+//! in 64-bit mode, so one body serves both the PVH and the 64-bit entry.
+
+pub const LOAD_ADDR: u64 = 0x10_0000;
+
+/// Machine code: print `text` on COM1, then `out 0xf4, eax` with `status`, then `hlt`.
+pub fn print_and_exit(text: &str, status: u32) -> Vec<u8> {
+    let mut code = Vec::new();
+    code.extend_from_slice(&[0x66, 0xba, 0xf8, 0x03]); // mov dx, 0x3f8
+    for b in text.bytes() {
+        code.extend_from_slice(&[0xb0, b, 0xee]); // mov al, b; out dx, al
+    }
+    code.extend_from_slice(&[0x66, 0xba, 0xf4, 0x00]); // mov dx, 0xf4
+    code.push(0xb8); // mov eax, imm32
+    code.extend_from_slice(&status.to_le_bytes());
+    code.push(0xef); // out dx, eax
+    code.push(0xf4); // hlt
+    code
+}
+
+/// Machine code: `jmp $` forever.
+pub fn spin() -> Vec<u8> {
+    vec![0xeb, 0xfe]
+}
+
+/// Machine code: `hlt` without any status.
+pub fn halt() -> Vec<u8> {
+    vec![0xf4]
+}
+
+/// Machine code: `ud2` with no IDT loaded: a triple fault.
+pub fn triple_fault() -> Vec<u8> {
+    vec![0x0f, 0x0b]
+}
+
+/// Machine code: write `pfns` to the discard port, then print `text` and exit 0.
+pub fn discard_then(pfns: &[u32], text: &str) -> Vec<u8> {
+    let mut code = vec![0x66, 0xba, 0xf8, 0x00]; // mov dx, 0xf8
+    for pfn in pfns {
+        code.push(0xb8);
+        code.extend_from_slice(&pfn.to_le_bytes());
+        code.push(0xef); // out dx, eax
+    }
+    code.extend(print_and_exit(text, 0));
+    code
+}
+
+/// Machine code: read unknown port 0x80 and the MMIO byte at `addr` (below 4 GiB),
+/// then print `text` and exit 0.
+pub fn touch_unknown_then(addr: u32, text: &str) -> Vec<u8> {
+    let mut code = vec![0xe4, 0x80]; // in al, 0x80
+    code.extend_from_slice(&[0xe6, 0x80]); // out 0x80, al
+    code.push(0xb8); // mov eax, addr
+    code.extend_from_slice(&addr.to_le_bytes());
+    code.extend_from_slice(&[0x8a, 0x00]); // mov al, [eax] (64-bit: [rax], zero-extended)
+    code.extend(print_and_exit(text, 0));
+    code
+}
+
+/// Options of the generated ELF.
+pub struct ElfSpec {
+    pub class64: bool,
+    pub machine: u16,
+    pub load_addr: u64,
+    /// Extra bytes of memory (bss) after the code.
+    pub bss: u64,
+    pub pvh_note: bool,
+    pub code: Vec<u8>,
+}
+
+impl ElfSpec {
+    pub fn new(code: Vec<u8>) -> Self {
+        ElfSpec {
+            class64: true,
+            machine: 62,
+            load_addr: LOAD_ADDR,
+            bss: 0,
+            pvh_note: true,
+            code,
+        }
+    }
+
+    /// Serialise: ELF header, two program headers (PT_LOAD, PT_NOTE), note, code.
+    pub fn build(&self) -> Vec<u8> {
+        const EHDR: usize = 64;
+        const PHDR: usize = 56;
+        let phnum = if self.pvh_note { 2 } else { 1 };
+        let note_off = EHDR + PHDR * phnum;
+        let note_len = if self.pvh_note { 12 + 4 + 8 } else { 0 };
+        let code_off = (note_off + note_len + 15) & !15;
+        let entry = self.load_addr;
+
+        let mut f = Vec::new();
+        f.extend_from_slice(b"\x7fELF");
+        f.push(if self.class64 { 2 } else { 1 });
+        f.push(1); // little endian
+        f.push(1); // version
+        f.extend_from_slice(&[0; 9]);
+        f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        f.extend_from_slice(&self.machine.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&entry.to_le_bytes());
+        f.extend_from_slice(&(EHDR as u64).to_le_bytes()); // phoff
+        f.extend_from_slice(&0u64.to_le_bytes()); // shoff
+        f.extend_from_slice(&0u32.to_le_bytes()); // flags
+        f.extend_from_slice(&(EHDR as u16).to_le_bytes());
+        f.extend_from_slice(&(PHDR as u16).to_le_bytes());
+        f.extend_from_slice(&(phnum as u16).to_le_bytes());
+        f.extend_from_slice(&64u16.to_le_bytes()); // shentsize
+        f.extend_from_slice(&0u16.to_le_bytes()); // shnum
+        f.extend_from_slice(&0u16.to_le_bytes()); // shstrndx
+        assert_eq!(f.len(), EHDR);
+
+        let phdr = |f: &mut Vec<u8>,
+                    ty: u32,
+                    flags: u32,
+                    off: u64,
+                    addr: u64,
+                    filesz: u64,
+                    memsz: u64,
+                    align: u64| {
+            f.extend_from_slice(&ty.to_le_bytes());
+            f.extend_from_slice(&flags.to_le_bytes());
+            f.extend_from_slice(&off.to_le_bytes());
+            f.extend_from_slice(&addr.to_le_bytes()); // vaddr
+            f.extend_from_slice(&addr.to_le_bytes()); // paddr
+            f.extend_from_slice(&filesz.to_le_bytes());
+            f.extend_from_slice(&memsz.to_le_bytes());
+            f.extend_from_slice(&align.to_le_bytes());
+        };
+        let code_len = self.code.len() as u64;
+        phdr(
+            &mut f,
+            1,
+            5,
+            code_off as u64,
+            self.load_addr,
+            code_len,
+            code_len + self.bss,
+            16,
+        );
+        if self.pvh_note {
+            phdr(
+                &mut f,
+                4,
+                4,
+                note_off as u64,
+                0,
+                note_len as u64,
+                note_len as u64,
+                4,
+            );
+            f.extend_from_slice(&4u32.to_le_bytes()); // namesz
+            f.extend_from_slice(&8u32.to_le_bytes()); // descsz
+            f.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
+            f.extend_from_slice(b"Xen\0");
+            f.extend_from_slice(&entry.to_le_bytes());
+        }
+        f.resize(code_off, 0);
+        f.extend_from_slice(&self.code);
+        f
+    }
+}
+
+/// Machine code: print `text` on COM1, then spin forever.
+pub fn print_then_spin(text: &str) -> Vec<u8> {
+    let mut code = vec![0x66, 0xba, 0xf8, 0x03]; // mov dx, 0x3f8
+    for b in text.bytes() {
+        code.extend_from_slice(&[0xb0, b, 0xee]); // mov al, b; out dx, al
+    }
+    code.extend(spin());
+    code
+}

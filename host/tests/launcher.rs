@@ -1,0 +1,203 @@
+//! The launcher's run loop under KVM, driven by tiny hand-assembled test
+//! kernels (see common/elf.rs): serial output, exit statuses, crashes,
+//! timeout, signals, unknown accesses, the discard port, both entries.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::elf::{self, ElfSpec};
+use common::{kvm_or_skip, run, stderr, stdout, Scratch};
+use mobius_shared::exit::host;
+
+fn boot(s: &Scratch, code: Vec<u8>, extra: &[&str]) -> std::process::Output {
+    let p = s.kernel("k.elf", &ElfSpec::new(code));
+    let mut args = vec!["run", "--kernel", p.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn prints_and_exits_in_both_boot_modes() {
+    if !kvm_or_skip("prints_and_exits_in_both_boot_modes") {
+        return;
+    }
+    let s = Scratch::new();
+    for mode in ["long", "pvh"] {
+        let o = boot(
+            &s,
+            elf::print_and_exit("hello, test\n", 0),
+            &["--boot", mode],
+        );
+        assert_eq!(o.status.code(), Some(0), "{mode}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "hello, test\n", "{mode}");
+        assert_eq!(stderr(&o), "", "{mode}");
+    }
+}
+
+#[test]
+fn guest_status_becomes_exit_status() {
+    if !kvm_or_skip("guest_status_becomes_exit_status") {
+        return;
+    }
+    let s = Scratch::new();
+    for status in [1u32, 7, 63] {
+        let o = boot(&s, elf::print_and_exit("", status), &[]);
+        assert_eq!(o.status.code(), Some(status as i32), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn status_above_range_is_a_crash() {
+    if !kvm_or_skip("status_above_range_is_a_crash") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = boot(&s, elf::print_and_exit("", 64), &[]);
+    assert_eq!(o.status.code(), Some(host::GUEST_CRASH));
+    assert!(stderr(&o).contains("status 64"), "{}", stderr(&o));
+}
+
+#[test]
+fn hlt_without_status_is_a_crash() {
+    if !kvm_or_skip("hlt_without_status_is_a_crash") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = boot(&s, elf::halt(), &[]);
+    assert_eq!(o.status.code(), Some(host::GUEST_CRASH));
+    assert!(stderr(&o).contains("HLT"), "{}", stderr(&o));
+}
+
+#[test]
+fn triple_fault_reports_registers() {
+    if !kvm_or_skip("triple_fault_reports_registers") {
+        return;
+    }
+    let s = Scratch::new();
+    for mode in ["long", "pvh"] {
+        let o = boot(&s, elf::triple_fault(), &["--boot", mode]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(host::GUEST_CRASH), "{err}");
+        assert!(err.contains("triple fault"), "{err}");
+        assert!(err.contains("rip=0x0000000000100000"), "{err}");
+        assert!(err.contains("cr0="), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn timeout_stops_a_spinning_guest() {
+    if !kvm_or_skip("timeout_stops_a_spinning_guest") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = boot(&s, elf::spin(), &["--timeout", "300ms"]);
+    assert_eq!(o.status.code(), Some(host::TIMEOUT));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("mobius: error: ") && err.contains("--timeout 300ms"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_guest() {
+    if !kvm_or_skip("sigint_and_sigterm_stop_the_guest") {
+        return;
+    }
+    let s = Scratch::new();
+    let p = s.kernel("k.elf", &ElfSpec::new(elf::print_then_spin("ready\n")));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = common::mobius()
+            .args(["run", "--kernel", p.to_str().unwrap(), "--timeout", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // The guest prints once it runs; by then the handlers are installed.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(host::INTERRUPTED),
+            "signal {sig}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn unknown_port_and_mmio_warn_once_and_read_ones() {
+    if !kvm_or_skip("unknown_port_and_mmio_warn_once_and_read_ones") {
+        return;
+    }
+    let s = Scratch::new();
+    for mode in ["long", "pvh"] {
+        let o = boot(
+            &s,
+            elf::touch_unknown_then(0xe000_0000, "ok\n"),
+            &["--boot", mode, "--timings"],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {err}");
+        assert_eq!(stdout(&o), "ok\n");
+        assert!(err.contains("unknown port 0x80"), "{err}");
+        assert!(err.contains("unknown MMIO address 0xe0000000"), "{err}");
+        assert!(err.contains("unknown_io=2"), "{err}");
+        assert!(err.contains("unknown_mmio=1"), "{err}");
+    }
+}
+
+#[test]
+fn discard_port_inside_and_outside_ram() {
+    if !kvm_or_skip("discard_port_inside_and_outside_ram") {
+        return;
+    }
+    let s = Scratch::new();
+    // Frame 0x200 (2 MiB) is RAM; 0x100000 (4 GiB) and u32::MAX are not.
+    let o = boot(
+        &s,
+        elf::discard_then(&[0x200, 0x10_0000, u32::MAX], "done\n"),
+        &["--memory", "16M"],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&o), "done\n");
+    assert!(err.contains("outside guest RAM"), "{err}");
+    assert_eq!(
+        err.matches("outside guest RAM").count(),
+        1,
+        "warned once: {err}"
+    );
+}
+
+#[test]
+fn timings_are_reported() {
+    if !kvm_or_skip("timings_are_reported") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = boot(&s, elf::print_and_exit("x", 0), &["--timings"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for key in [
+        "vm_memory=",
+        "load=",
+        "vcpu=",
+        "first_run_to_output=",
+        "total=",
+        "process=",
+    ] {
+        assert!(err.contains(key), "{key} missing: {err}");
+    }
+}
