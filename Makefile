@@ -1,0 +1,50 @@
+# Möbius microVM. Set-up on a fresh clone is two commands: `make run`, `make test`.
+# Needs: a Rust toolchain via rustup (rust-toolchain.toml pins it and adds the
+# x86_64-unknown-none target), and /dev/kvm for the boot tests and `make run`.
+
+CARGO      ?= cargo
+GUEST_TARGET := x86_64-unknown-none
+# The host's build.rs builds the guest into <target>/guest; `make qemu` uses the same place.
+TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+GUEST_ELF  := $(TARGET_DIR)/guest/$(GUEST_TARGET)/release/mobius-guest
+MOBIUS     := $(TARGET_DIR)/release/mobius
+CMDLINE    ?= workload=hello
+QEMU       ?= qemu-system-x86_64
+QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
+
+.PHONY: run test guest qemu bench lint fmt clean
+
+## Build everything and boot the default workload.
+run:
+	$(CARGO) run --release -p mobius -- run
+
+## All tests: workspace unit and integration tests (boot tests need /dev/kvm;
+## they print SKIP without it, and fail instead when MOBIUS_REQUIRE_KVM=1).
+test:
+	$(CARGO) test --workspace
+
+## The guest kernel ELF alone.
+guest:
+	$(CARGO) build -p mobius-guest --release --target $(GUEST_TARGET) --target-dir $(TARGET_DIR)/guest
+	@echo "guest kernel: $(GUEST_ELF)"
+
+## Boot the same ELF under QEMU's microvm machine. QEMU's exit status is (status << 1) | 1.
+qemu: guest
+	$(QEMU) -M microvm -accel $(QEMU_ACCEL) -m 128M -kernel $(GUEST_ELF) -append "$(CMDLINE)" \
+		-nographic -no-reboot -nodefaults -serial stdio \
+		-device isa-debug-exit,iobase=0xf4,iosize=4
+
+## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
+bench: guest
+	$(CARGO) build --release -p mobius
+	python3 bench/boot.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --cmdline "$(CMDLINE)"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -p mobius --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
