@@ -107,9 +107,9 @@ pub struct Timings {
     pub kernel_read: Duration,
     /// Opening KVM, creating the VM and guest memory.
     pub vm_create: Duration,
-    /// Loading the ELF and writing the boot structures.
+    /// Loading the ELF and writing GDT, page tables and start_info.
     pub load: Duration,
-    /// Creating the vCPU, CPUID, registers.
+    /// Creating the vCPU, CPUID, TSC frequency, command line, registers.
     pub vcpu_setup: Duration,
     /// First KVM_RUN to the first byte on the serial console.
     pub first_output: Option<Duration>,
@@ -201,21 +201,22 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
             .pvh_entry
             .ok_or_else(|| boot::BootError::NoPvhEntry(name.clone()))?,
     };
-    let (vcpu, nx) = vm::vcpu::create(&vm)?;
-    let tsc_khz = vm::vcpu::tsc_khz(&vcpu);
     let memory = vm.memory().clone();
     boot::params::write_gdt(&memory)?;
     if config.boot == BootMode::Long {
         boot::params::write_page_tables(&memory)?;
     }
     boot::params::write_start_info(&memory, vm.ram_size())?;
+    let t_load = Instant::now();
+    timings.load = t_load - t_vm;
+
+    let (vcpu, nx) = vm::vcpu::create(&vm)?;
+    let tsc_khz = vm::vcpu::tsc_khz(&vcpu);
+    // The command line carries the TSC frequency, known once the vCPU exists.
     boot::params::write_cmdline(
         &memory,
         &full_cmdline(&config.cmdline, tsc_khz, vm.cmdline_extra()),
     )?;
-    let t_load = Instant::now();
-    timings.load = t_load - t_vm;
-
     vm::vcpu::set_boot_state(&vcpu, config.boot, entry, nx)?;
     vm::signal::install().map_err(Error::Host)?;
     let stop_flag = Arc::new(AtomicBool::new(false));
