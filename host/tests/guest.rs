@@ -20,8 +20,17 @@ fn guest(cmdline: &str, extra: &[&str]) -> std::process::Output {
 fn bundled_kernel_is_an_x86_64_elf_with_a_pvh_note() {
     let k = mobius::BUNDLED_KERNEL;
     assert_eq!(&k[..4], b"\x7fELF");
-    let info = mobius::boot::elf::check("bundled", k, 128 << 20).expect("bundled kernel passes the checks");
+    let info = mobius::boot::elf::check("bundled", k, 128 << 20)
+        .expect("bundled kernel passes the checks");
     assert!(info.entry >= mobius_shared::layout::KERNEL_MIN_ADDR);
+    let mem =
+        vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 128 << 20)])
+            .expect("guest memory");
+    let loaded = mobius::boot::elf::load("bundled", k, &mem, 128 << 20).expect("loads");
+    assert!(
+        loaded.pvh_entry.is_some(),
+        "no PVH entry note (Xen note type 18)"
+    );
 }
 
 #[test]
@@ -31,8 +40,18 @@ fn hello_in_both_boot_modes() {
     }
     for mode in ["long", "pvh"] {
         let o = guest("workload=hello", &["--boot", mode]);
-        assert_eq!(o.status.code(), Some(0), "{mode}: {}{}", stdout(&o), stderr(&o));
-        assert!(stdout(&o).to_lowercase().contains("hello"), "{mode}: {}", stdout(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{mode}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).to_lowercase().contains("hello"),
+            "{mode}: {}",
+            stdout(&o)
+        );
     }
 }
 
@@ -43,7 +62,11 @@ fn default_run_is_hello() {
     }
     let o = run(&["run"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).to_lowercase().contains("hello"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).to_lowercase().contains("hello"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -53,7 +76,13 @@ fn hello_with_small_and_large_memory() {
     }
     for mem in ["16M", "1G", "3G"] {
         let o = guest("workload=hello", &["--memory", mem]);
-        assert_eq!(o.status.code(), Some(0), "{mem}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{mem}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
     }
 }
 
@@ -64,7 +93,13 @@ fn exit_status_propagates() {
     }
     for code in [0, 1, 42, 63] {
         let o = guest(&format!("workload=exit code={code}"), &[]);
-        assert_eq!(o.status.code(), Some(code), "code={code}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "code={code}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
     }
 }
 
@@ -82,7 +117,10 @@ fn guest_exception_gives_diagnostic_and_status() {
             "{mode}: {out}{}",
             stderr(&o)
         );
-        assert!(out.contains("rip"), "{mode}: no RIP in the diagnostic: {out}");
+        assert!(
+            out.contains("rip"),
+            "{mode}: no RIP in the diagnostic: {out}"
+        );
     }
 }
 
@@ -92,7 +130,13 @@ fn triple_fault_is_a_crash() {
         return;
     }
     let o = guest("workload=triple-fault", &[]);
-    assert_eq!(o.status.code(), Some(host::GUEST_CRASH), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(host::GUEST_CRASH),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("rip="), "{}", stderr(&o));
 }
 
@@ -102,7 +146,13 @@ fn spinning_guest_times_out() {
         return;
     }
     let o = guest("workload=spin", &["--timeout", "500ms"]);
-    assert_eq!(o.status.code(), Some(host::TIMEOUT), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(host::TIMEOUT),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("--timeout 500ms"), "{}", stderr(&o));
 }
 
@@ -110,23 +160,36 @@ fn spinning_guest_times_out() {
 #[test]
 fn same_elf_boots_under_qemu_microvm() {
     let qemu = "qemu-system-x86_64";
-    let present = Command::new(qemu).arg("--version").output().is_ok_and(|o| o.status.success());
+    let present = Command::new(qemu)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !present {
         if std::env::var("MOBIUS_REQUIRE_QEMU").as_deref() == Ok("1") {
             panic!("{qemu} not found but MOBIUS_REQUIRE_QEMU=1");
         }
-        let _ = writeln!(std::io::stderr(), "SKIP: {qemu} not installed (same_elf_boots_under_qemu_microvm)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: {qemu} not installed (same_elf_boots_under_qemu_microvm)"
+        );
         return;
     }
     let s = Scratch::new();
     let elf = s.write("mobius-guest.elf", mobius::BUNDLED_KERNEL);
-    let accel = if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok() {
+    let accel = if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+    {
         "kvm"
     } else {
         "tcg"
     };
     let o = Command::new("timeout")
-        .args(["120", qemu, "-M", "microvm", "-accel", accel, "-m", "128M", "-kernel"])
+        .args([
+            "120", qemu, "-M", "microvm", "-accel", accel, "-m", "128M", "-kernel",
+        ])
         .arg(&elf)
         .args([
             "-append",
@@ -141,5 +204,11 @@ fn same_elf_boots_under_qemu_microvm() {
         ])
         .output()
         .expect("run qemu");
-    assert_eq!(o.status.code(), Some((5 << 1) | 1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some((5 << 1) | 1),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 }
