@@ -197,3 +197,66 @@ pub fn load(
         end: info.end,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 header + one PT_LOAD at `paddr` of `memsz` bytes, entry `entry`.
+    fn image(paddr: u64, memsz: u64, entry: u64) -> Vec<u8> {
+        let mut f = vec![0u8; EHDR_SIZE + PHDR_SIZE + 16];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        f[24..32].copy_from_slice(&entry.to_le_bytes());
+        f[32..40].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+        f[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+        f[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let ph = &mut f[EHDR_SIZE..EHDR_SIZE + PHDR_SIZE];
+        ph[..4].copy_from_slice(&PT_LOAD.to_le_bytes());
+        ph[8..16].copy_from_slice(&((EHDR_SIZE + PHDR_SIZE) as u64).to_le_bytes());
+        ph[24..32].copy_from_slice(&paddr.to_le_bytes());
+        ph[32..40].copy_from_slice(&16u64.to_le_bytes());
+        ph[40..48].copy_from_slice(&memsz.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn accepts_a_good_image() {
+        let info = check("k", &image(0x10_0000, 0x1000, 0x10_0000), 4 << 20).unwrap();
+        assert_eq!(info.end, 0x10_1000);
+    }
+
+    #[test]
+    fn rejects_bad_placement() {
+        let e = |img: Vec<u8>, ram| check("k", &img, ram).unwrap_err();
+        assert!(matches!(
+            e(image(0x8000, 0x1000, 0x8000), 4 << 20),
+            BootError::OverBootStructures { .. }
+        ));
+        assert!(matches!(
+            e(image(0xbfff_f000, 0x2000, 0xbfff_f000), 4 << 20),
+            BootError::OutsideMemory { .. }
+        ));
+        assert!(matches!(
+            e(image(u64::MAX - 8, 0x1000, 0x10_0000), 4 << 20),
+            BootError::Malformed { .. }
+        ));
+        assert!(matches!(
+            e(image(0x10_0000, 8 << 20, 0x10_0000), 4 << 20),
+            BootError::MemoryTooSmall { .. }
+        ));
+        assert!(matches!(
+            e(image(0x10_0000, 0x1000, 0x20_0000), 4 << 20),
+            BootError::BadEntry { .. }
+        ));
+        let mut bad_filesz = image(0x10_0000, 8, 0x10_0000);
+        bad_filesz[EHDR_SIZE + 32..EHDR_SIZE + 40].copy_from_slice(&1000u64.to_le_bytes());
+        bad_filesz[EHDR_SIZE + 40..EHDR_SIZE + 48].copy_from_slice(&2000u64.to_le_bytes());
+        assert!(matches!(
+            e(bad_filesz, 4 << 20),
+            BootError::Malformed { .. }
+        ));
+    }
+}
