@@ -55,7 +55,12 @@ fn run(args: &RunArgs, process_start: Instant) -> i32 {
             humanize(*d)
         ),
         Stop::Interrupted(sig) => {
-            eprintln!("mobius: error: interrupted by signal {sig}; guest stopped")
+            let name = match *sig {
+                libc::SIGINT => "SIGINT".to_string(),
+                libc::SIGTERM => "SIGTERM".to_string(),
+                n => format!("signal {n}"),
+            };
+            eprintln!("mobius: error: interrupted by {name}; guest stopped")
         }
     }
     if args.timings {
