@@ -1,1 +1,8 @@
-//! x86_64 specifics.
+//! x86-64 specifics: boot entries, CPU primitives, serial console, the PVH
+//! start info, GDT/IDT and traps, and the page tables behind `mm::paging::Mmu`.
+pub mod boot;
+pub mod cpu;
+pub mod paging;
+pub mod serial;
+pub mod start_info;
+pub mod trap;

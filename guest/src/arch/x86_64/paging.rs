@@ -1,0 +1,340 @@
+//! Real x86-64 4-level page tables behind the VMM's [`Mmu`] trait.
+//!
+//! Layout (see `mm::vmm` for the VMM's ranges):
+//! * PML4 slot 0 — the boot identity map of the first 4 GiB with 2 MiB
+//!   pages, kernel-only; copied into every root, never changed or freed here.
+//! * slots 1–255 — the user half, private to each root.
+//! * slot 256 — the kernel half; its PDPT is allocated once at boot
+//!   ([`X86Mmu::new`]) and copied into every root, so kernel mappings made
+//!   through any root are seen through all of them.
+//!
+//! Physical memory is reached through the identity map (physical == virtual).
+//!
+//! Each non-leaf entry keeps, in its ignored bits 52–61, the number of live
+//! entries of the table it points to. `unmap` can then free a table the moment
+//! it empties without scanning 512 entries — on kvm_pvm, where ring-0 code is
+//! emulated, such a scan would cost more than the whole fault.
+use core::arch::asm;
+
+use x86_64::instructions::tlb;
+use x86_64::VirtAddr as X86VirtAddr;
+
+use crate::mm::paging::{MapError, Mmu, PageAttrs, PhysAddr, TableFrames, VirtAddr, PAGE_SIZE};
+
+const PRESENT: u64 = 1 << 0;
+const WRITABLE: u64 = 1 << 1;
+const USER: u64 = 1 << 2;
+const PWT: u64 = 1 << 3;
+const PCD: u64 = 1 << 4;
+const HUGE: u64 = 1 << 7;
+const NX: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const COUNT_SHIFT: u32 = 52;
+const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
+const KERNEL_SLOT: usize = 256;
+const IDENTITY_SLOT: usize = 0;
+const ENTRIES: usize = 512;
+
+/// The guest's MMU.
+pub struct X86Mmu {
+    /// PML4 whose slots 0 and 256 every new root copies.
+    template: PhysAddr,
+    /// Whether EFER.NXE is on (otherwise NX bits must stay clear).
+    nx: bool,
+}
+
+fn table(phys: PhysAddr) -> *mut u64 {
+    phys as *mut u64
+}
+
+fn read_entry(table_phys: PhysAddr, index: usize) -> u64 {
+    // SAFETY: `table_phys` is a page-table frame reached through the identity
+    // map and `index` < 512.
+    unsafe { table(table_phys).add(index).read_volatile() }
+}
+
+fn write_entry(table_phys: PhysAddr, index: usize, value: u64) {
+    // SAFETY: as for `read_entry`; page-table frames belong to this MMU.
+    unsafe { table(table_phys).add(index).write_volatile(value) }
+}
+
+fn indices(va: VirtAddr) -> [usize; 4] {
+    [
+        ((va >> 39) & 511) as usize,
+        ((va >> 30) & 511) as usize,
+        ((va >> 21) & 511) as usize,
+        ((va >> 12) & 511) as usize,
+    ]
+}
+
+fn count(entry: u64) -> u64 {
+    (entry & COUNT_MASK) >> COUNT_SHIFT
+}
+
+fn with_count(entry: u64, n: u64) -> u64 {
+    (entry & !COUNT_MASK) | (n << COUNT_SHIFT)
+}
+
+fn is_canonical(va: VirtAddr) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+impl X86Mmu {
+    /// Take over the current page tables as the template: install the
+    /// kernel-half PDPT (a zeroed frame from `frames`) in slot 256.
+    ///
+    /// # Safety
+    /// CR3 must point at the boot tables (identity map in slot 0) and nothing
+    /// else may be using slot 256.
+    pub unsafe fn new(nx: bool, kernel_pdpt: PhysAddr) -> Self {
+        let template = super::cpu::cr3();
+        write_entry(template, KERNEL_SLOT, kernel_pdpt | PRESENT | WRITABLE);
+        X86Mmu { template, nx }
+    }
+
+    fn leaf_bits(&self, attrs: PageAttrs) -> u64 {
+        let mut bits = PRESENT;
+        if attrs.contains(PageAttrs::WRITABLE) {
+            bits |= WRITABLE;
+        }
+        if attrs.contains(PageAttrs::USER) {
+            bits |= USER;
+        }
+        if attrs.contains(PageAttrs::WRITE_THROUGH) {
+            bits |= PWT;
+        }
+        if attrs.contains(PageAttrs::CACHE_DISABLE) {
+            bits |= PCD;
+        }
+        if self.nx && attrs.contains(PageAttrs::NO_EXECUTE) {
+            bits |= NX;
+        }
+        bits
+    }
+
+    fn attrs_of(entry: u64) -> PageAttrs {
+        let mut attrs = PageAttrs::empty();
+        attrs.set(PageAttrs::WRITABLE, entry & WRITABLE != 0);
+        attrs.set(PageAttrs::USER, entry & USER != 0);
+        attrs.set(PageAttrs::WRITE_THROUGH, entry & PWT != 0);
+        attrs.set(PageAttrs::CACHE_DISABLE, entry & PCD != 0);
+        attrs.set(PageAttrs::NO_EXECUTE, entry & NX != 0);
+        attrs
+    }
+
+    /// Check that the VMM may manage `va` here.
+    fn check(va: VirtAddr) -> Result<[usize; 4], MapError> {
+        if va % PAGE_SIZE != 0 || !is_canonical(va) {
+            return Err(MapError::BadAddress);
+        }
+        let idx = indices(va);
+        if idx[0] == IDENTITY_SLOT {
+            return Err(MapError::BadAddress);
+        }
+        Ok(idx)
+    }
+
+    /// The tables on the way to `va`'s PTE: `[pml4, pdpt, pd, pt]` physical
+    /// addresses, `None` from the first missing level on.
+    fn walk(root: PhysAddr, idx: &[usize; 4]) -> Result<[Option<PhysAddr>; 4], MapError> {
+        let mut tables = [Some(root), None, None, None];
+        for level in 0..3 {
+            let Some(t) = tables[level] else { break };
+            let e = read_entry(t, idx[level]);
+            if e & PRESENT == 0 {
+                break;
+            }
+            if e & HUGE != 0 {
+                return Err(MapError::BadAddress);
+            }
+            tables[level + 1] = Some(e & ADDR_MASK);
+        }
+        Ok(tables)
+    }
+
+    /// Add `delta` to the live-entry count kept in `parent[index]`, except in
+    /// the shared kernel slot of a root (each root has its own copy of it).
+    fn adjust_count(parent: PhysAddr, index: usize, level: usize, delta: i64) -> u64 {
+        let e = read_entry(parent, index);
+        if level == 0 && index == KERNEL_SLOT {
+            return u64::MAX;
+        }
+        let n = count(e).wrapping_add_signed(delta);
+        write_entry(parent, index, with_count(e, n));
+        n
+    }
+}
+
+impl Mmu for X86Mmu {
+    fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError> {
+        let root = frames.alloc_table().ok_or(MapError::OutOfFrames)?;
+        write_entry(root, IDENTITY_SLOT, read_entry(self.template, IDENTITY_SLOT));
+        write_entry(root, KERNEL_SLOT, read_entry(self.template, KERNEL_SLOT));
+        Ok(root)
+    }
+
+    fn free_root(&mut self, root: PhysAddr, frames: &mut dyn TableFrames) {
+        for slot in 1..KERNEL_SLOT {
+            let e = read_entry(root, slot);
+            if e & PRESENT != 0 {
+                free_subtree(e & ADDR_MASK, 1, frames);
+            }
+        }
+        frames.free_table(root);
+    }
+
+    fn map(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frame: PhysAddr,
+        attrs: PageAttrs,
+        frames: &mut dyn TableFrames,
+    ) -> Result<(), MapError> {
+        let idx = Self::check(page)?;
+        let mut tables = Self::walk(root, &idx)?;
+        if let Some(pt) = tables[3] {
+            if read_entry(pt, idx[3]) & PRESENT != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+        }
+        // Allocate every missing table first, so that running out of frames
+        // leaves the tables exactly as they were.
+        let missing = tables.iter().filter(|t| t.is_none()).count();
+        let mut fresh = [0; 3];
+        for i in 0..missing {
+            match frames.alloc_table() {
+                Some(t) => fresh[i] = t,
+                None => {
+                    fresh[..i].iter().for_each(|&t| frames.free_table(t));
+                    return Err(MapError::OutOfFrames);
+                }
+            }
+        }
+        // Link them, counting each new entry in the entry that points at its table.
+        let user = if idx[0] == KERNEL_SLOT { 0 } else { USER };
+        let mut next = fresh[..missing].iter();
+        for level in 0..3 {
+            if tables[level + 1].is_some() {
+                continue;
+            }
+            let (Some(parent), Some(&new)) = (tables[level], next.next()) else {
+                return Err(MapError::BadAddress);
+            };
+            write_entry(parent, idx[level], new | PRESENT | WRITABLE | user);
+            if level > 0 {
+                if let Some(grand) = tables[level - 1] {
+                    Self::adjust_count(grand, idx[level - 1], level - 1, 1);
+                }
+            }
+            tables[level + 1] = Some(new);
+        }
+        let (Some(pd), Some(pt)) = (tables[2], tables[3]) else {
+            return Err(MapError::BadAddress);
+        };
+        write_entry(pt, idx[3], (frame & ADDR_MASK) | self.leaf_bits(attrs));
+        Self::adjust_count(pd, idx[2], 2, 1);
+        tlb::flush(X86VirtAddr::new_truncate(page));
+        Ok(())
+    }
+
+    fn unmap(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frames: &mut dyn TableFrames,
+    ) -> Option<PhysAddr> {
+        let idx = Self::check(page).ok()?;
+        let tables = Self::walk(root, &idx).ok()?;
+        let pt = tables[3]?;
+        let e = read_entry(pt, idx[3]);
+        if e & PRESENT == 0 {
+            return None;
+        }
+        write_entry(pt, idx[3], 0);
+        tlb::flush(X86VirtAddr::new_truncate(page));
+        // Free tables that became empty, bottom up. The PDPT of a user slot
+        // goes too; the shared kernel PDPT and the root never do.
+        for level in (0..3).rev() {
+            let parent = tables[level]?;
+            let left = Self::adjust_count(parent, idx[level], level, -1);
+            if left != 0 || (level == 0 && idx[0] == KERNEL_SLOT) {
+                break;
+            }
+            let child = read_entry(parent, idx[level]) & ADDR_MASK;
+            write_entry(parent, idx[level], 0);
+            frames.free_table(child);
+            if level == 0 {
+                break;
+            }
+        }
+        Some(e & ADDR_MASK)
+    }
+
+    fn protect(&mut self, root: PhysAddr, page: VirtAddr, attrs: PageAttrs) -> Result<(), MapError> {
+        let idx = Self::check(page)?;
+        let pt = Self::walk(root, &idx)?[3].ok_or(MapError::NotMapped)?;
+        let e = read_entry(pt, idx[3]);
+        if e & PRESENT == 0 {
+            return Err(MapError::NotMapped);
+        }
+        write_entry(pt, idx[3], (e & ADDR_MASK) | self.leaf_bits(attrs));
+        tlb::flush(X86VirtAddr::new_truncate(page));
+        Ok(())
+    }
+
+    fn translate(&self, root: PhysAddr, page: VirtAddr) -> Option<(PhysAddr, PageAttrs)> {
+        let idx = Self::check(page & !(PAGE_SIZE - 1)).ok()?;
+        let pt = Self::walk(root, &idx).ok()?[3]?;
+        let e = read_entry(pt, idx[3]);
+        (e & PRESENT != 0).then(|| (e & ADDR_MASK, Self::attrs_of(e)))
+    }
+
+    fn zero_frame(&mut self, frame: PhysAddr) {
+        // One `rep stosq` instead of a store loop: on kvm_pvm each ring-0
+        // instruction is emulated, and a string instruction is one of them.
+        // SAFETY: `frame` is a whole RAM frame owned by the caller, reached
+        // through the identity map.
+        unsafe {
+            asm!("rep stosq", inout("rdi") frame => _, inout("rcx") PAGE_SIZE / 8 => _,
+                 in("rax") 0u64, options(nostack, preserves_flags));
+        }
+    }
+
+    fn write_frame(&mut self, frame: PhysAddr, offset: usize, data: &[u8]) {
+        let len = data.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        // SAFETY: the range lies inside `frame`, a RAM frame owned by the caller.
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), (frame as usize + offset) as *mut u8, len)
+        }
+    }
+
+    fn read_frame(&self, frame: PhysAddr, offset: usize, out: &mut [u8]) {
+        let len = out.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        // SAFETY: as for `write_frame`.
+        unsafe {
+            core::ptr::copy_nonoverlapping((frame as usize + offset) as *const u8, out.as_mut_ptr(), len)
+        }
+    }
+}
+
+/// Free a user-half table and everything below it (not the leaf frames).
+fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
+    if level < 3 {
+        for i in 0..ENTRIES {
+            let e = read_entry(table_phys, i);
+            if e & PRESENT != 0 && e & HUGE == 0 {
+                free_subtree(e & ADDR_MASK, level + 1, frames);
+            }
+        }
+    }
+    frames.free_table(table_phys);
+}
+
+impl X86Mmu {
+    /// Attributes of `page` in the address space now in CR3.
+    pub fn translate_current(&self, page: VirtAddr) -> Option<PageAttrs> {
+        self.translate(super::cpu::cr3(), page).map(|(_, a)| a)
+    }
+}

@@ -1,0 +1,116 @@
+//! The PVH `hvm_start_info` handed over by the loader (Xen's
+//! `arch-x86/hvm/start_info.h`, version 1): memory map and command line.
+use crate::mm::frame::MemRegion;
+
+const MAGIC: u32 = 0x336e_c578;
+const MEMMAP_TYPE_RAM: u32 = 1;
+/// Anything larger is not a memory map we believe.
+const MAX_ENTRIES: u32 = 128;
+const MAX_CMDLINE: usize = 4096;
+
+#[repr(C)]
+struct StartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+#[repr(C)]
+struct MemmapEntry {
+    addr: u64,
+    size: u64,
+    kind: u32,
+    reserved: u32,
+}
+
+/// At most this many RAM regions are used (read before the heap exists).
+pub const MAX_RAM_REGIONS: usize = 16;
+
+/// What the kernel needs from the start info.
+pub struct BootInfo {
+    pub cmdline: &'static str,
+    ram: [MemRegion; MAX_RAM_REGIONS],
+    ram_len: usize,
+}
+
+impl BootInfo {
+    /// The RAM regions of the memory map.
+    pub fn ram(&self) -> &[MemRegion] {
+        &self.ram[..self.ram_len]
+    }
+
+    /// End of the highest RAM region.
+    pub fn ram_end(&self) -> u64 {
+        self.ram().iter().map(|r| r.base + r.len).max().unwrap_or(0)
+    }
+}
+
+/// Why the start info could not be used.
+#[derive(Debug)]
+pub enum StartInfoError {
+    BadMagic(u32),
+    NoMemoryMap,
+}
+
+/// Read the start info at physical address `addr` (identity mapped).
+///
+/// # Safety
+/// `addr` must be the start-info pointer the loader passed, in identity-mapped
+/// memory that nothing else writes.
+pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
+    // SAFETY: the caller vouches for `addr`.
+    let info = unsafe { &*(addr as *const StartInfo) };
+    if info.magic != MAGIC {
+        return Err(StartInfoError::BadMagic(info.magic));
+    }
+    if info.memmap_paddr == 0 || info.memmap_entries == 0 {
+        return Err(StartInfoError::NoMemoryMap);
+    }
+    let n = info.memmap_entries.min(MAX_ENTRIES) as usize;
+    // SAFETY: the loader put `memmap_entries` entries at `memmap_paddr`.
+    let entries =
+        unsafe { core::slice::from_raw_parts(info.memmap_paddr as *const MemmapEntry, n) };
+    let mut ram = [MemRegion::new(0, 0); MAX_RAM_REGIONS];
+    let mut ram_len = 0;
+    for e in entries.iter().filter(|e| e.kind == MEMMAP_TYPE_RAM && e.size > 0) {
+        if ram_len == MAX_RAM_REGIONS {
+            break;
+        }
+        ram[ram_len] = MemRegion::new(e.addr, e.size);
+        ram_len += 1;
+    }
+    // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
+    let cmdline = unsafe { cmdline_at(info.cmdline_paddr) };
+    Ok(BootInfo {
+        cmdline,
+        ram,
+        ram_len,
+    })
+}
+
+/// The NUL-terminated command line at `addr`, cut at [`MAX_CMDLINE`] bytes
+/// and at the first byte that is not UTF-8.
+unsafe fn cmdline_at(addr: u64) -> &'static str {
+    if addr == 0 {
+        return "";
+    }
+    let base = addr as *const u8;
+    let mut len = 0;
+    // SAFETY: reading up to the NUL (or the cap) of the loader's line.
+    while len < MAX_CMDLINE && unsafe { *base.add(len) } != 0 {
+        len += 1;
+    }
+    // SAFETY: `len` bytes were just read.
+    let bytes = unsafe { core::slice::from_raw_parts(base, len) };
+    match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    }
+}

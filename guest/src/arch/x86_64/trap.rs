@@ -1,0 +1,386 @@
+//! GDT with TSS (IST stacks for #DF and #PF), the IDT, exception entry stubs,
+//! and dispatch: page faults go to the hook the kernel installs (the Möbius
+//! VMM); everything else, and every fault nobody resolves, prints a diagnostic
+//! and ends the run with [`GuestStatus::Exception`].
+//!
+//! Expected faults (tests probing a protection violation) use [`probe_read`] /
+//! [`probe_write`]: a fault on their one memory instruction that the VMM does
+//! not resolve resumes at a fix-up that returns `None`, like Linux's exception
+//! tables.
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use spin::Once;
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+use super::cpu;
+use mobius_shared::exit::GuestStatus;
+
+const IST_DOUBLE_FAULT: u16 = 0;
+const IST_PAGE_FAULT: u16 = 1;
+const IST_STACK_SIZE: usize = 16 * 1024;
+const PAGE_FAULT: u64 = 14;
+
+/// Registers saved by the entry stubs, lowest address first.
+#[repr(C)]
+#[derive(Debug, Clone)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// A page-fault resolver: `(frame, cr2) -> resolved?`. On `true` the faulting
+/// instruction is retried.
+pub type PageFaultHook = fn(&TrapFrame, u64) -> bool;
+
+static PAGE_FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static IN_PAGE_FAULT: AtomicBool = AtomicBool::new(false);
+
+/// Install the page-fault resolver (the VMM's fault path).
+pub fn set_page_fault_hook(hook: PageFaultHook) {
+    PAGE_FAULT_HOOK.store(hook as usize, Ordering::Release);
+}
+
+fn page_fault_hook() -> Option<PageFaultHook> {
+    match PAGE_FAULT_HOOK.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `set_page_fault_hook` stores non-zero values, and it
+        // stores a `PageFaultHook`.
+        f => Some(unsafe { core::mem::transmute::<usize, PageFaultHook>(f) }),
+    }
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .macro TRAP_NOERR n
+trap_stub_\n:
+    pushq $0
+    pushq $\n
+    jmp trap_common
+    .endm
+    .macro TRAP_ERR n
+trap_stub_\n:
+    pushq $\n
+    jmp trap_common
+    .endm
+
+    TRAP_NOERR 0
+    TRAP_NOERR 1
+    TRAP_NOERR 2
+    TRAP_NOERR 3
+    TRAP_NOERR 4
+    TRAP_NOERR 5
+    TRAP_NOERR 6
+    TRAP_NOERR 7
+    TRAP_ERR 8
+    TRAP_NOERR 9
+    TRAP_ERR 10
+    TRAP_ERR 11
+    TRAP_ERR 12
+    TRAP_ERR 13
+    TRAP_ERR 14
+    TRAP_NOERR 15
+    TRAP_NOERR 16
+    TRAP_ERR 17
+    TRAP_NOERR 18
+    TRAP_NOERR 19
+    TRAP_NOERR 20
+    TRAP_ERR 21
+    TRAP_NOERR 22
+    TRAP_NOERR 23
+    TRAP_NOERR 24
+    TRAP_NOERR 25
+    TRAP_NOERR 26
+    TRAP_NOERR 27
+    TRAP_NOERR 28
+    TRAP_ERR 29
+    TRAP_ERR 30
+    TRAP_NOERR 31
+
+trap_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call {dispatch}
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+
+    .global probe_read_u8
+probe_read_u8:
+probe_read_insn:
+    movzbq (%rdi), %rax
+    ret
+    .global probe_write_u8
+probe_write_u8:
+probe_write_insn:
+    movb %sil, (%rdi)
+    xorl %eax, %eax
+    ret
+probe_fixup:
+    movq $-1, %rax
+    ret
+
+    .section .rodata
+    .balign 8
+    .global trap_stub_table
+trap_stub_table:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad trap_stub_\n
+    .endr
+    .global probe_sites
+probe_sites:
+    .quad probe_read_insn
+    .quad probe_write_insn
+    .quad probe_fixup
+"#,
+    dispatch = sym trap_dispatch,
+    options(att_syntax)
+);
+
+extern "C" {
+    static trap_stub_table: [u64; 32];
+    static probe_sites: [u64; 3];
+    fn probe_read_u8(addr: u64) -> i64;
+    fn probe_write_u8(addr: u64, value: u64) -> i64;
+}
+
+/// Read a byte at `addr`, or `None` if the access faults and the VMM does
+/// not resolve it (the fault is still counted by the VMM).
+pub fn probe_read(addr: u64) -> Option<u8> {
+    // SAFETY: the probe is a leaf function whose only memory access is
+    // covered by the fix-up in `trap_dispatch`.
+    let v = unsafe { probe_read_u8(addr) };
+    u8::try_from(v).ok()
+}
+
+/// Write a byte at `addr`; `false` if the access faulted unresolved.
+pub fn probe_write(addr: u64, value: u8) -> bool {
+    // SAFETY: as for `probe_read`.
+    unsafe { probe_write_u8(addr, value as u64) == 0 }
+}
+
+struct Tables {
+    gdt: GlobalDescriptorTable,
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static TABLES: Once<Tables> = Once::new();
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// An IST stack; only its address is used (the CPU writes it).
+#[repr(align(16))]
+struct Stack(#[allow(dead_code)] [u8; IST_STACK_SIZE]);
+static mut DOUBLE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+static mut PAGE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
+
+fn stack_top(stack: *const Stack) -> VirtAddr {
+    VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
+}
+
+/// Load the kernel GDT, TSS and IDT.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] =
+            stack_top(&raw const DOUBLE_FAULT_STACK);
+        tss.interrupt_stack_table[IST_PAGE_FAULT as usize] =
+            stack_top(&raw const PAGE_FAULT_STACK);
+        tss
+    });
+    let tables = TABLES.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        Tables { gdt, code, data, tss }
+    });
+    tables.gdt.load();
+    // SAFETY: the selectors come from the GDT just loaded.
+    unsafe {
+        CS::set_reg(tables.code);
+        DS::set_reg(tables.data);
+        ES::set_reg(tables.data);
+        SS::set_reg(tables.data);
+        load_tss(tables.tss);
+    }
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY: the stub table holds the 32 entry stubs defined above.
+        let stubs = unsafe { &*(&raw const trap_stub_table) };
+        let at = |v: usize| VirtAddr::new(stubs[v]);
+        // SAFETY: each stub is a valid exception entry for its vector that
+        // ends in iretq; the IST indices name stacks set in the TSS above.
+        // Vectors 9, 15, 22-27 and 31 are reserved and never raised.
+        unsafe {
+            idt.divide_error.set_handler_addr(at(0));
+            idt.debug.set_handler_addr(at(1));
+            idt.non_maskable_interrupt.set_handler_addr(at(2));
+            idt.breakpoint.set_handler_addr(at(3));
+            idt.overflow.set_handler_addr(at(4));
+            idt.bound_range_exceeded.set_handler_addr(at(5));
+            idt.invalid_opcode.set_handler_addr(at(6));
+            idt.device_not_available.set_handler_addr(at(7));
+            idt.double_fault
+                .set_handler_addr(at(8))
+                .set_stack_index(IST_DOUBLE_FAULT);
+            idt.invalid_tss.set_handler_addr(at(10));
+            idt.segment_not_present.set_handler_addr(at(11));
+            idt.stack_segment_fault.set_handler_addr(at(12));
+            idt.general_protection_fault.set_handler_addr(at(13));
+            idt.page_fault
+                .set_handler_addr(at(14))
+                .set_stack_index(IST_PAGE_FAULT);
+            idt.x87_floating_point.set_handler_addr(at(16));
+            idt.alignment_check.set_handler_addr(at(17));
+            idt.machine_check.set_handler_addr(at(18));
+            idt.simd_floating_point.set_handler_addr(at(19));
+            idt.virtualization.set_handler_addr(at(20));
+            idt.cp_protection_exception.set_handler_addr(at(21));
+            idt.hv_injection_exception.set_handler_addr(at(28));
+            idt.vmm_communication_exception.set_handler_addr(at(29));
+            idt.security_exception.set_handler_addr(at(30));
+        }
+        idt
+    });
+    idt.load();
+}
+
+/// Load an empty IDT: the next exception shuts the machine down (triple
+/// fault). Used by the `triple-fault` workload to test the host's report.
+pub fn load_empty_idt() {
+    static EMPTY: Once<InterruptDescriptorTable> = Once::new();
+    EMPTY.call_once(InterruptDescriptorTable::new).load();
+}
+
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == PAGE_FAULT {
+        page_fault(frame);
+    } else {
+        fatal(frame, None, "unhandled exception");
+    }
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    let cr2 = cpu::cr2();
+    if IN_PAGE_FAULT.swap(true, Ordering::AcqRel) {
+        // A fault inside the fault path re-entered the same IST stack: the
+        // outer frame is lost, so nothing can be resumed.
+        fatal(frame, Some(cr2), "page fault inside the page-fault handler");
+    }
+    let resolved = page_fault_hook().is_some_and(|hook| hook(frame, cr2));
+    IN_PAGE_FAULT.store(false, Ordering::Release);
+    if resolved {
+        return;
+    }
+    // SAFETY: `probe_sites` is defined in the asm above.
+    let [read_site, write_site, fixup] = unsafe { *(&raw const probe_sites) };
+    if frame.rip == read_site || frame.rip == write_site {
+        frame.rip = fixup;
+        return;
+    }
+    fatal(frame, Some(cr2), "unresolved page fault");
+}
+
+fn fatal(frame: &TrapFrame, cr2: Option<u64>, what: &str) -> ! {
+    crate::println!(
+        "\nmobius-guest: {what}: vector {} ({}) error {:#x} rip {:#x} cr2 {:#x}",
+        frame.vector,
+        vector_name(frame.vector),
+        frame.error_code,
+        frame.rip,
+        cr2.unwrap_or_else(cpu::cr2)
+    );
+    crate::println!(
+        "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n  cs {:#x} ss {:#x} rflags {:#x}",
+        frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp,
+        frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15,
+        frame.cs, frame.ss, frame.rflags
+    );
+    crate::report::fatal_report();
+    cpu::exit(GuestStatus::Exception.code())
+}
+
+fn vector_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "#DE divide error",
+        "#DB debug",
+        "NMI",
+        "#BP breakpoint",
+        "#OF overflow",
+        "#BR bound range",
+        "#UD invalid opcode",
+        "#NM device not available",
+        "#DF double fault",
+        "coprocessor segment overrun",
+        "#TS invalid TSS",
+        "#NP segment not present",
+        "#SS stack fault",
+        "#GP general protection",
+        "#PF page fault",
+        "reserved",
+        "#MF x87 error",
+        "#AC alignment check",
+        "#MC machine check",
+        "#XM SIMD error",
+        "#VE virtualization",
+        "#CP control protection",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("reserved")
+}

@@ -1,0 +1,216 @@
+//! The kernel proper: read the start info and command line, bring up traps,
+//! heap and the Möbius VMM, run what the command line asks for, report the
+//! fault statistics and exit with a status.
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use alloc::boxed::Box;
+use spin::Once;
+
+use crate::arch::x86_64::{cpu, paging::X86Mmu, start_info, trap};
+use crate::mm::frame::{CpuZeroing, DiscardZeroing, FrameZeroing, MemRegion};
+use crate::mm::paging::PAGE_SIZE;
+use crate::mm::stats::CycleSource;
+use crate::mm::vmm::{Access, SpaceId, Vmm, VmmConfig, VmmLock, KERNEL_SPACE};
+use crate::{println, report, workloads};
+use mobius_shared::cmdline;
+use mobius_shared::exit::GuestStatus;
+use mobius_shared::layout::KERNEL_MIN_ADDR;
+
+/// The kernel's VMM, set up once at boot.
+pub static VMM: Once<VmmLock<X86Mmu>> = Once::new();
+/// The address space whose root is in CR3.
+static CURRENT_SPACE: AtomicU32 = AtomicU32::new(0);
+/// TSC at kernel entry and when the workload started.
+pub static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
+pub static TSC_READY: AtomicU64 = AtomicU64::new(0);
+/// TSC frequency in kHz (0 if unknown).
+pub static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+
+/// Largest heap the kernel takes (the 100,000-area benchmark needs a few tens of MiB).
+const HEAP_MAX: u64 = 64 << 20;
+
+/// The kernel-half PDPT, shared by every address space (PML4 slot 256).
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+static mut KERNEL_PDPT: Page = Page([0; 4096]);
+
+extern "C" {
+    static __kernel_end: u8;
+}
+
+/// `rdtsc` as the VMM's cycle source.
+struct Tsc;
+impl CycleSource for Tsc {
+    fn now(&self) -> u64 {
+        cpu::rdtsc()
+    }
+}
+
+/// Called by the boot code (both entries) with the PVH start-info address.
+pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
+    TSC_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
+    trap::init();
+    let nx = cpu::enable_protection();
+    // SAFETY: the boot code passes the loader's start-info pointer unchanged.
+    let info = match unsafe { start_info::read(start_info_addr) } {
+        Ok(info) => info,
+        Err(e) => {
+            println!("mobius-guest: unusable PVH start info at {start_info_addr:#x}: {e:?}");
+            cpu::exit(GuestStatus::BadCommandLine.code())
+        }
+    };
+    let line = info.cmdline;
+    TSC_KHZ.store(tsc_khz(line), Ordering::Relaxed);
+    let heap = init_heap(&info);
+    init_vmm(&info, heap, nx, cmdline::get(line, cmdline::DISCARD) == Some("1"));
+    let status = run(line);
+    report::final_report();
+    cpu::exit(status.code())
+}
+
+/// Choose what to run from the command line.
+fn run(line: &str) -> GuestStatus {
+    TSC_READY.store(cpu::rdtsc(), Ordering::Relaxed);
+    if let Some(suite) = cmdline::get(line, cmdline::TEST) {
+        return crate::ktest::run_suite(suite);
+    }
+    let name = cmdline::get(line, cmdline::WORKLOAD).unwrap_or("hello");
+    workloads::run(name, line)
+}
+
+/// TSC frequency: the host's `tsc_khz=`, else CPUID leaves 0x40000010
+/// (hypervisor timing leaf) or 0x15/0x16, else 0 with a warning.
+fn tsc_khz(line: &str) -> u64 {
+    if let Some(khz) = cmdline::get(line, cmdline::TSC_KHZ).and_then(|v| v.parse().ok()) {
+        return khz;
+    }
+    let hv_max = cpu::cpuid(0x4000_0000).0;
+    if hv_max >= 0x4000_0010 {
+        let khz = cpu::cpuid(0x4000_0010).0;
+        if khz != 0 {
+            return u64::from(khz);
+        }
+    }
+    if cpu::cpuid(0).0 >= 0x15 {
+        let (den, num, hz, _) = cpu::cpuid(0x15);
+        if den != 0 && num != 0 && hz != 0 {
+            return u64::from(hz) * u64::from(num) / u64::from(den) / 1000;
+        }
+    }
+    if cpu::cpuid(0).0 >= 0x16 {
+        let mhz = cpu::cpuid(0x16).0 & 0xffff;
+        if mhz != 0 {
+            return u64::from(mhz) * 1000;
+        }
+    }
+    println!("mobius-guest: warning: TSC frequency unknown; times are reported in cycles only");
+    0
+}
+
+/// Put the heap right after the kernel image; returns its range.
+fn init_heap(info: &start_info::BootInfo) -> MemRegion {
+    let kernel_end = (&raw const __kernel_end) as u64;
+    let base = kernel_end.next_multiple_of(PAGE_SIZE);
+    let ram_end = info.ram_end();
+    let size = (ram_end.saturating_sub(KERNEL_MIN_ADDR) / 4)
+        .min(HEAP_MAX)
+        .min(ram_end.saturating_sub(base))
+        & !(PAGE_SIZE - 1);
+    // SAFETY: [base, base + size) is RAM after the kernel image that nothing
+    // else uses: the frame allocator gets it as reserved.
+    unsafe { crate::heap::init(base, size) };
+    MemRegion::new(base, size)
+}
+
+fn init_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: bool) {
+    // Boot structures and firmware below 1 MiB, the kernel image (with its
+    // boot page tables, stacks and the kernel PDPT in .bss) and the heap.
+    let reserved = [
+        MemRegion::new(0, KERNEL_MIN_ADDR),
+        MemRegion::new(KERNEL_MIN_ADDR, heap.base + heap.len - KERNEL_MIN_ADDR),
+    ];
+    let zeroing: Box<dyn FrameZeroing> = if discard {
+        Box::new(DiscardZeroing {
+            discard: cpu::discard_frame,
+        })
+    } else {
+        Box::new(CpuZeroing)
+    };
+    let config = VmmConfig {
+        ram: info.ram(),
+        reserved: &reserved,
+        zeroing,
+        clock: Box::new(Tsc),
+    };
+    // SAFETY: CR3 holds the boot tables and slot 256 is unused; the PDPT is
+    // a zeroed, page-aligned static used for nothing else.
+    let mmu = unsafe { X86Mmu::new(nx, (&raw const KERNEL_PDPT) as u64) };
+    let vmm = match Vmm::new(config, mmu) {
+        Ok(vmm) => vmm,
+        Err(e) => {
+            println!("mobius-guest: cannot start the VMM: {e}");
+            cpu::exit(GuestStatus::OutOfMemory.code())
+        }
+    };
+    let lock = VMM.call_once(|| spin::Mutex::new(vmm));
+    let root = match lock.lock().root(KERNEL_SPACE) {
+        Ok(root) => root,
+        Err(e) => {
+            println!("mobius-guest: no kernel address space: {e}");
+            cpu::exit(GuestStatus::OutOfMemory.code())
+        }
+    };
+    switch_space(KERNEL_SPACE, root);
+    trap::set_page_fault_hook(page_fault);
+}
+
+/// Load `root` into CR3 and remember which space it is.
+pub fn switch_space(space: SpaceId, root: u64) {
+    use x86_64::registers::control::{Cr3, Cr3Flags};
+    use x86_64::structures::paging::PhysFrame;
+    use x86_64::PhysAddr;
+    CURRENT_SPACE.store(space.0, Ordering::Release);
+    // SAFETY: every root shares the identity map (slot 0) the kernel runs
+    // from and the kernel half, so the switch keeps the kernel mapped.
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(root)),
+            Cr3Flags::empty(),
+        )
+    }
+}
+
+/// The address space in CR3.
+pub fn current_space() -> SpaceId {
+    SpaceId(CURRENT_SPACE.load(Ordering::Acquire))
+}
+
+/// The page-fault hook: decode the error code and ask the VMM.
+fn page_fault(frame: &trap::TrapFrame, cr2: u64) -> bool {
+    let Some(vmm) = VMM.get() else { return false };
+    if vmm.is_locked() {
+        // The fault came from code holding the VMM lock: resolving it would
+        // deadlock. Report it instead.
+        println!("mobius-guest: page fault at {cr2:#x} while the VMM lock is held");
+        return false;
+    }
+    let e = frame.error_code;
+    let access = Access {
+        present: e & 1 != 0,
+        write: e & 2 != 0,
+        user: e & 4 != 0,
+        instruction: e & 16 != 0,
+    };
+    let outcome = crate::mm::fault::handle(vmm, current_space(), cr2, access);
+    if !outcome.is_resolved() && !access.user {
+        report::note_fault(cr2, access, outcome);
+    }
+    outcome.is_resolved()
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    println!("\nmobius-guest: panic: {info}");
+    cpu::exit(GuestStatus::Panic.code())
+}

@@ -1,0 +1,85 @@
+//! What the kernel tells the host at the end of a run: a human summary of the
+//! VMM's statistics on the console and one statistics snapshot (the wire
+//! format of `mobius_shared::stats`), sent over the virtio console when the
+//! host announced one, else as a `mobius-stats: <hex>` line on the serial port.
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use spin::Mutex;
+
+use crate::kmain::{TSC_BOOT, TSC_KHZ, TSC_READY, VMM};
+use crate::mm::vmm::{Access, FaultOutcome};
+use crate::println;
+use mobius_shared::stats::{Snapshot, SnapshotReason, MAX_FRAME_LEN};
+
+/// Prefix of the serial fallback line carrying a hex-encoded snapshot frame.
+pub const SERIAL_PREFIX: &str = "mobius-stats: ";
+
+static LAST_UNRESOLVED: Mutex<Option<(u64, Access, FaultOutcome)>> = Mutex::new(None);
+static SEQ: AtomicU32 = AtomicU32::new(0);
+static RUN_ID: Mutex<u64> = Mutex::new(0);
+
+/// Remember the run id from the command line for every snapshot.
+pub fn set_run_id(id: u64) {
+    *RUN_ID.lock() = id;
+}
+
+/// Remember a kernel-mode fault the VMM could not resolve, for the diagnostic.
+pub fn note_fault(addr: u64, access: Access, outcome: FaultOutcome) {
+    if let Some(mut last) = LAST_UNRESOLVED.try_lock() {
+        *last = Some((addr, access, outcome));
+    }
+}
+
+/// The snapshot of the statistics now, or `None` if the VMM is busy (a fault
+/// taken with its lock held) or not up yet.
+pub fn snapshot(reason: SnapshotReason) -> Option<Snapshot> {
+    let vmm = VMM.get()?.try_lock()?;
+    let run_id = RUN_ID.try_lock().map(|id| *id).unwrap_or(0);
+    let mut snap = Snapshot::new(run_id, TSC_KHZ.load(Ordering::Relaxed));
+    vmm.fill_snapshot(&mut snap);
+    snap.seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    snap.reason = reason;
+    snap.tsc = crate::arch::x86_64::cpu::rdtsc();
+    snap.tsc_boot = TSC_BOOT.load(Ordering::Relaxed);
+    snap.tsc_ready = TSC_READY.load(Ordering::Relaxed);
+    Some(snap)
+}
+
+/// Send one snapshot to the host.
+pub fn send(snap: &Snapshot) {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let Ok(frame) = snap.encode(&mut buf) else {
+        println!("mobius-guest: statistics snapshot does not fit a frame");
+        return;
+    };
+    if crate::dev::send_frame(frame) {
+        return;
+    }
+    crate::print!("{SERIAL_PREFIX}");
+    for b in frame.iter() {
+        crate::print!("{b:02x}");
+    }
+    println!();
+}
+
+/// End of a normal run: summary and final snapshot.
+pub fn final_report() {
+    if let Some(vmm) = VMM.get().and_then(|v| v.try_lock()) {
+        let _ = vmm.write_summary(&mut crate::console::Console);
+    }
+    if let Some(snap) = snapshot(SnapshotReason::Exit) {
+        send(&snap);
+    }
+}
+
+/// End of a crashed run: what the VMM said about the fault, then the report.
+pub fn fatal_report() {
+    if let Some(Some((addr, access, outcome))) = LAST_UNRESOLVED.try_lock().map(|l| *l) {
+        println!(
+            "  VMM: fault at {addr:#x} ({}{}) not resolved: {outcome}",
+            if access.user { "user " } else { "kernel " },
+            if access.write { "write" } else { "read" }
+        );
+    }
+    final_report();
+}
