@@ -28,11 +28,14 @@ guest:
 	$(CARGO) build -p mobius-guest --release --target $(GUEST_TARGET) --target-dir $(TARGET_DIR)/guest
 	@echo "guest kernel: $(GUEST_ELF)"
 
-## Boot the same ELF under QEMU's microvm machine. QEMU's exit status is (status << 1) | 1.
+## Boot the same ELF under QEMU's microvm machine. QEMU exits with (status << 1) | 1;
+## this target turns that back into the guest's status.
 qemu: guest
-	$(QEMU) -M microvm -accel $(QEMU_ACCEL) -m 128M -kernel $(GUEST_ELF) -append "$(CMDLINE)" \
+	@$(QEMU) -M microvm -accel $(QEMU_ACCEL) -m 128M -kernel $(GUEST_ELF) -append "$(CMDLINE)" \
 		-nographic -no-reboot -nodefaults -serial stdio \
-		-device isa-debug-exit,iobase=0xf4,iosize=4
+		-device isa-debug-exit,iobase=0xf4,iosize=4; \
+	s=$$?; if [ $$((s & 1)) -eq 1 ]; then s=$$((s >> 1)); fi; \
+	echo "make qemu: guest status $$s"; exit $$s
 
 ## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
 bench: guest
