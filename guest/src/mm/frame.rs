@@ -140,7 +140,11 @@ impl FreeList {
 pub struct FrameAllocator {
     regions: Vec<Region>,
     reserved: Vec<MemRegion>,
+    /// Records of the frames from index `first_record` on; every frame below
+    /// it is reserved and has none (the low MiB, kernel image and heap form
+    /// one run at the bottom: skipping it costs nothing at boot).
     records: Vec<FrameRecord>,
+    first_record: u64,
     total_indices: u64,
     dirty: FreeList,
     zero: FreeList,
@@ -198,6 +202,7 @@ impl FrameAllocator {
             regions,
             reserved,
             records: Vec::new(),
+            first_record: 0,
             total_indices: next.min(NIL as u64),
             dirty: FreeList::EMPTY,
             zero: FreeList::EMPTY,
@@ -208,7 +213,43 @@ impl FrameAllocator {
         };
         fa.total = fa.total_indices - fa.reserved_frames();
         fa.fresh_left = fa.total;
+        fa.first_record = fa.leading_reserved();
         fa
+    }
+
+    /// Number of frame indices, from 0, that are all reserved: found by
+    /// jumping over whole reserved ranges, never frame by frame.
+    fn leading_reserved(&self) -> u64 {
+        let mut index = 0;
+        while index < self.total_indices {
+            match self.reserved_end(self.phys_of(index)) {
+                Some(end) => match self.index_of(end) {
+                    Some(next) if next > index => index = next,
+                    Some(_) => break,
+                    // The range ends in a hole or past RAM: skip to the next region.
+                    None => match self.regions.iter().find(|r| r.base_pfn * PAGE_SIZE >= end) {
+                        Some(r) => index = r.first_index,
+                        None => return self.total_indices,
+                    },
+                },
+                None => break,
+            }
+        }
+        index
+    }
+
+    /// End of the reserved range containing `phys`, if it is reserved.
+    fn reserved_end(&self, phys: PhysAddr) -> Option<PhysAddr> {
+        let i = self.reserved.partition_point(|r| r.base <= phys);
+        self.reserved[..i]
+            .iter()
+            .filter(|r| phys < r.end())
+            .map(|r| r.end())
+            .max()
+    }
+
+    fn slot(&self, index: u64) -> usize {
+        (index - self.first_record) as usize
     }
 
     /// Managed frames that fall in a reserved range, counted by interval
@@ -262,12 +303,13 @@ impl FrameAllocator {
     }
 
     fn record(&self, phys: PhysAddr) -> Option<&FrameRecord> {
-        self.records.get(self.index_of(phys)? as usize)
+        let i = self.index_of(phys)?.checked_sub(self.first_record)?;
+        self.records.get(i as usize)
     }
 
     fn record_mut(&mut self, phys: PhysAddr) -> Option<&mut FrameRecord> {
-        let i = self.index_of(phys)? as usize;
-        self.records.get_mut(i)
+        let i = self.index_of(phys)?.checked_sub(self.first_record)?;
+        self.records.get_mut(i as usize)
     }
 
     /// State of a frame (`None` if not managed or never handed out yet).
@@ -286,7 +328,8 @@ impl FrameAllocator {
             return None;
         }
         let index = list.head;
-        let rec = &mut self.records[index as usize];
+        let slot = self.slot(index as u64);
+        let rec = &mut self.records[slot];
         let next = rec.next;
         rec.state = FrameState::Used;
         rec.next = NIL;
@@ -299,7 +342,8 @@ impl FrameAllocator {
     fn push(&mut self, which: ListKind, phys: PhysAddr) {
         let index = self.index_of(phys).expect("managed frame") as u32;
         let head = self.list(which).head;
-        let rec = &mut self.records[index as usize];
+        let slot = self.slot(index as u64);
+        let rec = &mut self.records[slot];
         rec.state = match which {
             ListKind::Dirty => FrameState::FreeDirty,
             ListKind::Zero => FrameState::FreeZero,
@@ -330,7 +374,7 @@ impl FrameAllocator {
             return None;
         }
         loop {
-            let index = self.records.len() as u64;
+            let index = self.first_record + self.records.len() as u64;
             let phys = self.phys_of(index);
             let state = if self.is_reserved(phys) {
                 FrameState::Reserved
@@ -486,7 +530,7 @@ impl FrameAllocator {
         let count = |head: u32, want: FrameState| -> Result<u64, &'static str> {
             let (mut n, mut i) = (0u64, head);
             while i != NIL {
-                let rec = &self.records[i as usize];
+                let rec = &self.records[self.slot(i as u64)];
                 if rec.state != want {
                     return Err("frame on a free list in the wrong state");
                 }
@@ -548,6 +592,24 @@ mod tests {
     use super::*;
     use crate::mm::soft_mmu::SoftMmu;
     use alloc::boxed::Box;
+
+    /// The reserved run at the bottom of RAM (low MiB, kernel, heap) is
+    /// skipped in one step: the first allocation creates one record, not one
+    /// per reserved frame (boot runs in emulated ring 0 on kvm_pvm).
+    #[test]
+    fn leading_reserved_run_costs_no_records() {
+        let mut f = FrameAllocator::new(
+            &[MemRegion::new(0, 0x9f000), MemRegion::new(0x10_0000, 0x100_0000)],
+            &[MemRegion::new(0, 0x10_0000), MemRegion::new(0x10_0000, 0x40_0000)],
+            Box::new(CpuZeroing),
+        );
+        assert_eq!(f.alloc_known_zero(), Some(0x50_0000));
+        assert_eq!(f.records.len(), 1);
+        assert_eq!(f.state(0x50_0000), Some(FrameState::Used));
+        assert_eq!(f.state(0x20_0000), None);
+        assert_eq!(f.stats().total, (0x100_0000 - 0x40_0000) / PAGE_SIZE);
+        f.check_invariants().expect("consistent");
+    }
 
     fn fa(frames: u64) -> FrameAllocator {
         FrameAllocator::new(

@@ -76,6 +76,7 @@ _start32:
     .global _start64
 _start64:
     cli
+    leaq boot_stack_top(%rip), %rsp    /* the loader's rsp is not ours */
     lgdt boot_gdt_ptr(%rip)
     pushq $0x08
     leaq 3f(%rip), %rax
