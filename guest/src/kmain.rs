@@ -50,6 +50,7 @@ impl CycleSource for Tsc {
 /// Called by the boot code (both entries) with the PVH start-info address.
 pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     TSC_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
+    crate::arch::x86_64::serial::Serial::init();
     trap::init();
     let nx = cpu::enable_protection();
     // SAFETY: the boot code passes the loader's start-info pointer unchanged.
@@ -64,6 +65,10 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     TSC_KHZ.store(tsc_khz(line), Ordering::Relaxed);
     let heap = init_heap(&info);
     init_vmm(&info, heap, nx, cmdline::get(line, cmdline::DISCARD) == Some("1"));
+    if let Some(id) = cmdline::get(line, cmdline::RUN_ID).and_then(|v| v.parse().ok()) {
+        report::set_run_id(id);
+    }
+    report::set_console_summary(cmdline::get(line, "summary") == Some("1"));
     let status = run(line);
     report::final_report();
     cpu::exit(status.code())

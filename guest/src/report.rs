@@ -2,7 +2,7 @@
 //! VMM's statistics on the console and one statistics snapshot (the wire
 //! format of `mobius_shared::stats`), sent over the virtio console when the
 //! host announced one, else as a `mobius-stats: <hex>` line on the serial port.
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use spin::Mutex;
 
@@ -17,6 +17,14 @@ pub const SERIAL_PREFIX: &str = "mobius-stats: ";
 static LAST_UNRESOLVED: Mutex<Option<(u64, Access, FaultOutcome)>> = Mutex::new(None);
 static SEQ: AtomicU32 = AtomicU32::new(0);
 static RUN_ID: Mutex<u64> = Mutex::new(0);
+static CONSOLE_SUMMARY: AtomicBool = AtomicBool::new(false);
+
+/// Print the human summary on the console too (`summary=1`). Off by default:
+/// the host decodes the snapshot and prints its own, and every console byte
+/// costs a VM exit.
+pub fn set_console_summary(on: bool) {
+    CONSOLE_SUMMARY.store(on, Ordering::Relaxed);
+}
 
 /// Remember the run id from the command line for every snapshot.
 pub fn set_run_id(id: u64) {
@@ -45,6 +53,8 @@ pub fn snapshot(reason: SnapshotReason) -> Option<Snapshot> {
     Some(snap)
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Send one snapshot to the host.
 pub fn send(snap: &Snapshot) {
     let mut buf = [0u8; MAX_FRAME_LEN];
@@ -55,17 +65,25 @@ pub fn send(snap: &Snapshot) {
     if crate::dev::send_frame(frame) {
         return;
     }
+    // Hex in FIFO-sized pieces: one formatting call per 8 bytes, not per digit.
     crate::print!("{SERIAL_PREFIX}");
-    for b in frame.iter() {
-        crate::print!("{b:02x}");
+    let mut hex = [0u8; 16];
+    for chunk in frame.chunks(8) {
+        for (i, b) in chunk.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        crate::arch::x86_64::serial::Serial::write_bytes(&hex[..2 * chunk.len()]);
     }
     println!();
 }
 
 /// End of a normal run: summary and final snapshot.
 pub fn final_report() {
-    if let Some(vmm) = VMM.get().and_then(|v| v.try_lock()) {
-        let _ = vmm.write_summary(&mut crate::console::Console);
+    if CONSOLE_SUMMARY.load(Ordering::Relaxed) {
+        if let Some(vmm) = VMM.get().and_then(|v| v.try_lock()) {
+            let _ = vmm.write_summary(&mut crate::console::Console);
+        }
     }
     if let Some(snap) = snapshot(SnapshotReason::Exit) {
         send(&snap);

@@ -5,29 +5,47 @@ use super::cpu::{inb, outb};
 use mobius_shared::ports::COM1;
 
 const THR: u16 = 0;
+const FCR: u16 = 2;
 const LSR: u16 = 5;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+/// Depth of the 16550A transmit FIFO.
+const FIFO_DEPTH: usize = 16;
+/// FCR: enable and clear both FIFOs.
+const FCR_ENABLE_CLEAR: u8 = 0x07;
 
 /// The serial port as a `fmt::Write` sink.
 pub struct Serial;
 
 impl Serial {
-    /// Send one byte once the transmitter can take it. A UART that never
-    /// reports empty (LSR all ones: nothing there) is written anyway after a
-    /// bounded wait, so the kernel never hangs on its console.
-    pub fn write_byte(byte: u8) {
+    /// Enable the FIFOs, so that one "transmitter empty" check covers 16
+    /// bytes: every port access is a VM exit, the dominant cost of output.
+    pub fn init() {
+        outb(COM1 + FCR, FCR_ENABLE_CLEAR);
+    }
+
+    /// Wait (bounded) until the transmitter and its FIFO are empty. A UART
+    /// that never reports empty (nothing there) is written anyway, so the
+    /// kernel never hangs on its console.
+    fn wait_empty() {
         for _ in 0..1000 {
             if inb(COM1 + LSR) & LSR_THR_EMPTY != 0 {
-                break;
+                return;
             }
         }
-        outb(COM1 + THR, byte);
+    }
+
+    /// Send bytes, one emptiness check per FIFO-full.
+    pub fn write_bytes(bytes: &[u8]) {
+        for chunk in bytes.chunks(FIFO_DEPTH) {
+            Self::wait_empty();
+            chunk.iter().for_each(|&b| outb(COM1 + THR, b));
+        }
     }
 }
 
 impl fmt::Write for Serial {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        s.bytes().for_each(Serial::write_byte);
+        Serial::write_bytes(s.as_bytes());
         Ok(())
     }
 }
