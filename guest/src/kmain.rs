@@ -69,6 +69,9 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         report::set_run_id(id);
     }
     report::set_console_summary(cmdline::get(line, "summary") == Some("1"));
+    if let Some(ms) = cmdline::get(line, cmdline::STATS_INTERVAL_MS).and_then(|v| v.parse().ok()) {
+        report::set_interval_ms(ms);
+    }
     let status = run(line);
     report::final_report();
     cpu::exit(status.code())

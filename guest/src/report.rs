@@ -2,7 +2,7 @@
 //! VMM's statistics on the console and one statistics snapshot (the wire
 //! format of `mobius_shared::stats`), sent over the virtio console when the
 //! host announced one, else as a `mobius-stats: <hex>` line on the serial port.
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
@@ -18,6 +18,38 @@ static LAST_UNRESOLVED: Mutex<Option<(u64, Access, FaultOutcome)>> = Mutex::new(
 static SEQ: AtomicU32 = AtomicU32::new(0);
 static RUN_ID: Mutex<u64> = Mutex::new(0);
 static CONSOLE_SUMMARY: AtomicBool = AtomicBool::new(false);
+/// Periodic snapshots: interval in TSC cycles (0 = off) and when the next is due.
+static INTERVAL_CYCLES: AtomicU64 = AtomicU64::new(0);
+static NEXT_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Send a snapshot every `ms` milliseconds (`stats_interval_ms=`), checked
+/// by [`maybe_periodic`]; needs the TSC frequency.
+pub fn set_interval_ms(ms: u64) {
+    let khz = TSC_KHZ.load(Ordering::Relaxed);
+    if ms == 0 || khz == 0 {
+        return;
+    }
+    let cycles = ms.saturating_mul(khz);
+    INTERVAL_CYCLES.store(cycles, Ordering::Relaxed);
+    NEXT_DUE.store(
+        crate::arch::x86_64::cpu::rdtsc().saturating_add(cycles),
+        Ordering::Relaxed,
+    );
+}
+
+/// Called by workloads between steps: sends an interval snapshot when one is
+/// due. Costs one `rdtsc` and a compare otherwise.
+pub fn maybe_periodic() {
+    let now = crate::arch::x86_64::cpu::rdtsc();
+    if now < NEXT_DUE.load(Ordering::Relaxed) {
+        return;
+    }
+    let cycles = INTERVAL_CYCLES.load(Ordering::Relaxed);
+    NEXT_DUE.store(now.saturating_add(cycles), Ordering::Relaxed);
+    if let Some(snap) = snapshot(SnapshotReason::Interval) {
+        send(&snap);
+    }
+}
 
 /// Print the human summary on the console too (`summary=1`). Off by default:
 /// the host decodes the snapshot and prints its own, and every console byte

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cli;
 pub mod devices;
 pub mod error;
+pub mod stats;
 pub mod vm;
 
 use std::borrow::Cow;

@@ -1,0 +1,286 @@
+//! Turning the guest's bytes into [`Snapshot`]s.
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mobius_shared::stats::{Snapshot, WireError, MAX_FRAME_LEN};
+
+/// Prefix of the serial fallback line: the guest writes `mobius-stats: `
+/// followed by the hex of one COBS frame when it has no virtio console.
+pub const SERIAL_PREFIX: &str = "mobius-stats: ";
+
+/// Frames the host could not use, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeErrors {
+    pub malformed: u64,
+    pub oversized: u64,
+    pub unknown_version: u64,
+    pub bad_magic: u64,
+}
+
+impl DecodeErrors {
+    pub fn total(&self) -> u64 {
+        self.malformed + self.oversized + self.unknown_version + self.bad_magic
+    }
+}
+
+/// Collects snapshots from a byte stream of zero-terminated COBS frames.
+#[derive(Debug, Default)]
+pub struct StatsCollector {
+    /// Bytes of the frame being received; never longer than MAX_FRAME_LEN.
+    partial: Vec<u8>,
+    /// The frame being received is already too long: drop until its end.
+    skipping: bool,
+    snapshots: Vec<Snapshot>,
+    errors: DecodeErrors,
+    bytes: u64,
+    warned: bool,
+}
+
+impl StatsCollector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A collector shared between a device (writer) and the CLI (reader).
+    pub fn shared() -> SharedCollector {
+        SharedCollector(Arc::new(Mutex::new(StatsCollector::new())))
+    }
+
+    /// Feed bytes as they arrive; a zero byte ends a frame.
+    pub fn push_bytes(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        for chunk in data.split_inclusive(|&b| b == 0) {
+            let ends = chunk.last() == Some(&0);
+            let body = if ends { &chunk[..chunk.len() - 1] } else { chunk };
+            if !self.skipping {
+                if self.partial.len() + body.len() > MAX_FRAME_LEN {
+                    self.skipping = true;
+                    self.partial.clear();
+                } else {
+                    self.partial.extend_from_slice(body);
+                }
+            }
+            if ends {
+                if self.skipping {
+                    self.reject(WireError::Oversized(MAX_FRAME_LEN + 1));
+                } else if !self.partial.is_empty() {
+                    let mut frame = std::mem::take(&mut self.partial);
+                    self.decode(&mut frame);
+                }
+                self.skipping = false;
+                self.partial.clear();
+            }
+        }
+    }
+
+    /// Take a serial line; returns `true` if it was a statistics line (and so
+    /// must not be shown as guest output).
+    pub fn push_serial_line(&mut self, line: &str) -> bool {
+        let Some(hex) = line.trim_end().strip_prefix(SERIAL_PREFIX) else {
+            return false;
+        };
+        self.bytes += line.len() as u64;
+        if hex.len() > 2 * MAX_FRAME_LEN {
+            self.reject(WireError::Oversized(hex.len() / 2));
+            return true;
+        }
+        match decode_hex(hex) {
+            Some(mut frame) => self.decode(&mut frame),
+            None => self.reject(WireError::Malformed),
+        }
+        true
+    }
+
+    fn decode(&mut self, frame: &mut [u8]) {
+        match Snapshot::decode(frame) {
+            Ok(snap) => self.snapshots.push(snap),
+            Err(e) => self.reject(e),
+        }
+    }
+
+    fn reject(&mut self, e: WireError) {
+        match e {
+            WireError::Oversized(_) => self.errors.oversized += 1,
+            WireError::UnknownVersion(_) => self.errors.unknown_version += 1,
+            WireError::BadMagic(_) => self.errors.bad_magic += 1,
+            WireError::Malformed | WireError::BufferTooSmall => self.errors.malformed += 1,
+        }
+        if !self.warned {
+            self.warned = true;
+            eprintln!("mobius: warning: ignoring a bad statistics frame from the guest: {e}");
+        }
+    }
+
+    /// Snapshots decoded so far, in arrival order.
+    pub fn snapshots(&self) -> &[Snapshot] {
+        &self.snapshots
+    }
+
+    /// The last snapshot the guest sent at exit (or the last of any kind).
+    pub fn final_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshots.last()
+    }
+
+    pub fn errors(&self) -> DecodeErrors {
+        self.errors
+    }
+
+    /// Bytes of statistics traffic received.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A [`StatsCollector`] behind a lock, cloneable into devices and writers.
+#[derive(Debug, Clone)]
+pub struct SharedCollector(Arc<Mutex<StatsCollector>>);
+
+impl SharedCollector {
+    /// Lock it; a poisoned lock (a panic elsewhere) still gives the data.
+    pub fn lock(&self) -> MutexGuard<'_, StatsCollector> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A serial writer that takes `mobius-stats:` lines out of the guest's
+/// console output and passes everything else through to `inner`.
+pub struct SerialStatsFilter {
+    inner: Box<dyn Write + Send>,
+    collector: SharedCollector,
+    line: Vec<u8>,
+}
+
+/// Longest console line buffered while looking for the statistics prefix.
+const MAX_LINE: usize = 2 * MAX_FRAME_LEN + 64;
+
+impl SerialStatsFilter {
+    pub fn new(inner: Box<dyn Write + Send>, collector: SharedCollector) -> Self {
+        SerialStatsFilter {
+            inner,
+            collector,
+            line: Vec::new(),
+        }
+    }
+
+    /// Whether the buffered start of the line could still be a stats line.
+    fn may_be_stats(&self) -> bool {
+        let n = self.line.len().min(SERIAL_PREFIX.len());
+        self.line[..n] == SERIAL_PREFIX.as_bytes()[..n]
+    }
+
+    fn pass_through(&mut self) -> io::Result<()> {
+        let line = std::mem::take(&mut self.line);
+        self.inner.write_all(&line)
+    }
+}
+
+impl Write for SerialStatsFilter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for &b in buf {
+            self.line.push(b);
+            if b == b'\n' {
+                let text = String::from_utf8_lossy(&self.line).into_owned();
+                if self.may_be_stats() && self.collector.lock().push_serial_line(&text) {
+                    self.line.clear();
+                } else {
+                    self.pass_through()?;
+                }
+            } else if !self.may_be_stats() || self.line.len() > MAX_LINE {
+                self.pass_through()?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mobius_shared::stats::FaultKind;
+
+    fn frame(snap: &Snapshot) -> Vec<u8> {
+        let mut buf = vec![0u8; MAX_FRAME_LEN];
+        snap.encode(&mut buf).expect("fits").to_vec()
+    }
+
+    fn sample(n: u64) -> Snapshot {
+        let mut s = Snapshot::new(7, 1000);
+        s.faults[FaultKind::DemandZero.index()].count = n;
+        s
+    }
+
+    #[test]
+    fn frames_split_across_writes_decode() {
+        let mut c = StatsCollector::new();
+        let mut bytes = frame(&sample(1));
+        bytes.extend(frame(&sample(2)));
+        for piece in bytes.chunks(5) {
+            c.push_bytes(piece);
+        }
+        assert_eq!(c.snapshots().len(), 2);
+        assert_eq!(c.final_snapshot(), Some(&sample(2)));
+        assert_eq!(c.errors().total(), 0);
+    }
+
+    #[test]
+    fn garbage_oversized_and_unknown_version_are_counted_and_skipped() {
+        let mut c = StatsCollector::new();
+        c.push_bytes(&[5, 1, 2, 0]);
+        c.push_bytes(&vec![1u8; MAX_FRAME_LEN * 3]);
+        c.push_bytes(&[0]);
+        let mut v2 = sample(3);
+        v2.version = 2;
+        c.push_bytes(&frame(&v2));
+        c.push_bytes(&frame(&sample(4)));
+        let e = c.errors();
+        assert_eq!((e.malformed, e.oversized, e.unknown_version), (1, 1, 1));
+        assert_eq!(c.snapshots(), &[sample(4)]);
+    }
+
+    #[test]
+    fn serial_lines_are_filtered_out_of_console_output() {
+        let collector = StatsCollector::shared();
+        let out = SharedBuf::default();
+        let mut filter = SerialStatsFilter::new(Box::new(out.clone()), collector.clone());
+        let hex: String = frame(&sample(9)).iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!("hello\nmobius-st\n{SERIAL_PREFIX}{hex}\n{SERIAL_PREFIX}zz\nbye\n");
+        for piece in text.as_bytes().chunks(3) {
+            filter.write_all(piece).expect("write");
+        }
+        assert_eq!(out.text(), "hello\nmobius-st\nbye\n");
+        let c = collector.lock();
+        assert_eq!(c.snapshots(), &[sample(9)]);
+        assert_eq!(c.errors().malformed, 1);
+    }
+
+    #[derive(Clone, Default)]
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+    impl SharedBuf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf8")
+        }
+    }
+    impl Write for SharedBuf {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}
