@@ -154,14 +154,15 @@ fn init_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: boo
     // SAFETY: CR3 holds the boot tables and slot 256 is unused; the PDPT is
     // a zeroed, page-aligned static used for nothing else.
     let mmu = unsafe { X86Mmu::new(nx, (&raw const KERNEL_PDPT) as u64) };
-    let vmm = match Vmm::new(config, mmu) {
-        Ok(vmm) => vmm,
+    // Built inside the `Once` so the (large) VMM is not moved after
+    // construction: a move is a memcpy, and ring-0 copies are emulated.
+    let lock = VMM.call_once(|| match Vmm::new(config, mmu) {
+        Ok(vmm) => spin::Mutex::new(vmm),
         Err(e) => {
             println!("mobius-guest: cannot start the VMM: {e}");
             cpu::exit(GuestStatus::OutOfMemory.code())
         }
-    };
-    let lock = VMM.call_once(|| spin::Mutex::new(vmm));
+    });
     let root = match lock.lock().root(KERNEL_SPACE) {
         Ok(root) => root,
         Err(e) => {
