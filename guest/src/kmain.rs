@@ -64,7 +64,12 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     let line = info.cmdline;
     TSC_KHZ.store(tsc_khz(line), Ordering::Relaxed);
     let heap = init_heap(&info);
-    init_vmm(&info, heap, nx, cmdline::get(line, cmdline::DISCARD) == Some("1"));
+    init_vmm(
+        &info,
+        heap,
+        nx,
+        cmdline::get(line, cmdline::DISCARD) == Some("1"),
+    );
     if let Some(id) = cmdline::get(line, cmdline::RUN_ID).and_then(|v| v.parse().ok()) {
         report::set_run_id(id);
     }

@@ -86,7 +86,10 @@ fn demand_zero_write() -> Result<(), &'static str> {
     }
     let faults = count(FaultKind::DemandZero) - before;
     free(base)?;
-    ensure(faults == N, "expected exactly one demand-zero fault per page")
+    ensure(
+        faults == N,
+        "expected exactly one demand-zero fault per page",
+    )
 }
 
 /// A read maps a zeroed page read-only; the first write upgrades it.
@@ -108,24 +111,39 @@ fn read_then_upgrade() -> Result<(), &'static str> {
         dirty.is_some_and(|a| a.contains(PageAttrs::WRITABLE)),
         "the write must upgrade the page to writable",
     )?;
-    let counts = (count(FaultKind::DemandZero) - dz, count(FaultKind::Upgrade) - up);
+    let counts = (
+        count(FaultKind::DemandZero) - dz,
+        count(FaultKind::Upgrade) - up,
+    );
     free(base)?;
-    ensure(counts == (1, 1), "expected one demand-zero and one upgrade fault")
+    ensure(
+        counts == (1, 1),
+        "expected one demand-zero and one upgrade fault",
+    )
 }
 
 /// CR0.WP: a kernel write to a read-only area is a protection fault, counted,
 /// and allocates nothing.
 fn read_only_write() -> Result<(), &'static str> {
     let base = alloc(1, MemFlags::READ)?;
-    ensure(probe_read(base) == Some(0), "read-only area must be readable")?;
+    ensure(
+        probe_read(base) == Some(0),
+        "read-only area must be readable",
+    )?;
     let prot = count(FaultKind::Protection);
     let frames = free_frames();
-    ensure(!probe_write(base, 1), "write to a read-only area must fault")?;
+    ensure(
+        !probe_write(base, 1),
+        "write to a read-only area must fault",
+    )?;
     let counted = count(FaultKind::Protection) - prot;
     let frames_after = free_frames();
     free(base)?;
     ensure(counted == 1, "the protection fault must be counted once")?;
-    ensure(frames_after == frames, "a protection fault must not allocate")
+    ensure(
+        frames_after == frames,
+        "a protection fault must not allocate",
+    )
 }
 
 fn unmapped() -> Result<(), &'static str> {
@@ -180,7 +198,10 @@ fn map_area() -> Result<(), &'static str> {
     free(base)?;
     ensure(v == 0x00c0_ffee, "MAP area must show the physical frame")?;
     ensure(counted == 1, "expected exactly one MAP fault")?;
-    ensure(free_frames() == frames, "freeing a MAP area must not free its frames")
+    ensure(
+        free_frames() == frames,
+        "freeing a MAP area must not free its frames",
+    )
 }
 
 fn cache_none() -> Result<(), &'static str> {
@@ -224,7 +245,10 @@ fn second_space() -> Result<(), &'static str> {
     free(shared)?;
     ensure(in_space, "switch_space must record the space")?;
     ensure(seen == 42, "the kernel half must be shared")?;
-    ensure(private, "a user area must not be visible from another space")?;
+    ensure(
+        private,
+        "a user area must not be visible from another space",
+    )?;
     ensure(freed, "freeing the area and the space must succeed")
 }
 
@@ -237,5 +261,8 @@ fn free_returns_frames() -> Result<(), &'static str> {
     }
     ensure(free_frames() < before, "touching must take frames")?;
     free(base)?;
-    ensure(free_frames() == before, "free must return every frame and table")
+    ensure(
+        free_frames() == before,
+        "free must return every frame and table",
+    )
 }

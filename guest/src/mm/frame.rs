@@ -599,8 +599,14 @@ mod tests {
     #[test]
     fn leading_reserved_run_costs_no_records() {
         let mut f = FrameAllocator::new(
-            &[MemRegion::new(0, 0x9f000), MemRegion::new(0x10_0000, 0x100_0000)],
-            &[MemRegion::new(0, 0x10_0000), MemRegion::new(0x10_0000, 0x40_0000)],
+            &[
+                MemRegion::new(0, 0x9f000),
+                MemRegion::new(0x10_0000, 0x100_0000),
+            ],
+            &[
+                MemRegion::new(0, 0x10_0000),
+                MemRegion::new(0x10_0000, 0x40_0000),
+            ],
             Box::new(CpuZeroing),
         );
         assert_eq!(f.alloc_known_zero(), Some(0x50_0000));

@@ -51,7 +51,11 @@ impl StatsCollector {
         self.bytes += data.len() as u64;
         for chunk in data.split_inclusive(|&b| b == 0) {
             let ends = chunk.last() == Some(&0);
-            let body = if ends { &chunk[..chunk.len() - 1] } else { chunk };
+            let body = if ends {
+                &chunk[..chunk.len() - 1]
+            } else {
+                chunk
+            };
             if !self.skipping {
                 if self.partial.len() + body.len() > MAX_FRAME_LEN {
                     self.skipping = true;
@@ -256,7 +260,10 @@ mod tests {
         let collector = StatsCollector::shared();
         let out = SharedBuf::default();
         let mut filter = SerialStatsFilter::new(Box::new(out.clone()), collector.clone());
-        let hex: String = frame(&sample(9)).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = frame(&sample(9))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let text = format!("hello\nmobius-st\n{SERIAL_PREFIX}{hex}\n{SERIAL_PREFIX}zz\nbye\n");
         for piece in text.as_bytes().chunks(3) {
             filter.write_all(piece).expect("write");

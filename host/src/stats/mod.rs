@@ -7,5 +7,7 @@
 //! counted in [`DecodeErrors`] and reported while the run goes on.
 pub mod collector;
 
-pub use collector::{DecodeErrors, SerialStatsFilter, SharedCollector, StatsCollector, SERIAL_PREFIX};
+pub use collector::{
+    DecodeErrors, SerialStatsFilter, SharedCollector, StatsCollector, SERIAL_PREFIX,
+};
 pub use mobius_shared::stats::{FaultKind, Snapshot, MAX_FRAME_LEN};

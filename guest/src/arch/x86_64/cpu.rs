@@ -7,7 +7,9 @@ use mobius_shared::ports::{DEBUG_EXIT, DISCARD_FRAME};
 #[inline]
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port I/O has no memory effects; the ports we use are ours.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Read a byte from an I/O port.
@@ -15,7 +17,9 @@ pub fn outb(port: u16, value: u8) {
 pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: as for `outb`.
-    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     value
 }
 
@@ -23,7 +27,9 @@ pub fn inb(port: u16) -> u8 {
 #[inline]
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Read the time-stamp counter.

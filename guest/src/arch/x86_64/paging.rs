@@ -169,7 +169,11 @@ impl X86Mmu {
 impl Mmu for X86Mmu {
     fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError> {
         let root = frames.alloc_table().ok_or(MapError::OutOfFrames)?;
-        write_entry(root, IDENTITY_SLOT, read_entry(self.template, IDENTITY_SLOT));
+        write_entry(
+            root,
+            IDENTITY_SLOT,
+            read_entry(self.template, IDENTITY_SLOT),
+        );
         write_entry(root, KERNEL_SLOT, read_entry(self.template, KERNEL_SLOT));
         Ok(root)
     }
@@ -272,7 +276,12 @@ impl Mmu for X86Mmu {
         Some(e & ADDR_MASK)
     }
 
-    fn protect(&mut self, root: PhysAddr, page: VirtAddr, attrs: PageAttrs) -> Result<(), MapError> {
+    fn protect(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        attrs: PageAttrs,
+    ) -> Result<(), MapError> {
         let idx = Self::check(page)?;
         let pt = Self::walk(root, &idx)?[3].ok_or(MapError::NotMapped)?;
         let e = read_entry(pt, idx[3]);
@@ -303,7 +312,9 @@ impl Mmu for X86Mmu {
     }
 
     fn write_frame(&mut self, frame: PhysAddr, offset: usize, data: &[u8]) {
-        let len = data.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        let len = data
+            .len()
+            .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: the range lies inside `frame`, a RAM frame owned by the caller.
         unsafe {
             core::ptr::copy_nonoverlapping(data.as_ptr(), (frame as usize + offset) as *mut u8, len)
@@ -311,10 +322,16 @@ impl Mmu for X86Mmu {
     }
 
     fn read_frame(&self, frame: PhysAddr, offset: usize, out: &mut [u8]) {
-        let len = out.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        let len = out
+            .len()
+            .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: as for `write_frame`.
         unsafe {
-            core::ptr::copy_nonoverlapping((frame as usize + offset) as *const u8, out.as_mut_ptr(), len)
+            core::ptr::copy_nonoverlapping(
+                (frame as usize + offset) as *const u8,
+                out.as_mut_ptr(),
+                len,
+            )
         }
     }
 }

@@ -79,7 +79,10 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
         unsafe { core::slice::from_raw_parts(info.memmap_paddr as *const MemmapEntry, n) };
     let mut ram = [MemRegion::new(0, 0); MAX_RAM_REGIONS];
     let mut ram_len = 0;
-    for e in entries.iter().filter(|e| e.kind == MEMMAP_TYPE_RAM && e.size > 0) {
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == MEMMAP_TYPE_RAM && e.size > 0)
+    {
         if ram_len == MAX_RAM_REGIONS {
             break;
         }

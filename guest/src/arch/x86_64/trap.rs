@@ -13,8 +13,8 @@ use spin::Once;
 use x86_64::instructions::tables::{lidt, load_tss};
 use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
-use x86_64::structures::DescriptorTablePointer;
 use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
 use super::cpu;
@@ -285,8 +285,7 @@ pub fn init() {
         let mut tss = TaskStateSegment::new();
         tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] =
             stack_top(&raw const DOUBLE_FAULT_STACK);
-        tss.interrupt_stack_table[IST_PAGE_FAULT as usize] =
-            stack_top(&raw const PAGE_FAULT_STACK);
+        tss.interrupt_stack_table[IST_PAGE_FAULT as usize] = stack_top(&raw const PAGE_FAULT_STACK);
         tss
     });
     let tables = TABLES.call_once(|| {
@@ -294,7 +293,12 @@ pub fn init() {
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        Tables { gdt, code, data, tss }
+        Tables {
+            gdt,
+            code,
+            data,
+            tss,
+        }
     });
     tables.gdt.load();
     // SAFETY: the selectors come from the GDT just loaded.
