@@ -85,6 +85,7 @@ impl VcpuRunner {
                 break stop;
             }
         };
+        self.serial.flush();
         VcpuReport {
             stop,
             exits: self.exits,
