@@ -125,7 +125,7 @@ impl X86Mmu {
 
     /// Check that the VMM may manage `va` here.
     fn check(va: VirtAddr) -> Result<[usize; 4], MapError> {
-        if va % PAGE_SIZE != 0 || !is_canonical(va) {
+        if !va.is_multiple_of(PAGE_SIZE) || !is_canonical(va) {
             return Err(MapError::BadAddress);
         }
         let idx = indices(va);

@@ -267,7 +267,12 @@ impl Gate {
     }
 }
 
-static mut IDT: [Gate; 32] = [Gate::MISSING; 32];
+/// The IDT: written once by [`init`] before it is loaded, then only read by
+/// the CPU.
+struct IdtCell(core::cell::UnsafeCell<[Gate; 32]>);
+// SAFETY: written only during single-threaded boot (`init`).
+unsafe impl Sync for IdtCell {}
+static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new([Gate::MISSING; 32]));
 
 /// An IST stack; only its address is used (the CPU writes it).
 #[repr(align(16))]
@@ -310,9 +315,9 @@ pub fn init() {
         load_tss(tables.tss);
     }
     // SAFETY: boot is single-threaded and nothing else touches the IDT.
-    let idt = unsafe { &mut *(&raw mut IDT) };
+    let idt = unsafe { &mut *IDT.0.get() };
     // SAFETY: the stub table holds the 32 entry stubs defined above.
-    let stubs = unsafe { &*(&raw const trap_stub_table) };
+    let stubs = unsafe { &trap_stub_table };
     for (vector, gate) in idt.iter_mut().enumerate() {
         // Reserved vectors (9, 15, 22-27, 31) are never raised: no gate.
         if matches!(vector, 9 | 15 | 22..=27 | 31) {
@@ -327,7 +332,7 @@ pub fn init() {
     }
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
-        base: VirtAddr::from_ptr(&raw const IDT),
+        base: VirtAddr::from_ptr(IDT.0.get()),
     };
     // SAFETY: the IDT is a static that lives for ever, with valid gates.
     unsafe { lidt(&pointer) };
@@ -365,7 +370,7 @@ fn page_fault(frame: &mut TrapFrame) {
         return;
     }
     // SAFETY: `probe_sites` is defined in the asm above.
-    let [read_site, write_site, fixup] = unsafe { *(&raw const probe_sites) };
+    let [read_site, write_site, fixup] = unsafe { probe_sites };
     if frame.rip == read_site || frame.rip == write_site {
         frame.rip = fixup;
         return;
