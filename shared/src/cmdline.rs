@@ -27,7 +27,10 @@ pub fn words(line: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The value of the last occurrence of `key`, if any.
 pub fn get<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    words(line).filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    words(line)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .last()
 }
 
 #[cfg(test)]

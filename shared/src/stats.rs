@@ -83,7 +83,11 @@ impl FaultKind {
 
 /// Index of the log2 histogram bucket for a duration in cycles.
 pub const fn histogram_bucket(cycles: u64) -> usize {
-    let b = if cycles <= 1 { 0 } else { 63 - cycles.leading_zeros() as usize };
+    let b = if cycles <= 1 {
+        0
+    } else {
+        63 - cycles.leading_zeros() as usize
+    };
     if b >= HISTOGRAM_BUCKETS {
         HISTOGRAM_BUCKETS - 1
     } else {
@@ -244,7 +248,10 @@ impl core::fmt::Display for WireError {
             WireError::Malformed => write!(f, "malformed frame"),
             WireError::BadMagic(m) => write!(f, "bad magic {m:#x}"),
             WireError::UnknownVersion(v) => {
-                write!(f, "unknown wire version {v} (this host speaks {WIRE_VERSION})")
+                write!(
+                    f,
+                    "unknown wire version {v} (this host speaks {WIRE_VERSION})"
+                )
             }
         }
     }
@@ -309,11 +316,17 @@ mod tests {
         s.version = 99;
         let mut buf = [0u8; MAX_FRAME_LEN];
         let mut frame = s.encode(&mut buf).expect("fits").to_vec_in_test();
-        assert_eq!(Snapshot::decode(&mut frame), Err(WireError::UnknownVersion(99)));
+        assert_eq!(
+            Snapshot::decode(&mut frame),
+            Err(WireError::UnknownVersion(99))
+        );
         let mut garbage = [7u8, 1, 2, 3, 0];
         assert!(Snapshot::decode(&mut garbage).is_err());
         let mut zero_inside = [2u8, 0, 3, 0];
-        assert_eq!(Snapshot::decode(&mut zero_inside), Err(WireError::Malformed));
+        assert_eq!(
+            Snapshot::decode(&mut zero_inside),
+            Err(WireError::Malformed)
+        );
     }
 
     #[test]
