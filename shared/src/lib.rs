@@ -10,3 +10,4 @@ pub mod exit;
 pub mod layout;
 pub mod ports;
 pub mod stats;
+pub mod workloads;
