@@ -167,7 +167,10 @@ impl Workload {
     /// `line`, per [`FaultKind`]; `None` for a kind whose count depends on
     /// the machine (the zero-pool split, the frames available). Kinds not
     /// mentioned are exactly zero.
-    pub fn expected(&'static self, line: &str) -> Result<[Option<u64>; FaultKind::COUNT], ParamError> {
+    pub fn expected(
+        &'static self,
+        line: &str,
+    ) -> Result<[Option<u64>; FaultKind::COUNT], ParamError> {
         use FaultKind::*;
         let mut e = [Some(0); FaultKind::COUNT];
         // The zero-pool split depends on which frames are free: not fixed.
@@ -219,28 +222,47 @@ mod tests {
         let w = find("seq-touch").expect("listed");
         assert_eq!(w.param("", "pages"), Ok(1000));
         assert_eq!(w.param("pages=7", "pages"), Ok(7));
-        assert_eq!(w.param("pages=x", "pages"), Err(ParamError::NotANumber("pages")));
-        assert!(matches!(w.param("pages=0", "pages"), Err(ParamError::OutOfRange(_))));
+        assert_eq!(
+            w.param("pages=x", "pages"),
+            Err(ParamError::NotANumber("pages"))
+        );
+        assert!(matches!(
+            w.param("pages=0", "pages"),
+            Err(ParamError::OutOfRange(_))
+        ));
         assert!(w.check("pages=1000000").is_err());
     }
 
     #[test]
     fn expected_counts_follow_parameters() {
-        let e = find("read-then-write").expect("listed").expected("pages=9").expect("ok");
+        let e = find("read-then-write")
+            .expect("listed")
+            .expected("pages=9")
+            .expect("ok");
         assert_eq!(e[FaultKind::DemandZero.index()], Some(9));
         assert_eq!(e[FaultKind::Upgrade.index()], Some(9));
         assert_eq!(e[FaultKind::Callback.index()], Some(0));
         assert_eq!(e[FaultKind::ZeroPoolHit.index()], None);
-        let e = find("churn").expect("listed").expected("rounds=3 pages=5").expect("ok");
+        let e = find("churn")
+            .expect("listed")
+            .expected("rounds=3 pages=5")
+            .expect("ok");
         assert_eq!(e[FaultKind::DemandZero.index()], Some(15));
-        let e = find("share-map").expect("listed").expected("pages=4").expect("ok");
+        let e = find("share-map")
+            .expect("listed")
+            .expected("pages=4")
+            .expect("ok");
         assert_eq!(e[FaultKind::DemandZero.index()], Some(8));
     }
 
     #[test]
     fn names_are_unique() {
         for (i, a) in CATALOGUE.iter().enumerate() {
-            assert!(CATALOGUE[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+            assert!(
+                CATALOGUE[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
         }
     }
 }

@@ -1,0 +1,140 @@
+//! `fault-bench`: what a page fault costs in this guest, measured from the
+//! faulting code (`rdtsc` around each touch: exception entry, handler,
+//! return), each case beside the bare floor handler measured in the same
+//! boot: exception entry, map one pre-zeroed frame, return.
+//!
+//! Prints `bench: <case> cycles_per_fault=<n> n=<faults>` lines and the
+//! ratios; `make bench-faults` collects them into BENCHMARKS.md.
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{alloc, free, param, vmm, Outcome, FLOOR_MODE, KRW};
+use crate::arch::x86_64::cpu::rdtsc;
+use crate::mm::paging::PAGE_SIZE;
+use crate::mm::vmm::{CallbackFn, KERNEL_SPACE};
+use crate::println;
+use mobius_shared::workloads::Workload;
+
+/// Scratch range for the floor handler: kernel half, outside every area the
+/// VMM hands out in this run (the top of the kernel half).
+const FLOOR_BASE: u64 = 0xFFFF_807F_0000_0000;
+
+/// Cycles per touch of `pages` consecutive pages from `base` (writes).
+fn touch_cycles(base: u64, pages: u64, write: bool) -> u64 {
+    let t0 = rdtsc();
+    for i in 0..pages {
+        let p = (base + i * PAGE_SIZE) as *mut u8;
+        // SAFETY: `base` is an area (or the floor range) of `pages` pages the
+        // caller set up; the fault path maps each page.
+        unsafe {
+            if write {
+                p.write_volatile(1);
+            } else {
+                p.read_volatile();
+            }
+        }
+    }
+    (rdtsc() - t0) / pages
+}
+
+fn report(case: &str, cycles: u64, n: u64, floor: u64) {
+    let ratio_x100 = cycles * 100 / floor.max(1);
+    println!(
+        "bench: {case} cycles_per_fault={cycles} n={n} vs_floor={}.{:02}",
+        ratio_x100 / 100,
+        ratio_x100 % 100
+    );
+}
+
+/// The floor: the page-fault hook maps a pre-zeroed frame and returns.
+fn floor(n: u64) -> u64 {
+    FLOOR_MODE.store(true, Ordering::SeqCst);
+    let cycles = touch_cycles(FLOOR_BASE, n, true);
+    FLOOR_MODE.store(false, Ordering::SeqCst);
+    let mut v = vmm().lock();
+    for i in 0..n {
+        v.floor_unmap(KERNEL_SPACE, FLOOR_BASE + i * PAGE_SIZE);
+    }
+    cycles
+}
+
+fn demand_zero(n: u64) -> Result<u64, &'static str> {
+    let base = alloc(n, KRW)?;
+    let c = touch_cycles(base, n, true);
+    free(base)?;
+    Ok(c)
+}
+
+fn upgrade(n: u64) -> Result<u64, &'static str> {
+    let base = alloc(n, KRW)?;
+    touch_cycles(base, n, false);
+    let c = touch_cycles(base, n, true);
+    free(base)?;
+    Ok(c)
+}
+
+fn callback(n: u64) -> Result<u64, &'static str> {
+    let handler: Arc<CallbackFn> =
+        Arc::new(|mapper, fault| mapper.map_new_frame(fault.write).is_ok());
+    let base = vmm()
+        .lock()
+        .alloc_callback(KERNEL_SPACE, n, 0, KRW, handler)
+        .map_err(|_| "alloc_callback failed")?;
+    let c = touch_cycles(base, n, true);
+    free(base)?;
+    Ok(c)
+}
+
+fn map(n: u64) -> Result<u64, &'static str> {
+    // MAP areas never own their frames: map the low megabyte, which is
+    // reserved RAM the allocator never hands out, and only read it.
+    let n = n.min(255);
+    let base = vmm()
+        .lock()
+        .map_phys(KERNEL_SPACE, n, 0, 0x1000, KRW)
+        .map_err(|_| "map_phys failed")?;
+    let c = touch_cycles(base, n, false);
+    free(base)?;
+    Ok(c)
+}
+
+/// Demand-zero cost with `areas` one-page areas present (untouched).
+fn with_areas(areas: u64, n: u64) -> Result<(u64, u64), &'static str> {
+    let t0 = rdtsc();
+    let mut bases = Vec::with_capacity(areas as usize);
+    for _ in 0..areas {
+        bases.push(alloc(1, KRW)?);
+    }
+    let per_alloc = (rdtsc() - t0) / areas;
+    let c = demand_zero(n)?;
+    for b in bases {
+        free(b)?;
+    }
+    Ok((c, per_alloc))
+}
+
+pub fn run(w: &'static Workload, line: &str) -> Outcome {
+    let n = param(w, line, "faults");
+    let areas = param(w, line, "areas");
+    // Warm up: page tables for the ranges, the heap, caches.
+    let _ = demand_zero(n.min(64))?;
+    let _ = floor(n.min(64));
+    let fl = floor(n);
+    report("floor", fl, n, fl);
+    report("demand-zero", demand_zero(n)?, n, fl);
+    report("upgrade", upgrade(n)?, n, fl);
+    report("callback", callback(n)?, n, fl);
+    let mn = n.min(255);
+    report("map", map(mn)?, mn, fl);
+    let (few, _) = with_areas(10, n)?;
+    report("demand-zero-10-areas", few, n, fl);
+    let (many, per_alloc) = with_areas(areas, n)?;
+    let ratio_x100 = many * 100 / few.max(1);
+    println!(
+        "bench: demand-zero-{areas}-areas cycles_per_fault={many} n={n} vs_10_areas={}.{:02} alloc_cycles={per_alloc}",
+        ratio_x100 / 100,
+        ratio_x100 % 100
+    );
+    Ok(())
+}
