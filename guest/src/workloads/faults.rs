@@ -5,10 +5,10 @@
 //! host checks the same numbers again from the decoded statistics.
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
 
 use crate::arch::x86_64::paging::X86Mmu;
-use crate::arch::x86_64::trap::{probe_read, probe_write};
+use crate::arch::x86_64::trap::probe_write;
 use crate::kmain::{switch_space, VMM};
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::vmm::{CallbackFn, MemFile, MemFlags, VmmLock, KERNEL_SPACE};
