@@ -113,12 +113,22 @@ impl VcpuRunner {
         match exit {
             VcpuExit::IoOut(port, data) => {
                 self.exits.io_out += 1;
+                // One access is at most 4 bytes; a string OUT repeats them.
                 let value = data
                     .iter()
+                    .take(4)
                     .rev()
                     .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-                if (COM1..COM1 + SERIAL_PORTS).contains(&port) {
-                    self.serial.write((port - COM1) as u8, data[0]);
+                if port == COM1 {
+                    // A string OUT (`rep outsb`) to the transmit register is
+                    // one exit carrying every byte: send them all, in order.
+                    for &b in data.iter() {
+                        self.serial.write(0, b);
+                    }
+                } else if (COM1..COM1 + SERIAL_PORTS).contains(&port) {
+                    if let Some(&b) = data.first() {
+                        self.serial.write((port - COM1) as u8, b);
+                    }
                 } else if port == DEBUG_EXIT {
                     return Some(if value <= u64::from(GUEST_STATUS_MAX) {
                         VcpuStop::Exit(value as u32)

@@ -1,6 +1,8 @@
 //! COM1, a 16550 UART, polled (no interrupts). The guest's console.
 use core::fmt;
 
+use core::arch::asm;
+
 use super::cpu::{inb, outb};
 use mobius_shared::ports::COM1;
 
@@ -34,11 +36,19 @@ impl Serial {
         }
     }
 
-    /// Send bytes, one emptiness check per FIFO-full.
+    /// Send bytes, one emptiness check per FIFO-full, each FIFO-full with
+    /// one `rep outsb` (on hardware, the same byte-by-byte writes to the
+    /// transmit register). KVM may hand a string OUT to the host as one
+    /// exit; kvm_pvm still exits once per byte.
     pub fn write_bytes(bytes: &[u8]) {
         for chunk in bytes.chunks(FIFO_DEPTH) {
             Self::wait_empty();
-            chunk.iter().for_each(|&b| outb(COM1 + THR, b));
+            // SAFETY: reads `chunk.len()` bytes from `chunk` and writes them
+            // to the UART's transmit register; no other memory is touched.
+            unsafe {
+                asm!("rep outsb", in("dx") COM1 + THR, inout("rsi") chunk.as_ptr() => _,
+                     inout("rcx") chunk.len() => _, options(nostack, preserves_flags, readonly));
+            }
         }
     }
 }
