@@ -25,6 +25,49 @@ pub struct Cli {
 pub enum Command {
     /// Boot the guest kernel and run it to completion; the exit status is the guest's.
     Run(RunArgs),
+    /// Run a workload in the guest and report its page-fault counters like `perf stat`.
+    Stat(StatArgs),
+    /// List the workloads the guest offers, with their parameters.
+    List,
+}
+
+/// `mobius stat [options] -- WORKLOAD [KEY=VALUE...]`.
+#[derive(Debug, Clone, Args)]
+#[command(trailing_var_arg = true)]
+pub struct StatArgs {
+    /// Events to report, comma separated (default: all; see `mobius stat --list-events`)
+    #[arg(
+        short = 'e',
+        long = "event",
+        value_name = "EVENTS",
+        value_delimiter = ','
+    )]
+    pub events: Vec<String>,
+    /// CSV output with this field separator, in perf stat's field order
+    #[arg(short = 'x', long = "field-separator", value_name = "SEP")]
+    pub separator: Option<String>,
+    /// One JSON object on stdout
+    #[arg(long, conflicts_with = "separator")]
+    pub json: bool,
+    /// Repeat the run N times and report mean and relative stddev
+    #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Print a counter line every MS milliseconds of guest time
+    #[arg(short = 'I', long = "interval-print", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub interval: Option<u64>,
+    /// Also print the log2 histogram of cycles per fault for each fault kind
+    #[arg(long)]
+    pub histogram: bool,
+    /// List the event names and exit
+    #[arg(long)]
+    pub list_events: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The workload and its KEY=VALUE parameters (see `mobius list`)
+    #[arg(value_name = "WORKLOAD [KEY=VALUE]...")]
+    pub workload: Vec<String>,
 }
 
 /// Options shared by every subcommand that boots a guest.

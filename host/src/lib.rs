@@ -25,6 +25,7 @@ use vmm_sys_util::signal::Killable;
 
 pub use boot::BootMode;
 pub use error::Error;
+pub use stats::StatsHooks;
 pub use vm::exits::ExitCounts;
 pub use vm::Vm;
 

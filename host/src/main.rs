@@ -7,7 +7,8 @@ use std::time::Instant;
 use clap::error::ErrorKind;
 use clap::Parser;
 use mobius::cli::{Cli, Command, RunArgs};
-use mobius::{run_vm, NoHooks, Stop};
+use mobius::stats::command;
+use mobius::{run_vm, StatsHooks, Stop};
 use mobius_shared::exit::host;
 
 fn main() -> ExitCode {
@@ -18,6 +19,8 @@ fn main() -> ExitCode {
     };
     let status = match cli.command {
         Command::Run(args) => run(&args, process_start),
+        Command::Stat(args) => command::stat(&args),
+        Command::List => command::list(),
     };
     ExitCode::from(status as u8)
 }
@@ -40,14 +43,32 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn run(args: &RunArgs, process_start: Instant) -> i32 {
-    let outcome = match run_vm(&args.config(), &mut NoHooks) {
+    let mut hooks = StatsHooks::new();
+    let outcome = match run_vm(&args.config(), &mut hooks) {
         Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("mobius: error: {e}");
             return e.exit_status();
         }
     };
-    match &outcome.stop {
+    if let Some(line) = command::summary_line(hooks.collector.lock().final_snapshot()) {
+        eprintln!("{line}");
+    }
+    report_stop(&outcome.stop);
+    if args.timings {
+        eprintln!(
+            "mobius: timings: {} process={:.3}ms exits: {}",
+            outcome.timings.line(),
+            process_start.elapsed().as_secs_f64() * 1e3,
+            outcome.exits
+        );
+    }
+    outcome.exit_status()
+}
+
+/// One line on stderr for every ending that is not a guest status.
+fn report_stop(stop: &Stop) {
+    match stop {
         Stop::Guest(_) => {}
         Stop::Crash(report) => eprintln!("mobius: error: guest crashed: {report}"),
         Stop::Timeout(d) => eprintln!(
@@ -63,15 +84,6 @@ fn run(args: &RunArgs, process_start: Instant) -> i32 {
             eprintln!("mobius: error: interrupted by {name}; guest stopped")
         }
     }
-    if args.timings {
-        eprintln!(
-            "mobius: timings: {} process={:.3}ms exits: {}",
-            outcome.timings.line(),
-            process_start.elapsed().as_secs_f64() * 1e3,
-            outcome.exits
-        );
-    }
-    outcome.exit_status()
 }
 
 fn humanize(d: std::time::Duration) -> String {

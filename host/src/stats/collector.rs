@@ -23,8 +23,11 @@ impl DecodeErrors {
     }
 }
 
+/// Called with each snapshot as it is decoded (for `mobius stat -I`).
+pub type SnapshotCallback = Box<dyn FnMut(&Snapshot) + Send>;
+
 /// Collects snapshots from a byte stream of zero-terminated COBS frames.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StatsCollector {
     /// Bytes of the frame being received; never longer than MAX_FRAME_LEN.
     partial: Vec<u8>,
@@ -34,6 +37,17 @@ pub struct StatsCollector {
     errors: DecodeErrors,
     bytes: u64,
     warned: bool,
+    on_snapshot: Option<SnapshotCallback>,
+}
+
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsCollector")
+            .field("snapshots", &self.snapshots.len())
+            .field("errors", &self.errors)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
 }
 
 impl StatsCollector {
@@ -97,9 +111,19 @@ impl StatsCollector {
 
     fn decode(&mut self, frame: &mut [u8]) {
         match Snapshot::decode(frame) {
-            Ok(snap) => self.snapshots.push(snap),
+            Ok(snap) => {
+                if let Some(cb) = self.on_snapshot.as_mut() {
+                    cb(&snap);
+                }
+                self.snapshots.push(snap);
+            }
             Err(e) => self.reject(e),
         }
+    }
+
+    /// Call `cb` with every snapshot as soon as it is decoded.
+    pub fn set_callback(&mut self, cb: SnapshotCallback) {
+        self.on_snapshot = Some(cb);
     }
 
     fn reject(&mut self, e: WireError) {

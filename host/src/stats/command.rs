@@ -1,0 +1,206 @@
+//! `mobius stat` and `mobius list`.
+use std::time::Instant;
+
+use mobius_shared::exit::host;
+use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason};
+use mobius_shared::workloads::{self, CATALOGUE};
+
+use super::events::{self, Event};
+use super::format;
+use super::hooks::StatsHooks;
+use crate::cli::StatArgs;
+use crate::{run_vm, RunOutcome, Stop};
+
+/// `mobius list`: the workloads the guest offers.
+pub fn list() -> i32 {
+    println!("Workloads (mobius stat -- NAME [KEY=VALUE...]):\n");
+    for w in CATALOGUE {
+        println!("  {:<16} {}", w.name, w.description);
+        for p in w.params {
+            println!(
+                "  {:<16}   {}={} ({}; {}..={})",
+                "", p.name, p.default, p.help, p.min, p.max
+            );
+        }
+    }
+    0
+}
+
+/// The one-line fault summary `mobius run` prints at the end.
+pub fn summary_line(snap: Option<&Snapshot>) -> Option<String> {
+    let s = snap?;
+    let kinds: Vec<String> = FaultKind::ALL
+        .iter()
+        .filter(|k| !matches!(k, FaultKind::ZeroPoolHit | FaultKind::ZeroPoolMiss))
+        .filter(|k| s.faults[k.index()].count > 0)
+        .map(|k| {
+            let short = k.name().trim_start_matches("faults.");
+            format!("{short} {}", s.faults[k.index()].count)
+        })
+        .collect();
+    let detail = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
+    Some(format!(
+        "mobius: guest page faults: {}{detail}; frames used {} of {}",
+        s.total_faults(),
+        s.frames.used,
+        s.frames.total
+    ))
+}
+
+/// Check the workload words and build the guest command line for them.
+fn workload_cmdline(args: &StatArgs) -> Result<(String, String), String> {
+    let Some((name, params)) = args.workload.split_first() else {
+        return Err(
+            "no workload given: mobius stat [options] -- WORKLOAD [KEY=VALUE...] (see mobius list)"
+                .into(),
+        );
+    };
+    let w = workloads::find(name)
+        .ok_or_else(|| format!("unknown workload '{name}' (see mobius list)"))?;
+    for p in params {
+        let (k, _) = p
+            .split_once('=')
+            .ok_or_else(|| format!("workload parameter '{p}' is not KEY=VALUE"))?;
+        if !w.params.iter().any(|x| x.name == k) {
+            return Err(format!(
+                "workload {name} has no parameter '{k}' (see mobius list)"
+            ));
+        }
+    }
+    let words = params.join(" ");
+    w.check(&words)
+        .map_err(|e| format!("workload {name}: {e}"))?;
+    let title = args.workload.join(" ");
+    let mut line = args.run.cmdline.trim().to_string();
+    line.push_str(&format!(" workload={name} {words}"));
+    if let Some(ms) = args.interval {
+        line.push_str(&format!(" stats_interval_ms={ms}"));
+    }
+    Ok((title, line.trim().to_string()))
+}
+
+fn check_events(wanted: &[String]) -> Result<(), String> {
+    let all = events::all_names();
+    match wanted.iter().find(|w| !all.contains(w)) {
+        Some(bad) => Err(format!(
+            "unknown event '{bad}' (see mobius stat --list-events)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One run: the outcome, the final snapshot, the decode errors.
+struct Run {
+    outcome: RunOutcome,
+    last: Option<Snapshot>,
+    errors: super::DecodeErrors,
+}
+
+fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
+    let mut config = args.run.config();
+    config.cmdline = format!("{cmdline} run_id={run_id}");
+    let mut hooks = StatsHooks::new();
+    hooks.console_to_stderr = args.json;
+    if args.interval.is_some() {
+        let sep = args.separator.clone();
+        hooks.collector.lock().set_callback(Box::new(move |s| {
+            if s.reason == SnapshotReason::Interval {
+                eprintln!("{}", format::interval_line(s, sep.as_deref()));
+            }
+        }));
+    }
+    let outcome = run_vm(&config, &mut hooks).map_err(|e| {
+        eprintln!("mobius: error: {e}");
+        e.exit_status()
+    })?;
+    let c = hooks.collector.lock();
+    let last = c
+        .snapshots()
+        .iter()
+        .rev()
+        .find(|s| s.reason == SnapshotReason::Exit && s.run_id == run_id)
+        .cloned();
+    Ok(Run {
+        outcome,
+        last,
+        errors: c.errors(),
+    })
+}
+
+/// `mobius stat`: run, collect, print.
+pub fn stat(args: &StatArgs) -> i32 {
+    if args.list_events {
+        events::all_names().iter().for_each(|n| println!("{n}"));
+        return 0;
+    }
+    let (title, cmdline) =
+        match workload_cmdline(args).and_then(|r| check_events(&args.events).map(|_| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mobius: error: {e}");
+                return host::USAGE;
+            }
+        };
+    let start = Instant::now();
+    let mut all: Vec<Vec<Event>> = Vec::new();
+    let mut last = None;
+    let mut errors = super::DecodeErrors::default();
+    let mut status = 0;
+    for i in 0..args.repeat {
+        let run_id = u64::from(std::process::id()) << 32 | u64::from(i);
+        let run = match one_run(args, &cmdline, run_id) {
+            Ok(run) => run,
+            Err(code) => return code,
+        };
+        status = run.outcome.exit_status();
+        if !matches!(run.outcome.stop, Stop::Guest(0)) {
+            eprintln!(
+                "mobius: error: run {} of '{title}' ended with status {status}",
+                i + 1
+            );
+        }
+        if run.last.is_none() {
+            eprintln!("mobius: warning: the guest sent no final statistics snapshot");
+        }
+        errors.malformed += run.errors.malformed;
+        errors.oversized += run.errors.oversized;
+        errors.unknown_version += run.errors.unknown_version;
+        errors.bad_magic += run.errors.bad_magic;
+        all.push(events::select(
+            events::collect(run.last.as_ref(), &run.outcome),
+            &args.events,
+        ));
+        last = run.last;
+        if status != 0 {
+            break;
+        }
+    }
+    let agg = format::aggregate(&all);
+    let elapsed = start.elapsed().as_secs_f64() / all.len().max(1) as f64;
+    if args.json {
+        println!(
+            "{}",
+            format::json(&title, status, &agg, all.len(), last.as_ref(), errors)
+        );
+    } else if let Some(sep) = &args.separator {
+        eprint!("{}", format::csv(&agg, sep, (elapsed * 1e9) as u64));
+    } else {
+        eprint!("{}", format::table(&title, &agg, all.len(), elapsed));
+    }
+    if args.histogram {
+        if let Some(s) = &last {
+            eprint!("{}", format::histograms(s));
+        }
+    }
+    if errors.total() > 0 {
+        eprintln!(
+            "mobius: warning: {} statistics frames from the guest were unusable (malformed {}, oversized {}, unknown version {}, bad magic {})",
+            errors.total(), errors.malformed, errors.oversized, errors.unknown_version, errors.bad_magic
+        );
+    }
+    status
+}
