@@ -238,8 +238,28 @@ mod tests {
         Cli::command().debug_assert();
         let cli =
             Cli::try_parse_from(["mobius", "run", "--memory", "256M", "--boot", "pvh"]).unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
         assert_eq!(args.memory, 256 << 20);
         assert_eq!(args.boot, BootMode::Pvh);
+    }
+
+    #[test]
+    fn stat_takes_run_options_and_a_workload() {
+        let cli = Cli::try_parse_from([
+            "mobius", "stat", "-x", ",", "-r", "3", "-e", "faults,exits", "--memory", "64M", "--",
+            "seq-touch", "pages=10",
+        ])
+        .unwrap();
+        let Command::Stat(args) = cli.command else {
+            panic!("expected stat");
+        };
+        assert_eq!(args.separator.as_deref(), Some(","));
+        assert_eq!(args.repeat, 3);
+        assert_eq!(args.events, ["faults", "exits"]);
+        assert_eq!(args.run.memory, 64 << 20);
+        assert_eq!(args.workload, ["seq-touch", "pages=10"]);
+        assert!(Cli::try_parse_from(["mobius", "stat", "-r", "0", "--", "hello"]).is_err());
     }
 }
