@@ -110,6 +110,27 @@ pub fn send(snap: &Snapshot) {
     println!();
 }
 
+/// Test mode (`bad-frames`): what a broken or hostile guest could send —
+/// bad hex, a frame that is not COBS, an oversized line, a bad magic and an
+/// unknown wire version. The host must count them, warn, and go on.
+pub fn send_bad_frames() {
+    println!("{SERIAL_PREFIX}zz");
+    println!("{SERIAL_PREFIX}0");
+    println!("{SERIAL_PREFIX}0700ff00");
+    crate::print!("{SERIAL_PREFIX}");
+    for _ in 0..(MAX_FRAME_LEN / 32 + 1) {
+        crate::print!("0101010101010101010101010101010101010101010101010101010101010101");
+    }
+    println!();
+    if let Some(mut snap) = snapshot(SnapshotReason::Interval) {
+        snap.magic ^= 1;
+        send(&snap);
+        snap.magic ^= 1;
+        snap.version = u16::MAX;
+        send(&snap);
+    }
+}
+
 /// End of a normal run: summary and final snapshot.
 pub fn final_report() {
     if CONSOLE_SUMMARY.load(Ordering::Relaxed) {

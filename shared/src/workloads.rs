@@ -108,6 +108,11 @@ pub const CATALOGUE: &[Workload] = &[
         params: &[],
     },
     Workload {
+        name: "bad-frames",
+        description: "test mode: send malformed, oversized, bad-magic and unknown-version statistics frames, then a good one",
+        params: &[],
+    },
+    Workload {
         name: "fault-bench",
         description: "cycles per fault: demand-zero, upgrade, callback, MAP beside a bare floor handler; 10 vs many areas",
         params: &[

@@ -50,6 +50,10 @@ pub fn run(name: &str, line: &str) -> Option<GuestStatus> {
         "exhaustion" => exhaustion(),
         "fault-bench" => bench::run(workload, line),
         "hello" => Ok(()),
+        "bad-frames" => {
+            report::send_bad_frames();
+            Ok(())
+        }
         _ => Err("listed but not implemented"),
     };
     let after = counts();

@@ -126,6 +126,11 @@ impl StatsCollector {
         self.on_snapshot = Some(cb);
     }
 
+    /// Count a frame dropped for its size before it could be decoded.
+    pub fn reject_oversized(&mut self, len: usize) {
+        self.reject(WireError::Oversized(len));
+    }
+
     fn reject(&mut self, e: WireError) {
         match e {
             WireError::Oversized(_) => self.errors.oversized += 1,
@@ -186,6 +191,8 @@ pub struct SerialStatsFilter {
     inner: Box<dyn Write + Send>,
     collector: SharedCollector,
     line: Vec<u8>,
+    /// Dropping the rest of an over-long statistics line.
+    discarding: bool,
 }
 
 /// Longest console line buffered while looking for the statistics prefix.
@@ -197,6 +204,7 @@ impl SerialStatsFilter {
             inner,
             collector,
             line: Vec::new(),
+            discarding: false,
         }
     }
 
@@ -215,6 +223,10 @@ impl SerialStatsFilter {
 impl Write for SerialStatsFilter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         for &b in buf {
+            if self.discarding {
+                self.discarding = b != b'\n';
+                continue;
+            }
             self.line.push(b);
             if b == b'\n' {
                 let text = String::from_utf8_lossy(&self.line).into_owned();
@@ -223,8 +235,13 @@ impl Write for SerialStatsFilter {
                 } else {
                     self.pass_through()?;
                 }
-            } else if !self.may_be_stats() || self.line.len() > MAX_LINE {
+            } else if !self.may_be_stats() {
                 self.pass_through()?;
+            } else if self.line.len() > MAX_LINE {
+                // A statistics line longer than any frame: count it, drop it.
+                self.collector.lock().reject_oversized(self.line.len() / 2);
+                self.line.clear();
+                self.discarding = true;
             }
         }
         Ok(buf.len())
@@ -288,7 +305,10 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let text = format!("hello\nmobius-st\n{SERIAL_PREFIX}{hex}\n{SERIAL_PREFIX}zz\nbye\n");
+        let long = "01".repeat(MAX_FRAME_LEN + 100);
+        let text = format!(
+            "hello\nmobius-st\n{SERIAL_PREFIX}{hex}\n{SERIAL_PREFIX}zz\n{SERIAL_PREFIX}{long}\nbye\n"
+        );
         for piece in text.as_bytes().chunks(3) {
             filter.write_all(piece).expect("write");
         }
@@ -296,6 +316,7 @@ mod tests {
         let c = collector.lock();
         assert_eq!(c.snapshots(), &[sample(9)]);
         assert_eq!(c.errors().malformed, 1);
+        assert_eq!(c.errors().oversized, 1);
     }
 
     #[derive(Clone, Default)]

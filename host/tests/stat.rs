@@ -1,0 +1,245 @@
+//! `mobius stat` under KVM: for every workload, the fault counts the host
+//! decodes from the guest's statistics equal the counts the workload must
+//! produce (`mobius_shared::workloads`), and the table, CSV and JSON forms
+//! carry the same numbers.
+
+mod common;
+
+use common::{kvm_or_skip, run, stderr, stdout};
+use mobius_shared::exit::host;
+use mobius_shared::stats::FaultKind;
+use mobius_shared::workloads;
+use serde_json::Value;
+
+/// Small parameters per workload, so the suite stays quick on kvm_pvm.
+const CASES: &[(&str, &str, &[&str])] = &[
+    ("hello", "", &[]),
+    ("seq-touch", "pages=300", &[]),
+    ("random-touch", "pages=200 span=700 seed=9", &[]),
+    ("read-then-write", "pages=150", &[]),
+    ("callback", "pages=100", &[]),
+    ("map", "pages=16", &[]),
+    ("reserve-commit", "reserve=512 commit=100", &[]),
+    ("share-map", "pages=64", &[]),
+    ("churn", "rounds=5 pages=20", &[]),
+    ("file", "", &[]),
+    ("protection", "count=7", &[]),
+    ("exhaustion", "", &["--memory", "12M"]),
+];
+
+fn stat_json(name: &str, params: &str, extra: &[&str]) -> (Value, std::process::Output) {
+    let mut args = vec!["stat", "--json"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.push(name);
+    args.extend(params.split_whitespace());
+    let o = run(&args);
+    let json = serde_json::from_str(stdout(&o).trim()).unwrap_or_else(|e| {
+        panic!(
+            "{name}: stdout is not JSON ({e}):\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        )
+    });
+    (json, o)
+}
+
+#[test]
+fn every_workload_produces_exactly_its_expected_counts() {
+    if !kvm_or_skip("every_workload_produces_exactly_its_expected_counts") {
+        return;
+    }
+    for (name, params, extra) in CASES {
+        let (json, o) = stat_json(name, params, extra);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let expected = workloads::find(name)
+            .expect("listed")
+            .expected(params)
+            .expect("valid parameters");
+        for kind in FaultKind::ALL {
+            let got = json["events"][kind.name()]["value"].as_f64();
+            if let Some(want) = expected[kind.index()] {
+                assert_eq!(got, Some(want as f64), "{name} {params}: {}", kind.name());
+            }
+        }
+        assert_eq!(json["decode_errors"]["malformed"], 0, "{name}");
+    }
+}
+
+#[test]
+fn zero_pool_split_adds_up_to_demand_zero() {
+    if !kvm_or_skip("zero_pool_split_adds_up_to_demand_zero") {
+        return;
+    }
+    let (json, _) = stat_json("seq-touch", "pages=100", &[]);
+    let v = |k: FaultKind| json["events"][k.name()]["value"].as_f64().unwrap_or(-1.0);
+    assert_eq!(
+        v(FaultKind::ZeroPoolHit) + v(FaultKind::ZeroPoolMiss),
+        v(FaultKind::DemandZero)
+    );
+}
+
+#[test]
+fn csv_and_table_carry_the_json_numbers() {
+    if !kvm_or_skip("csv_and_table_carry_the_json_numbers") {
+        return;
+    }
+    let o = run(&[
+        "stat",
+        "-x",
+        ";",
+        "-e",
+        "faults,faults.upgrade",
+        "--",
+        "read-then-write",
+        "pages=40",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows: Vec<Vec<String>> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains(";faults"))
+        .map(|l| l.split(';').map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", stderr(&o));
+    for r in &rows {
+        assert_eq!(r.len(), 7, "perf's CSV has 7 fields: {r:?}");
+    }
+    assert_eq!((rows[0][2].as_str(), rows[0][0].as_str()), ("faults", "80"));
+    assert_eq!(
+        (rows[1][2].as_str(), rows[1][0].as_str()),
+        ("faults.upgrade", "40")
+    );
+    let o = run(&[
+        "stat",
+        "-e",
+        "faults.upgrade",
+        "--",
+        "read-then-write",
+        "pages=40",
+    ]);
+    assert!(
+        stderr(&o)
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["40", "faults.upgrade"])),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn repeat_reports_a_mean_and_interval_prints_lines() {
+    if !kvm_or_skip("repeat_reports_a_mean_and_interval_prints_lines") {
+        return;
+    }
+    let o = run(&[
+        "stat",
+        "-r",
+        "2",
+        "--json",
+        "-e",
+        "faults",
+        "--",
+        "seq-touch",
+        "pages=30",
+    ]);
+    let json: Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(json["runs"], 2);
+    assert_eq!(json["events"]["faults"]["value"], 30.0);
+    assert_eq!(json["events"]["faults"]["stddev_pct"], 0.0);
+    let o = run(&[
+        "stat",
+        "-I",
+        "1",
+        "-e",
+        "faults",
+        "--",
+        "seq-touch",
+        "pages=200",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).lines().any(|l| l.contains("faults.demand-zero")),
+        "no interval line:\n{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn malformed_frames_are_counted_and_the_run_goes_on() {
+    if !kvm_or_skip("malformed_frames_are_counted_and_the_run_goes_on") {
+        return;
+    }
+    let (json, o) = stat_json("bad-frames", "", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = &json["decode_errors"];
+    assert_eq!(
+        (e["malformed"].as_u64(), e["oversized"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (e["unknown_version"].as_u64(), e["bad_magic"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        json["events"]["faults"]["value"], 0.0,
+        "the good final snapshot decoded"
+    );
+    assert!(stderr(&o).contains("unusable"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_prints_a_fault_summary() {
+    if !kvm_or_skip("run_prints_a_fault_summary") {
+        return;
+    }
+    let o = run(&["run", "--cmdline", "workload=seq-touch pages=25"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("guest page faults: 25 (demand-zero 25)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stdout(&o).contains("mobius-stats:"),
+        "stats lines must not reach the console"
+    );
+}
+
+#[test]
+fn bad_workloads_and_events_are_usage_errors() {
+    for args in [
+        &["stat", "--", "no-such-workload"][..],
+        &["stat", "--", "seq-touch", "pages=0"],
+        &["stat", "--", "seq-touch", "bogus=1"],
+        &["stat", "-e", "no.such.event", "--", "hello"],
+        &["stat"],
+    ] {
+        let o = run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(host::USAGE),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).starts_with("mobius: error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            stderr(&o).lines().count(),
+            1,
+            "{args:?}: one line: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn list_names_every_workload() {
+    let o = run(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    for w in workloads::CATALOGUE {
+        assert!(stdout(&o).contains(w.name), "{}", w.name);
+    }
+}
