@@ -12,7 +12,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run test guest qemu bench lint fmt clean
+.PHONY: run test guest qemu bench bench-boot bench-faults lint fmt clean
 
 ## Build everything and boot the default workload.
 run:
@@ -37,8 +37,16 @@ qemu: guest
 	s=$$?; if [ $$((s & 1)) -eq 1 ]; then s=$$((s >> 1)); fi; \
 	echo "make qemu: guest status $$s"; exit $$s
 
+## All benchmarks: boot, then page faults (guest beside Linux).
+bench: bench-boot bench-faults
+
+## Page-fault benchmark: guest fault-bench beside Linux doing the same work.
+bench-faults:
+	$(CARGO) build --release -p mobius
+	bash bench/faults.sh $(MOBIUS)
+
 ## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
-bench: guest
+bench-boot: guest
 	$(CARGO) build --release -p mobius
 	python3 bench/boot.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --cmdline "$(CMDLINE)"
 

@@ -11,7 +11,7 @@ use core::sync::atomic::Ordering;
 
 use super::{alloc, free, param, vmm, Outcome, FLOOR_MODE, KRW};
 use crate::arch::x86_64::cpu::rdtsc;
-use crate::mm::paging::PAGE_SIZE;
+use crate::mm::paging::{Mmu, PAGE_SIZE};
 use crate::mm::vmm::{CallbackFn, KERNEL_SPACE};
 use crate::println;
 use mobius_shared::workloads::Workload;
@@ -114,6 +114,26 @@ fn with_areas(areas: u64, n: u64) -> Result<(u64, u64), &'static str> {
     Ok((c, per_alloc))
 }
 
+/// What making one frame zero costs each way: `rep stosq` in guest ring 0
+/// (emulated on kvm_pvm) against one port write asking the host to discard
+/// the frame (`madvise(MADV_DONTNEED)`; it reads as zero afterwards).
+fn zeroing(n: u64) -> (u64, u64) {
+    #[repr(C, align(4096))]
+    struct Scratch([u8; 4096]);
+    static mut SCRATCH: Scratch = Scratch([0; 4096]);
+    let phys = (&raw mut SCRATCH) as u64;
+    let t0 = rdtsc();
+    for _ in 0..n {
+        vmm().lock().mmu_mut().zero_frame(phys);
+    }
+    let cpu = (rdtsc() - t0) / n;
+    let t0 = rdtsc();
+    for _ in 0..n {
+        crate::arch::x86_64::cpu::discard_frame(phys / PAGE_SIZE);
+    }
+    (cpu, (rdtsc() - t0) / n)
+}
+
 pub fn run(w: &'static Workload, line: &str) -> Outcome {
     let n = param(w, line, "faults");
     let areas = param(w, line, "areas");
@@ -127,6 +147,15 @@ pub fn run(w: &'static Workload, line: &str) -> Outcome {
     report("callback", callback(n)?, n, fl);
     let mn = n.min(255);
     report("map", map(mn)?, mn, fl);
+    let (cpu, discard) = zeroing(n.min(200));
+    println!(
+        "bench: zero-frame-cpu cycles_per_frame={cpu} n={}",
+        n.min(200)
+    );
+    println!(
+        "bench: zero-frame-discard cycles_per_frame={discard} n={}",
+        n.min(200)
+    );
     let (few, _) = with_areas(10, n)?;
     report("demand-zero-10-areas", few, n, fl);
     let (many, per_alloc) = with_areas(areas, n)?;
