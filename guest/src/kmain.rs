@@ -70,6 +70,7 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         nx,
         cmdline::get(line, cmdline::DISCARD) == Some("1"),
     );
+    crate::dev::init(line);
     if let Some(id) = cmdline::get(line, cmdline::RUN_ID).and_then(|v| v.parse().ok()) {
         report::set_run_id(id);
     }

@@ -63,6 +63,9 @@ pub struct StatArgs {
     /// List the event names and exit
     #[arg(long)]
     pub list_events: bool,
+    /// Do not offer the virtio console: the guest sends statistics over serial
+    #[arg(long, hide = true)]
+    pub serial_stats: bool,
     #[command(flatten)]
     pub run: RunArgs,
     /// The workload and its KEY=VALUE parameters (see `mobius list`)
@@ -248,8 +251,19 @@ mod tests {
     #[test]
     fn stat_takes_run_options_and_a_workload() {
         let cli = Cli::try_parse_from([
-            "mobius", "stat", "-x", ",", "-r", "3", "-e", "faults,exits", "--memory", "64M", "--",
-            "seq-touch", "pages=10",
+            "mobius",
+            "stat",
+            "-x",
+            ",",
+            "-r",
+            "3",
+            "-e",
+            "faults,exits",
+            "--memory",
+            "64M",
+            "--",
+            "seq-touch",
+            "pages=10",
         ])
         .unwrap();
         let Command::Stat(args) = cli.command else {

@@ -243,3 +243,25 @@ fn list_names_every_workload() {
         assert!(stdout(&o).contains(w.name), "{}", w.name);
     }
 }
+
+#[test]
+fn virtio_and_serial_transports_give_the_same_counts() {
+    if !kvm_or_skip("virtio_and_serial_transports_give_the_same_counts") {
+        return;
+    }
+    let ev = "faults,faults.upgrade,stats.snapshots,stats.notifications,exits.mmio_write";
+    let (v, o) = stat_json("read-then-write", "pages=30", &["-e", ev]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (s, o) = stat_json("read-then-write", "pages=30", &["-e", ev, "--serial-stats"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let get = |j: &Value, e: &str| j["events"][e]["value"].as_f64().unwrap_or(-1.0);
+    assert_eq!(get(&v, "faults"), 60.0);
+    assert_eq!(get(&v, "faults"), get(&s, "faults"));
+    assert_eq!(get(&v, "faults.upgrade"), get(&s, "faults.upgrade"));
+    // Virtio: one notification per snapshot; serial: none at all.
+    assert_eq!(get(&v, "stats.snapshots"), 1.0);
+    assert_eq!(get(&v, "stats.notifications"), get(&v, "stats.snapshots"));
+    assert!(get(&v, "exits.mmio_write") > 0.0);
+    assert_eq!(get(&s, "stats.notifications"), 0.0);
+    assert_eq!(get(&s, "exits.mmio_write"), 0.0);
+}

@@ -1,8 +1,29 @@
 //! Devices the kernel drives. The virtio console carries statistics frames to
 //! the host; without one, callers fall back to the serial console.
+pub mod virtio_console;
+
+use spin::Mutex;
+
+use mobius_shared::cmdline;
+use virtio_console::{parse_announcement, Console};
+
+static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+
+/// Find a virtio console among the `virtio_mmio.device=` announcements of
+/// the command line (several may be given, as QEMU's microvm does).
+pub fn init(line: &str) {
+    let found = cmdline::words(line)
+        .filter(|(k, _)| *k == cmdline::VIRTIO_MMIO_DEVICE)
+        .filter_map(|(_, v)| parse_announcement(v))
+        .find_map(Console::probe);
+    *CONSOLE.lock() = found;
+}
 
 /// Send one encoded statistics frame over the virtio console. Returns `false`
 /// when no virtio console is available, so the caller falls back to serial.
-pub fn send_frame(_frame: &[u8]) -> bool {
-    false
+pub fn send_frame(frame: &[u8]) -> bool {
+    match CONSOLE.try_lock() {
+        Some(mut c) => c.as_mut().is_some_and(|c| c.send(frame)),
+        None => false,
+    }
 }

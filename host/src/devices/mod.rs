@@ -4,6 +4,7 @@
 
 pub mod discard;
 pub mod serial;
+pub mod virtio;
 
 use std::fmt;
 

@@ -36,6 +36,7 @@ pub struct StatsCollector {
     snapshots: Vec<Snapshot>,
     errors: DecodeErrors,
     bytes: u64,
+    notifications: u64,
     warned: bool,
     on_snapshot: Option<SnapshotCallback>,
 }
@@ -156,6 +157,16 @@ impl StatsCollector {
 
     pub fn errors(&self) -> DecodeErrors {
         self.errors
+    }
+
+    /// One virtio notification (a VM exit) delivered statistics bytes.
+    pub fn note_notification(&mut self) {
+        self.notifications += 1;
+    }
+
+    /// Virtio notifications seen (0 when the guest used the serial fallback).
+    pub fn notifications(&self) -> u64 {
+        self.notifications
     }
 
     /// Bytes of statistics traffic received.

@@ -98,6 +98,8 @@ struct Run {
     outcome: RunOutcome,
     last: Option<Snapshot>,
     errors: super::DecodeErrors,
+    snapshots: u64,
+    notifications: u64,
 }
 
 fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
@@ -105,6 +107,7 @@ fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
     config.cmdline = format!("{cmdline} run_id={run_id}");
     let mut hooks = StatsHooks::new();
     hooks.console_to_stderr = args.json;
+    hooks.virtio = !args.serial_stats;
     if args.interval.is_some() {
         let sep = args.separator.clone();
         hooks.collector.lock().set_callback(Box::new(move |s| {
@@ -128,6 +131,8 @@ fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
         outcome,
         last,
         errors: c.errors(),
+        snapshots: c.snapshots().len() as u64,
+        notifications: c.notifications(),
     })
 }
 
@@ -170,10 +175,10 @@ pub fn stat(args: &StatArgs) -> i32 {
         errors.oversized += run.errors.oversized;
         errors.unknown_version += run.errors.unknown_version;
         errors.bad_magic += run.errors.bad_magic;
-        all.push(events::select(
-            events::collect(run.last.as_ref(), &run.outcome),
-            &args.events,
-        ));
+        let mut evs = events::collect(run.last.as_ref(), &run.outcome);
+        evs.push(Event::count("stats.snapshots", run.snapshots));
+        evs.push(Event::count("stats.notifications", run.notifications));
+        all.push(events::select(evs, &args.events));
         last = run.last;
         if status != 0 {
             break;

@@ -16,7 +16,7 @@ pub struct Event {
 }
 
 impl Event {
-    fn count(name: impl Into<String>, value: u64) -> Event {
+    pub fn count(name: impl Into<String>, value: u64) -> Event {
         Event {
             name: name.into(),
             value: value as f64,
@@ -60,6 +60,7 @@ pub fn all_names() -> Vec<String> {
             .map(|(n, _)| format!("exits.{n}")),
     );
     names.extend(["time.boot-to-ready", "time.ready-to-done", "time.total"].map(String::from));
+    names.extend(["stats.snapshots", "stats.notifications"].map(String::from));
     names
 }
 

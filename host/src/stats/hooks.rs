@@ -3,14 +3,19 @@
 //! and hands them to the shared [`StatsCollector`].
 use std::io::Write;
 
+use mobius_shared::layout::{MMIO_BASE, MMIO_DEVICE_SIZE, VIRTIO_IRQ_BASE};
+
 use super::collector::{SerialStatsFilter, SharedCollector, StatsCollector};
-use crate::RunHooks;
+use crate::devices::virtio::VirtioConsole;
+use crate::{Error, RunHooks, Vm};
 
 /// Hooks for a run whose statistics the host wants.
 pub struct StatsHooks {
     pub collector: SharedCollector,
     /// Send the guest's console to stderr (so stdout carries only `--json`).
     pub console_to_stderr: bool,
+    /// Offer the virtio console for statistics (else the guest uses serial).
+    pub virtio: bool,
 }
 
 impl StatsHooks {
@@ -18,6 +23,7 @@ impl StatsHooks {
         StatsHooks {
             collector: StatsCollector::shared(),
             console_to_stderr: false,
+            virtio: true,
         }
     }
 }
@@ -29,6 +35,22 @@ impl Default for StatsHooks {
 }
 
 impl RunHooks for StatsHooks {
+    /// Put the virtio console at the first MMIO window and announce it the
+    /// way Linux (and QEMU's microvm) does: `virtio_mmio.device=4K@<addr>:<irq>`.
+    fn before_boot(&mut self, vm: &mut Vm) -> Result<(), Error> {
+        if !self.virtio {
+            return Ok(());
+        }
+        let console = VirtioConsole::new(vm.memory().clone(), self.collector.clone());
+        vm.add_mmio_device(MMIO_BASE, MMIO_DEVICE_SIZE, Box::new(console))?;
+        vm.append_cmdline(&format!(
+            "{}={}K@{MMIO_BASE:#x}:{VIRTIO_IRQ_BASE}",
+            mobius_shared::cmdline::VIRTIO_MMIO_DEVICE,
+            MMIO_DEVICE_SIZE / 1024
+        ));
+        Ok(())
+    }
+
     fn serial_output(&mut self) -> Box<dyn Write + Send> {
         let console: Box<dyn Write + Send> = if self.console_to_stderr {
             Box::new(std::io::stderr())

@@ -1,0 +1,199 @@
+//! A polled virtio-mmio (modern, version 2) console driver, transmit only:
+//! one descriptor and one notification per statistics frame.
+//!
+//! Our own rather than the virtio-drivers crate: we need one queue, one
+//! buffer and no interrupts, and every ring-0 instruction is emulated on
+//! kvm_pvm, so the send path is a copy, four ring writes and one MMIO write.
+//! The rings and the buffer are statics (physical == virtual here).
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
+use core::sync::atomic::{fence, Ordering};
+
+use mobius_shared::stats::MAX_FRAME_LEN;
+
+const MAGIC: u32 = 0x7472_6976;
+const DEVICE_ID_CONSOLE: u32 = 3;
+const QSIZE: u16 = 4;
+const TRANSMIT_QUEUE: u32 = 1;
+
+// Register offsets (virtio 1.2 §4.2.2).
+const R_MAGIC: usize = 0x000;
+const R_VERSION: usize = 0x004;
+const R_DEVICE_ID: usize = 0x008;
+const R_DEVICE_FEATURES: usize = 0x010;
+const R_DEVICE_FEATURES_SEL: usize = 0x014;
+const R_DRIVER_FEATURES: usize = 0x020;
+const R_DRIVER_FEATURES_SEL: usize = 0x024;
+const R_QUEUE_SEL: usize = 0x030;
+const R_QUEUE_NUM_MAX: usize = 0x034;
+const R_QUEUE_NUM: usize = 0x038;
+const R_QUEUE_READY: usize = 0x044;
+const R_QUEUE_NOTIFY: usize = 0x050;
+const R_STATUS: usize = 0x070;
+const R_QUEUE_DESC: usize = 0x080;
+const R_QUEUE_DRIVER: usize = 0x090;
+const R_QUEUE_DEVICE: usize = 0x0a0;
+
+const S_ACK: u32 = 1;
+const S_DRIVER: u32 = 2;
+const S_DRIVER_OK: u32 = 4;
+const S_FEATURES_OK: u32 = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Desc {
+    addr: u64,
+    len: u32,
+    flags: u16,
+    next: u16,
+}
+
+/// Split-ring memory for the transmit queue and the frame buffer.
+#[repr(C, align(4096))]
+struct Rings {
+    desc: [Desc; QSIZE as usize],
+    avail_flags: u16,
+    avail_idx: u16,
+    avail_ring: [u16; QSIZE as usize],
+    used_event: u16,
+    _pad: [u16; 3],
+    used_flags: u16,
+    used_idx: u16,
+    used_ring: [[u32; 2]; QSIZE as usize],
+    avail_event: u16,
+    buffer: [u8; MAX_FRAME_LEN],
+}
+
+static mut RINGS: Rings = Rings {
+    desc: [Desc {
+        addr: 0,
+        len: 0,
+        flags: 0,
+        next: 0,
+    }; QSIZE as usize],
+    avail_flags: 0,
+    avail_idx: 0,
+    avail_ring: [0; QSIZE as usize],
+    used_event: 0,
+    _pad: [0; 3],
+    used_flags: 0,
+    used_idx: 0,
+    used_ring: [[0; 2]; QSIZE as usize],
+    avail_event: 0,
+    buffer: [0; MAX_FRAME_LEN],
+};
+
+/// An initialised device at `base`.
+pub struct Console {
+    base: usize,
+    sent: u16,
+}
+
+fn reg(base: usize, off: usize) -> *mut u32 {
+    (base + off) as *mut u32
+}
+
+fn rd(base: usize, off: usize) -> u32 {
+    // SAFETY: `base` is a virtio-mmio window announced by the host, identity
+    // mapped by the boot page tables; registers are 32-bit and aligned.
+    unsafe { read_volatile(reg(base, off)) }
+}
+
+fn wr(base: usize, off: usize, v: u32) {
+    // SAFETY: as for `rd`.
+    unsafe { write_volatile(reg(base, off), v) }
+}
+
+fn wr64(base: usize, off: usize, v: u64) {
+    wr(base, off, v as u32);
+    wr(base, off + 4, (v >> 32) as u32);
+}
+
+/// Parse Linux's `<size>@<addr>:<irq>` (size like `4K` or `0x1000`).
+pub fn parse_announcement(v: &str) -> Option<u64> {
+    let (_, rest) = v.split_once('@')?;
+    let addr = rest.split(':').next()?;
+    let addr = addr
+        .strip_prefix("0x")
+        .or_else(|| addr.strip_prefix("0X"))?;
+    u64::from_str_radix(addr, 16).ok()
+}
+
+impl Console {
+    /// Probe and set up the device at `base`; `None` if it is not a modern
+    /// virtio console or refuses our features.
+    pub fn probe(base: u64) -> Option<Console> {
+        // Only windows inside the identity-mapped first 4 GiB, above RAM.
+        if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(4096) {
+            return None;
+        }
+        let b = base as usize;
+        if rd(b, R_MAGIC) != MAGIC
+            || rd(b, R_VERSION) != 2
+            || rd(b, R_DEVICE_ID) != DEVICE_ID_CONSOLE
+        {
+            return None;
+        }
+        wr(b, R_STATUS, 0);
+        wr(b, R_STATUS, S_ACK | S_DRIVER);
+        wr(b, R_DEVICE_FEATURES_SEL, 1);
+        if rd(b, R_DEVICE_FEATURES) & 1 == 0 {
+            return None; // no VIRTIO_F_VERSION_1
+        }
+        wr(b, R_DRIVER_FEATURES_SEL, 0);
+        wr(b, R_DRIVER_FEATURES, 0);
+        wr(b, R_DRIVER_FEATURES_SEL, 1);
+        wr(b, R_DRIVER_FEATURES, 1);
+        wr(b, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
+        if rd(b, R_STATUS) & S_FEATURES_OK == 0 {
+            return None;
+        }
+        wr(b, R_QUEUE_SEL, TRANSMIT_QUEUE);
+        if rd(b, R_QUEUE_NUM_MAX) < u32::from(QSIZE) {
+            return None;
+        }
+        let rings = addr_of!(RINGS) as u64;
+        wr(b, R_QUEUE_NUM, u32::from(QSIZE));
+        wr64(b, R_QUEUE_DESC, rings);
+        // SAFETY: only addresses of fields are taken.
+        unsafe {
+            wr64(b, R_QUEUE_DRIVER, addr_of!(RINGS.avail_flags) as u64);
+            wr64(b, R_QUEUE_DEVICE, addr_of!(RINGS.used_flags) as u64);
+        }
+        wr(b, R_QUEUE_READY, 1);
+        wr(b, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        Some(Console { base: b, sent: 0 })
+    }
+
+    /// Send one frame: one descriptor, one notification, then wait
+    /// (bounded) for the device to hand the buffer back.
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        let len = frame.len().min(MAX_FRAME_LEN);
+        let slot = self.sent % QSIZE;
+        // SAFETY: single CPU; the device reads the buffer only after the
+        // notification below and has returned every earlier one (we wait).
+        unsafe {
+            let r = &mut *addr_of_mut!(RINGS);
+            r.buffer[..len].copy_from_slice(&frame[..len]);
+            r.desc[slot as usize] = Desc {
+                addr: addr_of!(r.buffer) as u64,
+                len: len as u32,
+                flags: 0,
+                next: 0,
+            };
+            r.avail_ring[slot as usize] = slot;
+            fence(Ordering::SeqCst);
+            write_volatile(addr_of_mut!(r.avail_idx), self.sent.wrapping_add(1));
+            fence(Ordering::SeqCst);
+        }
+        wr(self.base, R_QUEUE_NOTIFY, TRANSMIT_QUEUE);
+        self.sent = self.sent.wrapping_add(1);
+        for _ in 0..100_000 {
+            // SAFETY: reading the device-written used index.
+            if unsafe { read_volatile(addr_of!(RINGS.used_idx)) } == self.sent {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        false
+    }
+}

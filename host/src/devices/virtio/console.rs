@@ -1,0 +1,444 @@
+//! The virtio console (device ID 3) as the guest's statistics channel: every
+//! byte the guest puts on the transmit queue (queue 1) goes to the
+//! [`SharedCollector`], which splits and decodes the frames.
+//!
+//! The guest is untrusted: descriptor addresses and lengths are checked by
+//! virtio-queue against guest memory (a chain longer than the queue, a loop,
+//! or an address outside RAM ends processing of that notification), the bytes
+//! taken per notification are capped, and nothing here panics on guest input.
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestMemoryMmap};
+
+use super::mmio::*;
+use crate::devices::MmioDevice;
+use crate::stats::SharedCollector;
+
+const DEVICE_ID_CONSOLE: u32 = 3;
+const VENDOR: u32 = 0x4942_4f4d; // "MOBI"
+const QUEUE_MAX: u16 = 64;
+const RECEIVE_QUEUE: usize = 0;
+const TRANSMIT_QUEUE: usize = 1;
+/// Most bytes taken from the guest per notification (a snapshot is < 8 KiB).
+const MAX_BYTES_PER_NOTIFY: usize = 64 * 1024;
+
+/// Counters the host reports (`mobius stat`: notifications per snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleCounters {
+    pub notifications: u64,
+    pub chains: u64,
+    pub bytes: u64,
+    /// Notifications whose queue was unusable (bad addresses, not ready).
+    pub bad_queue: u64,
+}
+
+/// A virtio-mmio console device.
+pub struct VirtioConsole {
+    mem: GuestMemoryMmap,
+    sink: SharedCollector,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    status: u32,
+    queue_sel: u32,
+    queues: [Queue; 2],
+    interrupt_status: u32,
+    pub counters: ConsoleCounters,
+    warned: bool,
+}
+
+fn new_queue() -> Queue {
+    // QUEUE_MAX is a power of two below the spec's limit: `new` cannot fail.
+    Queue::new(QUEUE_MAX).unwrap_or_else(|_| unreachable!("valid queue size"))
+}
+
+impl VirtioConsole {
+    pub fn new(mem: GuestMemoryMmap, sink: SharedCollector) -> Self {
+        VirtioConsole {
+            mem,
+            sink,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            status: 0,
+            queue_sel: 0,
+            queues: [new_queue(), new_queue()],
+            interrupt_status: 0,
+            counters: ConsoleCounters::default(),
+            warned: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.device_features_sel = 0;
+        self.driver_features_sel = 0;
+        self.driver_features = 0;
+        self.status = 0;
+        self.queue_sel = 0;
+        self.interrupt_status = 0;
+        self.queues.iter_mut().for_each(QueueT::reset);
+    }
+
+    fn device_features() -> u64 {
+        F_VERSION_1
+    }
+
+    fn queue(&mut self) -> Option<&mut Queue> {
+        self.queues.get_mut(self.queue_sel as usize)
+    }
+
+    fn read_reg(&mut self, offset: u64) -> u32 {
+        match offset {
+            MAGIC_VALUE => MAGIC,
+            VERSION => MMIO_VERSION,
+            DEVICE_ID => DEVICE_ID_CONSOLE,
+            VENDOR_ID => VENDOR,
+            DEVICE_FEATURES => match self.device_features_sel {
+                0 => Self::device_features() as u32,
+                1 => (Self::device_features() >> 32) as u32,
+                _ => 0,
+            },
+            QUEUE_NUM_MAX => self.queue().map_or(0, |q| u32::from(q.max_size())),
+            QUEUE_READY => self.queue().map_or(0, |q| u32::from(q.ready())),
+            INTERRUPT_STATUS => self.interrupt_status,
+            STATUS => self.status,
+            CONFIG_GENERATION => 0,
+            _ => 0,
+        }
+    }
+
+    fn write_reg(&mut self, offset: u64, v: u32) {
+        match offset {
+            DEVICE_FEATURES_SEL => self.device_features_sel = v,
+            DRIVER_FEATURES_SEL => self.driver_features_sel = v,
+            DRIVER_FEATURES => match self.driver_features_sel {
+                0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
+                1 => {
+                    self.driver_features =
+                        (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32)
+                }
+                _ => {}
+            },
+            QUEUE_SEL => self.queue_sel = v,
+            QUEUE_NUM => {
+                if let Some(q) = self.queue() {
+                    q.set_size(v.min(u32::from(u16::MAX)) as u16);
+                }
+            }
+            QUEUE_READY => {
+                if let Some(q) = self.queue() {
+                    q.set_ready(v == 1);
+                }
+            }
+            QUEUE_DESC_LOW => self.set_addr(|q, v| q.set_desc_table_address(Some(v), None), v),
+            QUEUE_DESC_HIGH => self.set_addr(|q, v| q.set_desc_table_address(None, Some(v)), v),
+            QUEUE_DRIVER_LOW => self.set_addr(|q, v| q.set_avail_ring_address(Some(v), None), v),
+            QUEUE_DRIVER_HIGH => self.set_addr(|q, v| q.set_avail_ring_address(None, Some(v)), v),
+            QUEUE_DEVICE_LOW => self.set_addr(|q, v| q.set_used_ring_address(Some(v), None), v),
+            QUEUE_DEVICE_HIGH => self.set_addr(|q, v| q.set_used_ring_address(None, Some(v)), v),
+            QUEUE_NOTIFY => self.notify(v as usize),
+            INTERRUPT_ACK => self.interrupt_status &= !v,
+            STATUS => self.write_status(v),
+            _ => {}
+        }
+    }
+
+    fn set_addr(&mut self, f: impl FnOnce(&mut Queue, u32), v: u32) {
+        if let Some(q) = self.queue() {
+            f(q, v);
+        }
+    }
+
+    /// The status state machine: 0 resets; FEATURES_OK only with VERSION_1
+    /// negotiated and no feature the device does not offer.
+    fn write_status(&mut self, v: u32) {
+        if v == 0 {
+            self.reset();
+            return;
+        }
+        let mut v = v;
+        if v & STATUS_FEATURES_OK != 0 && self.status & STATUS_FEATURES_OK == 0 {
+            let ok = self.driver_features & F_VERSION_1 != 0
+                && self.driver_features & !Self::device_features() == 0;
+            if !ok {
+                v &= !STATUS_FEATURES_OK;
+            }
+        }
+        self.status = v;
+    }
+
+    fn driver_ok(&self) -> bool {
+        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_FEATURES_OK != 0
+    }
+
+    /// Take every available chain of the transmit queue.
+    fn notify(&mut self, queue: usize) {
+        self.counters.notifications += 1;
+        if queue == RECEIVE_QUEUE {
+            return;
+        }
+        if queue != TRANSMIT_QUEUE || !self.driver_ok() {
+            self.bad_queue("notify of an unknown queue or before DRIVER_OK");
+            return;
+        }
+        let mem = self.mem.clone();
+        let q = &mut self.queues[TRANSMIT_QUEUE];
+        if !q.ready() || !q.is_valid(&mem) {
+            self.bad_queue("transmit queue not ready or outside guest memory");
+            return;
+        }
+        let mut bytes = Vec::new();
+        let mut used = Vec::new();
+        while let Some(chain) = q.pop_descriptor_chain(&mem) {
+            let head = chain.head_index();
+            for desc in chain.readable() {
+                let len = (desc.len() as usize).min(MAX_BYTES_PER_NOTIFY - bytes.len());
+                let start = bytes.len();
+                bytes.resize(start + len, 0);
+                if mem.read_slice(&mut bytes[start..], desc.addr()).is_err() {
+                    bytes.truncate(start);
+                    break;
+                }
+            }
+            used.push(head);
+            self.counters.chains += 1;
+            if bytes.len() >= MAX_BYTES_PER_NOTIFY {
+                break;
+            }
+        }
+        let mut failed = false;
+        for head in used {
+            failed |= q.add_used(&mem, head, 0).is_err();
+        }
+        if failed {
+            self.bad_queue("used ring outside guest memory");
+        }
+        self.counters.bytes += bytes.len() as u64;
+        self.interrupt_status |= INT_USED_RING;
+        let mut sink = self.sink.lock();
+        sink.note_notification();
+        sink.push_bytes(&bytes);
+    }
+
+    fn bad_queue(&mut self, why: &str) {
+        self.counters.bad_queue += 1;
+        if !self.warned {
+            self.warned = true;
+            eprintln!("mobius: warning: virtio console: {why}; ignored");
+        }
+    }
+}
+
+impl MmioDevice for VirtioConsole {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if offset >= CONFIG || data.len() != 4 || !offset.is_multiple_of(4) {
+            // Config space (cols, rows, ports: not offered) and odd-sized reads.
+            data.fill(0);
+            return;
+        }
+        data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+            return;
+        };
+        if offset < CONFIG && offset.is_multiple_of(4) {
+            self.write_reg(offset, u32::from_le_bytes(bytes));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::StatsCollector;
+    use mobius_shared::stats::Snapshot;
+    use vm_memory::{Address, GuestAddress, GuestMemoryMmap};
+
+    const MEM: u64 = 1 << 20;
+    const DESC: u64 = 0x1000;
+    const AVAIL: u64 = 0x2000;
+    const USED: u64 = 0x3000;
+    const BUF: u64 = 0x10000;
+    const F_NEXT: u16 = 1;
+
+    struct Rig {
+        mem: GuestMemoryMmap,
+        dev: VirtioConsole,
+        sink: SharedCollector,
+        avail: u16,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)])
+                .expect("memory");
+            let sink = StatsCollector::shared();
+            let dev = VirtioConsole::new(mem.clone(), sink.clone());
+            Rig {
+                mem,
+                dev,
+                sink,
+                avail: 0,
+            }
+        }
+
+        fn w(&mut self, off: u64, v: u32) {
+            self.dev.write(off, &v.to_le_bytes());
+        }
+
+        fn r(&mut self, off: u64) -> u32 {
+            let mut b = [0u8; 4];
+            self.dev.read(off, &mut b);
+            u32::from_le_bytes(b)
+        }
+
+        /// The driver's side of initialisation, up to DRIVER_OK.
+        fn setup(&mut self, desc: u64, avail: u64, used: u64) {
+            self.w(STATUS, 0);
+            self.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+            self.w(DRIVER_FEATURES_SEL, 1);
+            self.w(DRIVER_FEATURES, 1);
+            self.w(
+                STATUS,
+                STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+            );
+            self.w(QUEUE_SEL, 1);
+            self.w(QUEUE_NUM, 8);
+            self.w(QUEUE_DESC_LOW, desc as u32);
+            self.w(QUEUE_DESC_HIGH, (desc >> 32) as u32);
+            self.w(QUEUE_DRIVER_LOW, avail as u32);
+            self.w(QUEUE_DRIVER_HIGH, (avail >> 32) as u32);
+            self.w(QUEUE_DEVICE_LOW, used as u32);
+            self.w(QUEUE_DEVICE_HIGH, (used >> 32) as u32);
+            self.w(QUEUE_READY, 1);
+            self.w(
+                STATUS,
+                STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+            );
+        }
+
+        fn desc(&self, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+            let at = GuestAddress(DESC + 16 * u64::from(i));
+            self.mem.write_obj(addr, at).expect("in memory");
+            self.mem
+                .write_obj(len, at.unchecked_add(8))
+                .expect("in memory");
+            self.mem
+                .write_obj(flags, at.unchecked_add(12))
+                .expect("in memory");
+            self.mem
+                .write_obj(next, at.unchecked_add(14))
+                .expect("in memory");
+        }
+
+        fn offer(&mut self, head: u16) {
+            let slot = AVAIL + 4 + 2 * u64::from(self.avail % 8);
+            self.mem
+                .write_obj(head, GuestAddress(slot))
+                .expect("in memory");
+            self.avail = self.avail.wrapping_add(1);
+            self.mem
+                .write_obj(self.avail, GuestAddress(AVAIL + 2))
+                .expect("in memory");
+            self.w(QUEUE_NOTIFY, 1);
+        }
+
+        fn used_idx(&self) -> u16 {
+            self.mem
+                .read_obj(GuestAddress(USED + 2))
+                .expect("in memory")
+        }
+    }
+
+    fn frame() -> Vec<u8> {
+        let mut buf = vec![0u8; mobius_shared::stats::MAX_FRAME_LEN];
+        Snapshot::new(5, 1000)
+            .encode(&mut buf)
+            .expect("fits")
+            .to_vec()
+    }
+
+    #[test]
+    fn identifies_as_a_modern_console() {
+        let mut rig = Rig::new();
+        assert_eq!(rig.r(MAGIC_VALUE), MAGIC);
+        assert_eq!(rig.r(VERSION), 2);
+        assert_eq!(rig.r(DEVICE_ID), 3);
+        rig.w(DEVICE_FEATURES_SEL, 1);
+        assert_eq!(rig.r(DEVICE_FEATURES), 1, "VIRTIO_F_VERSION_1");
+    }
+
+    #[test]
+    fn a_frame_split_over_two_descriptors_is_decoded() {
+        let mut rig = Rig::new();
+        rig.setup(DESC, AVAIL, USED);
+        let f = frame();
+        rig.mem
+            .write_slice(&f, GuestAddress(BUF))
+            .expect("in memory");
+        let half = (f.len() / 2) as u32;
+        rig.desc(0, BUF, half, F_NEXT, 1);
+        rig.desc(1, BUF + u64::from(half), f.len() as u32 - half, 0, 0);
+        rig.offer(0);
+        assert_eq!(rig.used_idx(), 1);
+        assert_eq!(rig.r(INTERRUPT_STATUS) & INT_USED_RING, INT_USED_RING);
+        let c = rig.sink.lock();
+        assert_eq!(c.snapshots().len(), 1);
+        assert_eq!(c.notifications(), 1);
+    }
+
+    #[test]
+    fn features_ok_needs_version_1() {
+        let mut rig = Rig::new();
+        rig.w(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        rig.w(
+            STATUS,
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+        );
+        assert_eq!(rig.r(STATUS) & STATUS_FEATURES_OK, 0);
+    }
+
+    #[test]
+    fn bogus_descriptors_never_panic_or_read_outside_memory() {
+        let mut rig = Rig::new();
+        rig.setup(DESC, AVAIL, USED);
+        // Address past the end of memory, a huge length, a loop, a wrap.
+        rig.desc(0, MEM + 0x1000, 64, 0, 0);
+        rig.offer(0);
+        rig.desc(1, BUF, u32::MAX, 0, 0);
+        rig.offer(1);
+        rig.desc(2, BUF, 16, F_NEXT, 2);
+        rig.offer(2);
+        rig.desc(3, u64::MAX - 8, 64, 0, 0);
+        rig.offer(3);
+        let c = rig.sink.lock();
+        assert!(c.snapshots().is_empty());
+        assert!(c.bytes() <= MAX_BYTES_PER_NOTIFY as u64 * 4);
+    }
+
+    #[test]
+    fn rings_outside_memory_or_notify_before_ready_are_ignored() {
+        let mut rig = Rig::new();
+        rig.w(QUEUE_NOTIFY, 1);
+        assert_eq!(rig.dev.counters.bad_queue, 1);
+        rig.setup(MEM * 4, AVAIL, USED);
+        rig.w(QUEUE_NOTIFY, 1);
+        assert_eq!(rig.dev.counters.bad_queue, 2);
+        rig.w(QUEUE_NOTIFY, 7);
+        assert_eq!(rig.dev.counters.bad_queue, 3);
+    }
+
+    #[test]
+    fn writing_status_zero_resets() {
+        let mut rig = Rig::new();
+        rig.setup(DESC, AVAIL, USED);
+        rig.w(STATUS, 0);
+        assert_eq!(rig.r(STATUS), 0);
+        rig.w(QUEUE_SEL, 1);
+        assert_eq!(rig.r(QUEUE_READY), 0);
+        // Odd sizes and offsets are ignored.
+        rig.dev.write(STATUS + 1, &[1]);
+        assert_eq!(rig.r(STATUS), 0);
+    }
+}
