@@ -131,6 +131,9 @@ pub struct RunOutcome {
     pub timings: Timings,
     /// The TSC frequency handed to the guest, if KVM reported one.
     pub tsc_khz: Option<u32>,
+    /// KVM's own per-vCPU statistics (`KVM_GET_STATS_FD`), empty if the
+    /// kernel does not offer them.
+    pub kvm_stats: Vec<(String, u64)>,
 }
 
 impl RunOutcome {
@@ -297,6 +300,7 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         exits: report.exits,
         timings,
         tsc_khz,
+        kvm_stats: report.kvm_stats,
     })
 }
 

@@ -265,3 +265,20 @@ fn virtio_and_serial_transports_give_the_same_counts() {
     assert_eq!(get(&s, "stats.notifications"), 0.0);
     assert_eq!(get(&s, "exits.mmio_write"), 0.0);
 }
+
+#[test]
+fn kvm_binary_statistics_are_reported_or_said_unsupported() {
+    if !kvm_or_skip("kvm_binary_statistics_are_reported_or_said_unsupported") {
+        return;
+    }
+    let (json, o) = stat_json("seq-touch", "pages=20", &["-e", "kvm.exits,faults"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    match json["events"]["kvm.exits"]["value"].as_f64() {
+        // At least the port and MMIO exits of the run itself (guest page
+        // faults are exits under shadow paging, not with EPT/NPT).
+        Some(exits) => assert!(exits > 0.0, "{exits}"),
+        None => assert!(stderr(&o).contains("not supported"), "{}", stderr(&o)),
+    }
+    let o = run(&["stat", "-e", "kvm.", "--", "hello"]);
+    assert_eq!(o.status.code(), Some(host::USAGE));
+}

@@ -84,8 +84,7 @@ fn workload_cmdline(args: &StatArgs) -> Result<(String, String), String> {
 }
 
 fn check_events(wanted: &[String]) -> Result<(), String> {
-    let all = events::all_names();
-    match wanted.iter().find(|w| !all.contains(w)) {
+    match wanted.iter().find(|w| !events::is_known(w)) {
         Some(bad) => Err(format!(
             "unknown event '{bad}' (see mobius stat --list-events)"
         )),
@@ -140,6 +139,7 @@ fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
 pub fn stat(args: &StatArgs) -> i32 {
     if args.list_events {
         events::all_names().iter().for_each(|n| println!("{n}"));
+        println!("kvm.<name>  (KVM's per-vCPU statistics, e.g. kvm.exits, kvm.pf_taken; as the kernel offers them)");
         return 0;
     }
     let (title, cmdline) =
@@ -175,6 +175,9 @@ pub fn stat(args: &StatArgs) -> i32 {
         errors.oversized += run.errors.oversized;
         errors.unknown_version += run.errors.unknown_version;
         errors.bad_magic += run.errors.bad_magic;
+        if run.outcome.kvm_stats.is_empty() && args.events.iter().any(|e| e.starts_with("kvm.")) {
+            eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
+        }
         let mut evs = events::collect(run.last.as_ref(), &run.outcome);
         evs.push(Event::count("stats.snapshots", run.snapshots));
         evs.push(Event::count("stats.notifications", run.notifications));

@@ -122,7 +122,17 @@ pub fn collect(snap: Option<&Snapshot>, outcome: &RunOutcome) -> Vec<Event> {
         "time.total",
         outcome.timings.total.as_secs_f64() * 1e3,
     ));
+    for (name, v) in &outcome.kvm_stats {
+        events.push(Event::count(format!("kvm.{name}"), *v));
+    }
     events
+}
+
+/// Whether `name` can be asked for with `-e`: a fixed event, or one of KVM's
+/// per-vCPU statistics (`kvm.<name>`, whatever the running kernel offers).
+pub fn is_known(name: &str) -> bool {
+    name.strip_prefix("kvm.").is_some_and(|n| !n.is_empty())
+        || all_names().iter().any(|n| n == name)
 }
 
 /// Whether `name` is in the default report (`-e` picks any of [`all_names`]).

@@ -3,6 +3,7 @@
 //! ([`exits`]) and the signals that stop a running vCPU ([`signal`]).
 
 pub mod exits;
+pub mod kvm_stats;
 pub mod run;
 pub mod signal;
 pub mod vcpu;

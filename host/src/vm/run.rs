@@ -37,6 +37,8 @@ pub struct VcpuReport {
     pub first_run: Instant,
     pub first_output: Option<Instant>,
     pub done: Instant,
+    /// KVM's binary per-vCPU statistics at the end (empty if not offered).
+    pub kvm_stats: Vec<(String, u64)>,
 }
 
 /// Everything the loop needs, moved to the vCPU thread.
@@ -92,6 +94,7 @@ impl VcpuRunner {
             first_run,
             first_output: self.serial.first_byte(),
             done: Instant::now(),
+            kvm_stats: super::kvm_stats::read(&self.vcpu),
         }
     }
 
