@@ -44,11 +44,14 @@ pub fn maybe_periodic() {
     if now < NEXT_DUE.load(Ordering::Relaxed) {
         return;
     }
-    let cycles = INTERVAL_CYCLES.load(Ordering::Relaxed);
-    NEXT_DUE.store(now.saturating_add(cycles), Ordering::Relaxed);
     if let Some(snap) = snapshot(SnapshotReason::Interval) {
         send(&snap);
     }
+    // Due again one interval after this one was sent: a snapshot slower than
+    // the interval must not make every later step send one.
+    let cycles = INTERVAL_CYCLES.load(Ordering::Relaxed);
+    let sent = crate::arch::x86_64::cpu::rdtsc();
+    NEXT_DUE.store(sent.saturating_add(cycles), Ordering::Relaxed);
 }
 
 /// Print the human summary on the console too (`summary=1`). Off by default:

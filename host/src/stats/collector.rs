@@ -298,9 +298,9 @@ mod tests {
         c.push_bytes(&[5, 1, 2, 0]);
         c.push_bytes(&vec![1u8; MAX_FRAME_LEN * 3]);
         c.push_bytes(&[0]);
-        let mut v2 = sample(3);
-        v2.version = 2;
-        c.push_bytes(&frame(&v2));
+        let mut future = sample(3);
+        future.version = mobius_shared::stats::WIRE_VERSION + 1;
+        c.push_bytes(&frame(&future));
         c.push_bytes(&frame(&sample(4)));
         let e = c.errors();
         assert_eq!((e.malformed, e.oversized, e.unknown_version), (1, 1, 1));
