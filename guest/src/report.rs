@@ -125,6 +125,9 @@ pub fn send_bad_frames() {
         crate::print!("0101010101010101010101010101010101010101010101010101010101010101");
     }
     println!();
+    if crate::dev::send_bogus_descriptors() {
+        println!("bad-frames: bogus virtio descriptors sent and returned");
+    }
     if let Some(mut snap) = snapshot(SnapshotReason::Interval) {
         snap.magic ^= 1;
         send(&snap);

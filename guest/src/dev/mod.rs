@@ -27,3 +27,12 @@ pub fn send_frame(frame: &[u8]) -> bool {
         None => false,
     }
 }
+
+/// Test mode: post bogus descriptors on the virtio console (see
+/// [`Console::send_bogus`]). Returns whether a console was there and answered.
+pub fn send_bogus_descriptors() -> bool {
+    match CONSOLE.try_lock() {
+        Some(mut c) => c.as_mut().is_some_and(|c| c.send_bogus()),
+        None => false,
+    }
+}

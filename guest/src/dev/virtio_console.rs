@@ -164,6 +164,48 @@ impl Console {
         Some(Console { base: b, sent: 0 })
     }
 
+    /// Test mode: offer descriptors a broken or hostile guest could write
+    /// (outside guest memory, an absurd length, a self-loop). The host must
+    /// survive them, warn, and hand the buffers back.
+    pub fn send_bogus(&mut self) -> bool {
+        let bogus = [
+            (0xffff_ffff_f000, 64u32, 0u16),
+            (addr_of!(RINGS) as u64, u32::MAX, 0),
+            (addr_of!(RINGS) as u64, 16, 1),
+        ];
+        bogus.iter().all(|&(addr, len, flags)| {
+            let slot = self.sent % QSIZE;
+            // SAFETY: as in `send`; only ring entries are written.
+            unsafe {
+                let r = &mut *addr_of_mut!(RINGS);
+                r.desc[slot as usize] = Desc {
+                    addr,
+                    len,
+                    flags,
+                    next: slot,
+                };
+                r.avail_ring[slot as usize] = slot;
+                fence(Ordering::SeqCst);
+                write_volatile(addr_of_mut!(r.avail_idx), self.sent.wrapping_add(1));
+                fence(Ordering::SeqCst);
+            }
+            self.notify_and_wait()
+        })
+    }
+
+    fn notify_and_wait(&mut self) -> bool {
+        wr(self.base, R_QUEUE_NOTIFY, TRANSMIT_QUEUE);
+        self.sent = self.sent.wrapping_add(1);
+        for _ in 0..100_000 {
+            // SAFETY: reading the device-written used index.
+            if unsafe { read_volatile(addr_of!(RINGS.used_idx)) } == self.sent {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        false
+    }
+
     /// Send one frame: one descriptor, one notification, then wait
     /// (bounded) for the device to hand the buffer back.
     pub fn send(&mut self, frame: &[u8]) -> bool {
@@ -185,15 +227,6 @@ impl Console {
             write_volatile(addr_of_mut!(r.avail_idx), self.sent.wrapping_add(1));
             fence(Ordering::SeqCst);
         }
-        wr(self.base, R_QUEUE_NOTIFY, TRANSMIT_QUEUE);
-        self.sent = self.sent.wrapping_add(1);
-        for _ in 0..100_000 {
-            // SAFETY: reading the device-written used index.
-            if unsafe { read_volatile(addr_of!(RINGS.used_idx)) } == self.sent {
-                return true;
-            }
-            core::hint::spin_loop();
-        }
-        false
+        self.notify_and_wait()
     }
 }

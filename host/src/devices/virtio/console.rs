@@ -29,6 +29,8 @@ pub struct ConsoleCounters {
     pub bytes: u64,
     /// Notifications whose queue was unusable (bad addresses, not ready).
     pub bad_queue: u64,
+    /// Descriptors pointing outside guest memory.
+    pub bad_descriptors: u64,
 }
 
 /// A virtio-mmio console device.
@@ -196,6 +198,7 @@ impl VirtioConsole {
                 bytes.resize(start + len, 0);
                 if mem.read_slice(&mut bytes[start..], desc.addr()).is_err() {
                     bytes.truncate(start);
+                    self.counters.bad_descriptors += 1;
                     break;
                 }
             }
@@ -211,6 +214,10 @@ impl VirtioConsole {
         }
         if failed {
             self.bad_queue("used ring outside guest memory");
+        }
+        if self.counters.bad_descriptors > 0 && !self.warned {
+            self.warned = true;
+            eprintln!("mobius: warning: virtio console: descriptor outside guest memory; ignored");
         }
         self.counters.bytes += bytes.len() as u64;
         self.interrupt_status |= INT_USED_RING;
