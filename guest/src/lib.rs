@@ -22,6 +22,8 @@ pub mod kmain;
 #[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
+pub mod kvmm;
+#[cfg(target_os = "none")]
 pub mod report;
 #[cfg(target_os = "none")]
 pub mod workloads;

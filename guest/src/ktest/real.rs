@@ -5,7 +5,8 @@ use alloc::sync::Arc;
 
 use super::Tally;
 use crate::arch::x86_64::trap::{probe_read, probe_write};
-use crate::kmain::{current_space, switch_space, VMM};
+use crate::kmain::{current_space, switch_space};
+use crate::kvmm::{alloc, count, ensure, free, free_frames, vmm};
 use crate::mm::paging::{PageAttrs, PAGE_SIZE};
 use crate::mm::vmm::{MemFlags, KERNEL_SPACE};
 use mobius_shared::stats::FaultKind;
@@ -31,40 +32,6 @@ pub fn run(tally: &mut Tally) {
     for (name, check) in checks {
         tally.record(name, check());
     }
-}
-
-fn vmm() -> &'static crate::mm::vmm::VmmLock<crate::arch::x86_64::paging::X86Mmu> {
-    VMM.get().expect("the VMM is initialised before tests run")
-}
-
-fn count(kind: FaultKind) -> u64 {
-    vmm().lock().fault_stats().get(kind).count
-}
-
-fn free_frames() -> u64 {
-    vmm().lock().frames().stats().free
-}
-
-fn ensure(cond: bool, why: &'static str) -> Result<(), &'static str> {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
-
-fn alloc(pages: u64, flags: MemFlags) -> Result<u64, &'static str> {
-    vmm()
-        .lock()
-        .alloc(KERNEL_SPACE, pages, 0, flags)
-        .map_err(|_| "alloc failed")
-}
-
-fn free(base: u64) -> Result<(), &'static str> {
-    vmm()
-        .lock()
-        .free(KERNEL_SPACE, base)
-        .map_err(|_| "free failed")
 }
 
 /// Writing N fresh pages: N demand-zero faults, the data sticks.

@@ -7,11 +7,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicBool;
 
-use crate::arch::x86_64::paging::X86Mmu;
 use crate::arch::x86_64::trap::probe_write;
-use crate::kmain::{switch_space, VMM};
+use crate::kmain::switch_space;
+use crate::kvmm::{alloc, counts, ensure, free, free_frames, vmm, Outcome};
 use crate::mm::paging::PAGE_SIZE;
-use crate::mm::vmm::{CallbackFn, MemFile, MemFlags, VmmLock, KERNEL_SPACE};
+use crate::mm::vmm::{CallbackFn, MemFile, MemFlags, KERNEL_SPACE};
 use crate::{println, report};
 use mobius_shared::exit::GuestStatus;
 use mobius_shared::stats::FaultKind;
@@ -25,8 +25,6 @@ const URW: MemFlags = MemFlags::USER.union(KRW);
 /// While set, the page-fault hook maps a pre-zeroed frame and nothing else
 /// (the benchmark's floor handler) instead of calling the VMM fault path.
 pub static FLOOR_MODE: AtomicBool = AtomicBool::new(false);
-
-type Outcome = Result<(), &'static str>;
 
 /// Run fault workload `name`, or `None` if there is no such workload.
 pub fn run(name: &str, line: &str) -> Option<GuestStatus> {
@@ -97,45 +95,9 @@ fn verdict(
     }
 }
 
-fn vmm() -> &'static VmmLock<X86Mmu> {
-    VMM.get()
-        .expect("the VMM is initialised before workloads run")
-}
-
-fn counts() -> [u64; FaultKind::COUNT] {
-    let v = vmm().lock();
-    FaultKind::ALL.map(|k| v.fault_stats().get(k).count)
-}
-
-fn free_frames() -> u64 {
-    vmm().lock().frames().stats().free
-}
-
-fn ensure(cond: bool, why: &'static str) -> Outcome {
-    if cond {
-        Ok(())
-    } else {
-        Err(why)
-    }
-}
-
 fn param(w: &'static Workload, line: &str, name: &str) -> u64 {
     // Parameters were checked by `run` before the workload started.
     w.param(line, name).unwrap_or(0)
-}
-
-fn alloc(pages: u64, flags: MemFlags) -> Result<u64, &'static str> {
-    vmm()
-        .lock()
-        .alloc(KERNEL_SPACE, pages, 0, flags)
-        .map_err(|_| "alloc failed")
-}
-
-fn free(base: u64) -> Outcome {
-    vmm()
-        .lock()
-        .free(KERNEL_SPACE, base)
-        .map_err(|_| "free failed")
 }
 
 /// Write one byte per page (a real CPU store: faults go through the trap).

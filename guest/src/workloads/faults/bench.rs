@@ -9,8 +9,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::{alloc, free, param, vmm, Outcome, FLOOR_MODE, KRW};
+use super::{param, FLOOR_MODE, KRW};
 use crate::arch::x86_64::cpu::rdtsc;
+use crate::kvmm::{alloc, free, vmm, Outcome};
 use crate::mm::paging::{Mmu, PAGE_SIZE};
 use crate::mm::vmm::{CallbackFn, KERNEL_SPACE};
 use crate::println;
