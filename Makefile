@@ -12,19 +12,25 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run test guest qemu bench bench-boot bench-faults lint fmt clean
+.PHONY: run test guest qemu bench bench-boot bench-faults profile toolchain lint fmt clean
+
+## The guest target. rust-toolchain.toml names it, but rustup adds a toolchain
+## file's targets only when it installs the toolchain: a machine that already has
+## the pinned toolchain without x86_64-unknown-none needs this (a no-op otherwise).
+toolchain:
+	@if command -v rustup >/dev/null 2>&1; then rustup target add $(GUEST_TARGET) >/dev/null 2>&1 || rustup target add $(GUEST_TARGET); fi
 
 ## Build everything and boot the default workload.
-run:
+run: toolchain
 	$(CARGO) run --release -p mobius -- run
 
 ## All tests: workspace unit and integration tests (boot tests need /dev/kvm;
 ## they print SKIP without it, and fail instead when MOBIUS_REQUIRE_KVM=1).
-test:
+test: toolchain
 	$(CARGO) test --workspace
 
 ## The guest kernel ELF alone.
-guest:
+guest: toolchain
 	$(CARGO) build -p mobius-guest --release --target $(GUEST_TARGET) --target-dir $(TARGET_DIR)/guest
 	@echo "guest kernel: $(GUEST_ELF)"
 
@@ -49,6 +55,11 @@ bench-faults:
 bench-boot: guest
 	$(CARGO) build --release -p mobius
 	python3 bench/boot.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --cmdline "$(CMDLINE)"
+
+## Ring-0 instruction profile of the guest (QEMU TCG trace, per function):
+## on kvm_pvm every ring-0 instruction is emulated, so this count is the cost.
+profile: guest
+	python3 bench/guest_profile.py $(GUEST_ELF) --cmdline "$(CMDLINE) virtio_mmio.device=4K@0xd0000000:5 tsc_khz=2600000 discard=1"
 
 lint:
 	$(CARGO) fmt --all -- --check
