@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Ring-0 instruction profile of the guest kernel, from a QEMU TCG trace.
+
+On kvm_pvm every guest ring-0 instruction is emulated (~1,500 cycles each), so
+the number of instructions a path executes is its cost. This boots the guest
+ELF under `qemu-system-x86_64 -M microvm -accel tcg -singlestep -d exec`,
+which logs one line per executed instruction, and counts them per function
+(symbols from `nm`). QEMU's own firmware before the kernel entry is left out.
+
+    python3 bench/guest_profile.py ELF [--cmdline "workload=hello"] [--top 40]
+"""
+import argparse, bisect, collections, os, re, subprocess, sys, tempfile
+
+
+def symbols(elf):
+    out = subprocess.run(["nm", "-n", "-C", elf], capture_output=True, text=True, check=True).stdout
+    addrs, names = [], []
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            addrs.append(int(parts[0], 16))
+            names.append(parts[2])
+    return addrs, names
+
+
+# Compiler helpers whose cost belongs to their caller.
+LEAVES = {"memcpy", "memset", "memmove", "memcmp", "bcmp"}
+
+
+def short(name):
+    name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    return name if len(name) < 110 else name[:107] + "..."
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("elf")
+    ap.add_argument("--cmdline", default="workload=hello tsc_khz=2600000")
+    ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    a = ap.parse_args()
+    addrs, names = symbols(a.elf)
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "trace.log")
+        subprocess.run([a.qemu, "-M", "microvm", "-accel", "tcg", "-singlestep", "-m", "128M",
+                        "-kernel", a.elf, "-append", a.cmdline, "-nographic", "-no-reboot",
+                        "-nodefaults", "-serial", "null", "-device",
+                        "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log],
+                       stdin=subprocess.DEVNULL, timeout=600)
+        counts = collections.Counter()
+        callers = collections.Counter()
+        last = "?"
+        total = 0
+        pat = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+        lo, hi = addrs[0] if addrs else 0, (addrs[-1] + 0x10000) if addrs else 0
+        with open(log) as f:
+            for line in f:
+                m = pat.match(line)
+                if not m:
+                    continue
+                pc = int(m.group(1), 16)
+                if not (lo <= pc < hi):
+                    continue
+                i = bisect.bisect_right(addrs, pc) - 1
+                name = names[i] if i >= 0 else "?"
+                counts[name] += 1
+                total += 1
+                if name in LEAVES:
+                    callers[(name, last)] += 1
+                else:
+                    last = name
+    print(f"{total} guest kernel instructions ({a.cmdline})")
+    for name, n in counts.most_common(a.top):
+        print(f"{n:>9} {100.0 * n / max(total, 1):5.1f}%  {short(name)}")
+    print("\nmemory helpers by the function that called them:")
+    for (leaf, caller), n in callers.most_common(a.top // 2):
+        print(f"{n:>9}  {leaf} <- {short(caller)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
