@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--min", type=int, default=5, help="smallest phase to print")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--annotate", metavar="PHASE", type=int,
+                    help="also print executions per instruction address in that phase")
     a = ap.parse_args()
     addrs, names = symbols(a.elf)
     by_name = dict(zip(names, addrs))
@@ -61,12 +63,13 @@ def main():
                     continue
                 i = bisect.bisect_right(addrs, pc) - 1
                 cur[names[i] if i >= 0 else "?"] += 1
+                cur[pc] += 1
                 if pc == end:
                     faults.append(cur)
                     cur = None
     phases = []
     for c in faults:
-        key = frozenset(c)
+        key = frozenset(k for k in c if isinstance(k, str))
         if phases and phases[-1][0] == key:
             phases[-1][1].append(c)
         else:
@@ -75,14 +78,20 @@ def main():
     for n, (_, group) in enumerate(phases):
         if len(group) < a.min:
             continue
-        totals = [sum(c.values()) for c in group]
+        totals = [sum(v for k, v in c.items() if isinstance(k, str)) for c in group]
         print(f"\nphase {n}: {len(group)} faults, median {statistics.median(totals):.0f} "
               f"instructions (min {min(totals)}, max {max(totals)})")
         sums = collections.Counter()
         for c in group:
             sums.update(c)
-        for name, k in sums.most_common(a.top):
+        named = collections.Counter({k: v for k, v in sums.items() if isinstance(k, str)})
+        for name, k in named.most_common(a.top):
             print(f"{k / len(group):>9.1f}  {short(name)}")
+        if a.annotate == n:
+            pcs = sorted(k for k in sums if not isinstance(k, str))
+            for pc in pcs:
+                i = bisect.bisect_right(addrs, pc) - 1
+                print(f"    {pc:#x} {sums[pc] / len(group):6.1f}  {short(names[i])[:60]}")
 
 
 if __name__ == "__main__":

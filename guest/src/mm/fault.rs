@@ -1,6 +1,10 @@
 //! The page-fault entry point (Möbius `VmmPageFault`).
 //!
 //! The arch trap handler reads CR2 and the error code and calls [`handle`].
+//! Demand-zero faults in NORMAL areas and clean → dirty upgrades first try
+//! [`Vmm::fault_fast`](super::vmm::Vmm::fault_fast) (hinted node, zero-pool
+//! frame, one page-table walk); everything else, and whatever that declines,
+//! goes through `fault_begin`.
 //! The common paths (demand-zero, clean → dirty upgrade, MAP) run entirely
 //! under the VMM lock without heap allocation, except for the first touch of
 //! each 64-page chunk of an area, which allocates that chunk's page records.
@@ -28,6 +32,23 @@ pub fn handle<M: Mmu>(
 ) -> FaultOutcome {
     let mut vm = vmm.lock();
     let t0 = vm.now();
+    if let Some(outcome) = vm.fault_fast(space, addr, access, t0) {
+        return outcome;
+    }
+    handle_slow(vmm, vm, space, addr, access, t0)
+}
+
+/// Everything [`Vmm::fault_fast`](super::vmm::Vmm::fault_fast) declines,
+/// kept out of line so that the short path pays for none of it.
+#[inline(never)]
+fn handle_slow<'a, M: Mmu>(
+    vmm: &'a VmmLock<M>,
+    mut vm: spin::MutexGuard<'a, super::vmm::Vmm<M>>,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+    t0: u64,
+) -> FaultOutcome {
     let step = vm.fault_begin(space, addr, access);
     let (outcome, pool) = match step {
         Step::Done(outcome, pool) => (outcome, pool),

@@ -493,6 +493,11 @@ impl FrameAllocator {
         done
     }
 
+    /// Whether at least `n` frames can be had without zeroing anything.
+    pub fn has_known_zero(&self, n: u64) -> bool {
+        self.zero.len + self.fresh_left >= n
+    }
+
     /// Make sure at least `n` frames can be had without zeroing, zeroing dirty
     /// frames if needed. Used before page-table updates, whose new tables
     /// must come from [`TableFrames`] without access to the MMU.

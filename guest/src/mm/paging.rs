@@ -101,6 +101,20 @@ pub trait Mmu {
     /// The frame and attributes a page is mapped to, if any.
     fn translate(&self, root: PhysAddr, page: VirtAddr) -> Option<(PhysAddr, PageAttrs)>;
 
+    /// Make a mapped page writable, keeping its other attributes (the clean →
+    /// dirty upgrade of `VmmPageFault`): `Ok(true)` if it is now, `Ok(false)`
+    /// if it was writable already, `Err(NotMapped)` if it is not mapped. The
+    /// default is [`Mmu::translate`] then [`Mmu::protect`]; an MMU can do it
+    /// in one page-table walk.
+    fn set_writable(&mut self, root: PhysAddr, page: VirtAddr) -> Result<bool, MapError> {
+        let (_, attrs) = self.translate(root, page).ok_or(MapError::NotMapped)?;
+        if attrs.contains(PageAttrs::WRITABLE) {
+            return Ok(false);
+        }
+        self.protect(root, page, attrs | PageAttrs::WRITABLE)?;
+        Ok(true)
+    }
+
     /// Fill a whole frame with zeroes.
     fn zero_frame(&mut self, frame: PhysAddr);
     /// Copy `data` into physical memory at `frame + offset` (within one frame).

@@ -293,6 +293,22 @@ impl Mmu for X86Mmu {
         Ok(())
     }
 
+    /// One walk: set R/W in the PTE (accessed/dirty bits stay as they are).
+    fn set_writable(&mut self, root: PhysAddr, page: VirtAddr) -> Result<bool, MapError> {
+        let idx = Self::check(page)?;
+        let pt = Self::walk(root, &idx)?[3].ok_or(MapError::NotMapped)?;
+        let e = read_entry(pt, idx[3]);
+        if e & PRESENT == 0 {
+            return Err(MapError::NotMapped);
+        }
+        if e & WRITABLE != 0 {
+            return Ok(false);
+        }
+        write_entry(pt, idx[3], e | WRITABLE);
+        tlb::flush(X86VirtAddr::new_truncate(page));
+        Ok(true)
+    }
+
     fn translate(&self, root: PhysAddr, page: VirtAddr) -> Option<(PhysAddr, PageAttrs)> {
         let idx = Self::check(page & !(PAGE_SIZE - 1)).ok()?;
         let pt = Self::walk(root, &idx).ok()?[3]?;

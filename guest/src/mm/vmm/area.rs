@@ -231,11 +231,16 @@ const CHUNK: u64 = 64;
 /// Sparse per-page records of an area: chunks of 64 records, created on the
 /// first touch in the chunk. An untouched area of any size costs nothing.
 /// The first chunk is held inline, so areas of up to 64 pages never need a
-/// map node.
+/// map node. Later chunks live in a vector in creation order, found through
+/// a map from chunk number to position; the chunk found last is remembered,
+/// so a run of faults through one chunk costs no map search.
 #[derive(Debug, Default, Clone)]
 pub struct PageRecords {
     first: Option<Box<[u64]>>,
-    rest: BTreeMap<u64, Box<[u64]>>,
+    rest: Vec<Box<[u64]>>,
+    keys: BTreeMap<u64, u32>,
+    /// Chunk number (≥ 1; 0 = none) and position of the chunk used last.
+    last: (u64, u32),
 }
 
 fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
@@ -244,10 +249,17 @@ fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
 }
 
 impl PageRecords {
+    fn position(&self, key: u64) -> Option<usize> {
+        if key == self.last.0 {
+            return Some(self.last.1 as usize);
+        }
+        self.keys.get(&key).map(|&p| p as usize)
+    }
+
     fn chunk(&self, key: u64) -> Option<&[u64]> {
         match key {
             0 => self.first.as_deref(),
-            _ => self.rest.get(&key).map(|c| &**c),
+            _ => self.position(key).map(|p| &*self.rest[p]),
         }
     }
 
@@ -256,28 +268,52 @@ impl PageRecords {
             .map_or(0, |c| c[(index % CHUNK) as usize])
     }
 
+    /// The record of page `index` to update in place, if its chunk exists
+    /// (the fault path's short way; [`PageRecords::set`] creates chunks).
+    #[inline]
+    pub fn slot_mut(&mut self, index: u64) -> Option<&mut u64> {
+        let key = index / CHUNK;
+        let chunk = match key {
+            0 => self.first.as_deref_mut()?,
+            _ => {
+                let p = self.position(key)?;
+                self.last = (key, p as u32);
+                &mut *self.rest[p]
+            }
+        };
+        chunk.get_mut((index % CHUNK) as usize)
+    }
+
     /// Set a record in an area of `pages` pages.
     pub fn set(&mut self, index: u64, pages: u64, value: u64) {
-        let key = index / CHUNK;
-        if value == 0 && self.chunk(key).is_none() {
+        if let Some(r) = self.slot_mut(index) {
+            *r = value;
             return;
         }
-        let chunk = match key {
-            0 => self.first.get_or_insert_with(|| new_chunk(0, pages)),
-            _ => self
-                .rest
-                .entry(key)
-                .or_insert_with(|| new_chunk(key, pages)),
-        };
+        if value == 0 {
+            return;
+        }
+        let key = index / CHUNK;
+        let mut chunk = new_chunk(key, pages);
         chunk[(index % CHUNK) as usize] = value;
+        if key == 0 {
+            self.first = Some(chunk);
+        } else {
+            self.keys.insert(key, self.rest.len() as u32);
+            self.rest.push(chunk);
+        }
     }
 
     /// Non-zero records in page order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let first = self.first.as_ref().map(|c| (0u64, c));
+        let first = self.first.as_deref().map(|c| (0u64, c));
         first
             .into_iter()
-            .chain(self.rest.iter().map(|(k, c)| (*k, c)))
+            .chain(
+                self.keys
+                    .iter()
+                    .map(|(k, &p)| (*k, &*self.rest[p as usize])),
+            )
             .flat_map(|(k, c)| {
                 c.iter()
                     .enumerate()
@@ -432,7 +468,7 @@ mod tests {
         let million = 1 << 20;
         assert_eq!(r.get(123_456), 0);
         r.set(999_999, million, 0x5000 | rec::FRAME);
-        assert_eq!(r.rest.len(), 1);
+        assert_eq!(r.keys.len(), 1);
         assert!(r.first.is_none());
         assert_eq!(r.get(999_999), 0x5000 | rec::FRAME);
         assert_eq!(
@@ -444,6 +480,26 @@ mod tests {
         r.set(5, million, 0x7000 | rec::FRAME);
         assert_eq!(r.iter().next(), Some((5, 0x7000 | rec::FRAME)));
         assert_eq!(r.frames(), 2);
+    }
+
+    #[test]
+    fn records_across_chunks_keep_page_order() {
+        let mut r = PageRecords::default();
+        let pages = 1000;
+        for &i in &[700u64, 5, 130, 701, 64, 999] {
+            r.set(i, pages, (i << 12) | rec::FRAME);
+        }
+        // Chunks were created out of order; the remembered one changes.
+        assert_eq!(r.slot_mut(130).copied(), Some((130 << 12) | rec::FRAME));
+        assert_eq!(r.slot_mut(131).copied(), Some(0));
+        assert_eq!(r.slot_mut(300), None, "no chunk for page 300 yet");
+        *r.slot_mut(702).expect("chunk of 700") = 0x9000 | rec::FRAME;
+        assert_eq!(r.get(702), 0x9000 | rec::FRAME);
+        assert_eq!(r.get(999), (999 << 12) | rec::FRAME);
+        let got: Vec<u64> = r.iter().map(|(i, _)| i).collect();
+        assert_eq!(got, [5, 64, 130, 700, 701, 702, 999]);
+        // The last chunk of an area is short: no slot past the end.
+        assert_eq!(r.slot_mut(1000), None);
     }
 
     #[test]

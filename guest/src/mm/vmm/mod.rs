@@ -356,6 +356,38 @@ pub struct Vmm<M: Mmu> {
     exports: BTreeMap<String, DescId>,
     stats: FaultStats,
     clock: Box<dyn CycleSource>,
+    /// The node the last fault lookup found; cleared whenever a tree changes.
+    hint: Option<Hint>,
+}
+
+/// A mapped node as the fault path needs it: a one-entry cache in front of
+/// the node trees (faults come in runs on the same area), filled by
+/// [`Vmm::find`] from a `VmmLookupNode`-style tree lookup.
+#[derive(Debug, Clone, Copy)]
+struct Hint {
+    /// The space the lookup was for (kernel-half nodes too: the space must
+    /// be the one that faulted, as for a tree lookup).
+    space: SpaceId,
+    base: VirtAddr,
+    end: VirtAddr,
+    /// Page-table root for pages of this node.
+    root: PhysAddr,
+    desc: DescId,
+    flags: MemFlags,
+    area: AreaType,
+    /// Whether the area and the node allow writing and forbid executing
+    /// (per section for IMAGE areas: computed per page there).
+    may_write: bool,
+    no_exec: bool,
+    /// Page attributes a read / a write fault maps with (non-IMAGE areas).
+    read_attrs: PageAttrs,
+    write_attrs: PageAttrs,
+}
+
+impl Hint {
+    fn covers(&self, space: SpaceId, page: VirtAddr) -> bool {
+        page >= self.base && page < self.end && self.space == space
+    }
 }
 
 fn map_err(e: MapError) -> VmError {
@@ -380,6 +412,7 @@ impl<M: Mmu> Vmm<M> {
             exports: BTreeMap::new(),
             stats: FaultStats::default(),
             clock: config.clock,
+            hint: None,
         };
         let kernel = vmm.create_space()?;
         debug_assert_eq!(kernel, KERNEL_SPACE);
@@ -425,6 +458,7 @@ impl<M: Mmu> Vmm<M> {
         for base in bases {
             self.free(space, base)?;
         }
+        self.hint = None;
         let s = self.spaces[space.0 as usize].take().expect("checked");
         self.mmu
             .free_root(s.root, &mut PoolTables(&mut self.frames));
@@ -460,7 +494,9 @@ impl<M: Mmu> Vmm<M> {
         })
     }
 
+    /// A tree about to change: the fault hint goes.
     fn tree_mut(&mut self, space: SpaceId, half: Half) -> &mut NodeTree {
+        self.hint = None;
         match half {
             Half::User => {
                 &mut self.spaces[space.0 as usize]
@@ -1070,56 +1106,167 @@ impl<M: Mmu> Vmm<M> {
 
     // ----- fault resolution (called by mm::fault) --------------------------
 
-    /// First part of `VmmPageFault`, under the lock: find the node, check
-    /// the access, and resolve everything that needs no I/O and no handler.
-    pub(crate) fn fault_begin(&mut self, space: SpaceId, addr: VirtAddr, access: Access) -> Step {
-        let page = page_align_down(addr);
+    /// The mapped node containing `page` in `space` (`VmmLookupNode` on the
+    /// fault path), and the tree levels the lookup visited: the hint when it
+    /// covers `page` (no level), else a tree lookup that refills the hint.
+    fn find(&mut self, space: SpaceId, page: VirtAddr) -> (Option<Hint>, u64) {
+        if let Some(h) = self.hint {
+            if h.covers(space, page) {
+                return (Some(h), 0);
+            }
+        }
         let Some(half) = half_of(page) else {
-            return done(FaultOutcome::Unresolved);
+            return (None, 0);
         };
         let Ok(tree) = self.tree(space, half) else {
-            return done(FaultOutcome::Unresolved);
+            return (None, 0);
         };
         let depth = tree.depth();
-        let found = tree.lookup(page).map(|(b, n)| (b, *n));
-        self.stats.record_lookup(depth);
-        let Some((
-            base,
-            Node {
-                kind: NodeKind::Mapped { desc, flags },
-                ..
-            },
-        )) = found
-        else {
-            return done(FaultOutcome::Unresolved);
+        let Some((base, node)) = tree.lookup(page).map(|(b, n)| (b, *n)) else {
+            return (None, depth);
         };
-        let index = (page - base) / PAGE_SIZE;
+        let NodeKind::Mapped { desc, flags } = node.kind else {
+            return (None, depth);
+        };
         let d = self
             .descs
             .get(desc)
             .expect("mapped node has a live descriptor");
-        let (area_write, no_exec) = d.page_rights(index);
+        let (area_write, no_exec) = d.page_rights(0);
         let may_write = area_write && flags.contains(MemFlags::WRITE);
-        if (access.user && !flags.is_user())
+        let h = Hint {
+            space,
+            base,
+            end: base + node.pages * PAGE_SIZE,
+            root: self.root_for(space, half),
+            desc,
+            flags,
+            area: d.kind.area_type(),
+            may_write,
+            no_exec,
+            read_attrs: flags.page_attrs(false, no_exec),
+            write_attrs: flags.page_attrs(may_write, no_exec),
+        };
+        self.hint = Some(h);
+        (Some(h), depth)
+    }
+
+    /// The short path of `VmmPageFault` for the common faults: a demand-zero
+    /// fault on a page of a NORMAL area that has no record yet, and a clean
+    /// → dirty upgrade, in the area the hint holds. One hint check, at most
+    /// one page-record read and write, a frame from the zero pool, one
+    /// page-table walk. `None`, with nothing changed, for anything else (hint
+    /// miss, other kinds, protection faults, a record present, a pool short
+    /// of frames, a failed map): [`Vmm::fault_begin`] then does the whole job.
+    pub(crate) fn fault_fast(
+        &mut self,
+        space: SpaceId,
+        addr: VirtAddr,
+        access: Access,
+        t0: u64,
+    ) -> Option<FaultOutcome> {
+        let page = page_align_down(addr);
+        let h = self.hint.as_ref()?;
+        if !h.covers(space, page) || h.area != AreaType::Normal {
+            return None;
+        }
+        if (access.user && !h.flags.is_user()) || (access.write && !h.may_write) {
+            return None;
+        }
+        let (root, desc, index) = (h.root, h.desc, (page - h.base) / PAGE_SIZE);
+        let attrs = if access.write {
+            h.write_attrs
+        } else {
+            h.read_attrs
+        };
+        let kind = if access.present {
+            if !access.write || self.mmu.set_writable(root, page) != Ok(true) {
+                return None;
+            }
+            FaultKind::Upgrade
+        } else {
+            self.demand_zero_fast(root, page, desc, index, attrs)?;
+            FaultKind::DemandZero
+        };
+        self.stats.record_lookup(0);
+        let cycles = self.clock.now().saturating_sub(t0);
+        self.stats.record(kind, cycles);
+        if kind == FaultKind::DemandZero {
+            self.stats.record(FaultKind::ZeroPoolHit, cycles);
+        }
+        Some(FaultOutcome::Resolved(kind))
+    }
+
+    /// Map a known-zero frame at `page` (page `index` of area `desc`) and
+    /// record it; `None`, with nothing changed, if that cannot be done
+    /// simply (the record's chunk not allocated yet, a record present, the
+    /// pool short of frames, the map failing).
+    fn demand_zero_fast(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        desc: DescId,
+        index: u64,
+        attrs: PageAttrs,
+    ) -> Option<()> {
+        let record = self.descs.get_mut(desc)?.records.slot_mut(index)?;
+        if *record != 0 || !self.frames.has_known_zero(1 + TABLES_PER_MAP) {
+            return None;
+        }
+        let frame = self.frames.alloc_known_zero()?;
+        let mut tables = PoolTables(&mut self.frames);
+        if self.mmu.map(root, page, frame, attrs, &mut tables).is_err() {
+            // Untouched, so still zero.
+            let freed = self.frames.free_zeroed(frame);
+            debug_assert!(freed.is_ok(), "fresh frame not in use: {freed:?}");
+            return None;
+        }
+        *record = frame | rec::FRAME | rec::OWNED;
+        Some(())
+    }
+
+    /// First part of `VmmPageFault`, under the lock: find the node, check
+    /// the access, and resolve everything that needs no I/O and no handler.
+    /// NORMAL areas (demand-zero) and upgrades take a short path: one hinted
+    /// node lookup, one page-table walk, one page-record update.
+    pub(crate) fn fault_begin(&mut self, space: SpaceId, addr: VirtAddr, access: Access) -> Step {
+        let page = page_align_down(addr);
+        let (found, depth) = self.find(space, page);
+        self.stats.record_lookup(depth);
+        let Some(h) = found else {
+            return done(FaultOutcome::Unresolved);
+        };
+        let index = (page - h.base) / PAGE_SIZE;
+        let (may_write, no_exec) = match h.area {
+            AreaType::Image => {
+                let d = self.descs.get(h.desc).expect("live");
+                let (area_write, no_exec) = d.page_rights(index);
+                (area_write && h.flags.contains(MemFlags::WRITE), no_exec)
+            }
+            _ => (h.may_write, h.no_exec),
+        };
+        if (access.user && !h.flags.is_user())
             || (access.write && !may_write)
             || (access.instruction && no_exec)
         {
             return done(FaultOutcome::Protection);
         }
-        let root = self.root_for(space, half);
         if access.present {
-            if let Some((_, attrs)) = self.mmu.translate(root, page) {
-                return done(self.upgrade(root, page, attrs, access));
+            if let Some(outcome) = self.upgrade(h.root, page, access) {
+                return done(outcome);
             }
         }
-        let attrs = flags.page_attrs(access.write && may_write, no_exec);
         let target = Target {
-            root,
+            root: h.root,
             page,
             index,
-            desc,
-            attrs,
+            desc: h.desc,
+            attrs: h.flags.page_attrs(access.write && may_write, no_exec),
         };
+        if h.area == AreaType::Normal {
+            return self.demand_zero(target);
+        }
+        let d = self.descs.get(h.desc).expect("live");
         match &d.kind {
             AreaKind::Normal => self.demand_zero(target),
             AreaKind::Map { phys } => {
@@ -1133,30 +1280,30 @@ impl<M: Mmu> Vmm<M> {
                 handler: handler.clone(),
                 fault: CallbackFault {
                     space,
-                    node_base: base,
+                    node_base: h.base,
                     page,
                     write: access.write,
                     user: access.user,
                 },
-                desc,
+                desc: h.desc,
             }),
         }
     }
 
-    /// A fault on a present page: clean → dirty upgrade, or spurious.
-    fn upgrade(
-        &mut self,
-        root: PhysAddr,
-        page: VirtAddr,
-        attrs: PageAttrs,
-        access: Access,
-    ) -> FaultOutcome {
-        if !access.write || attrs.contains(PageAttrs::WRITABLE) {
-            return FaultOutcome::Spurious;
+    /// A fault on a present page: clean → dirty upgrade (one page-table
+    /// walk), or spurious. `None` if the page is not mapped after all.
+    fn upgrade(&mut self, root: PhysAddr, page: VirtAddr, access: Access) -> Option<FaultOutcome> {
+        if !access.write {
+            return self
+                .mmu
+                .translate(root, page)
+                .map(|_| FaultOutcome::Spurious);
         }
-        match self.mmu.protect(root, page, attrs | PageAttrs::WRITABLE) {
-            Ok(()) => FaultOutcome::Resolved(FaultKind::Upgrade),
-            Err(_) => FaultOutcome::Unresolved,
+        match self.mmu.set_writable(root, page) {
+            Ok(true) => Some(FaultOutcome::Resolved(FaultKind::Upgrade)),
+            Ok(false) => Some(FaultOutcome::Spurious),
+            Err(MapError::NotMapped) => None,
+            Err(_) => Some(FaultOutcome::Unresolved),
         }
     }
 
@@ -1308,23 +1455,17 @@ impl<M: Mmu> Vmm<M> {
         writable: bool,
     ) -> Result<PhysAddr, VmError> {
         let f = &plan.fault;
-        let half = half_of(f.page).ok_or(VmError::NotAllocated)?;
-        let (base, node) = self
-            .tree(f.space, half)?
-            .lookup(f.page)
-            .map(|(b, n)| (b, *n))
-            .ok_or(VmError::NotAllocated)?;
-        let NodeKind::Mapped { desc, flags } = node.kind else {
-            return Err(VmError::NotAllocated);
-        };
+        half_of(f.page).ok_or(VmError::NotAllocated)?;
+        self.space(f.space)?;
+        let h = self.find(f.space, f.page).0.ok_or(VmError::NotAllocated)?;
+        let (desc, flags, root) = (h.desc, h.flags, h.root);
         if desc != plan.desc {
             return Err(VmError::NotAllocated);
         }
         if writable && !flags.contains(MemFlags::WRITE) {
             return Err(VmError::PermissionDenied);
         }
-        let index = (f.page - base) / PAGE_SIZE;
-        let root = self.root_for(f.space, half);
+        let index = (f.page - h.base) / PAGE_SIZE;
         if self.mmu.translate(root, f.page).is_some() {
             return Err(VmError::Overlap);
         }
