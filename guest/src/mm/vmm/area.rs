@@ -304,6 +304,11 @@ impl PageRecords {
         }
     }
 
+    /// Whether no page was ever recorded (no chunk exists).
+    pub fn is_untouched(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
     /// Non-zero records in page order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let first = self.first.as_deref().map(|c| (0u64, c));

@@ -729,37 +729,26 @@ impl<M: Mmu> Vmm<M> {
     /// node's reference to the area.
     pub fn free(&mut self, space: SpaceId, base: VirtAddr) -> Result<(), VmError> {
         let half = half_of(base).ok_or(VmError::NotAllocated)?;
-        let (at, node) = self
-            .tree(space, half)?
-            .lookup(base)
-            .map(|(b, n)| (b, *n))
-            .ok_or(VmError::NotAllocated)?;
-        if node.kind == NodeKind::Empty {
-            return Err(VmError::NotAllocated);
-        }
-        if at != base {
-            return Err(VmError::NotBase);
-        }
+        self.tree(space, half)?;
+        let node = self.tree_mut(space, half).release(base)?;
         if let NodeKind::Mapped { desc, .. } = node.kind {
             self.unmap_node(space, half, base, desc);
             self.drop_ref(desc);
         }
-        self.tree_mut(space, half).release(base);
         Ok(())
     }
 
     fn unmap_node(&mut self, space: SpaceId, half: Half, base: VirtAddr, desc: DescId) {
         let root = self.root_for(space, half);
         let d = self.descs.get(desc).expect("live desc");
-        let pages: Vec<u64> = d
-            .records
-            .iter()
-            .filter(|(_, r)| r & rec::FRAME != 0)
-            .map(|(i, _)| i)
-            .collect();
+        if d.records.is_untouched() {
+            return;
+        }
         let mut tables = PoolTables(&mut self.frames);
-        for i in pages {
-            self.mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
+        for (i, r) in d.records.iter() {
+            if r & rec::FRAME != 0 {
+                self.mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
+            }
         }
     }
 
@@ -771,6 +760,9 @@ impl<M: Mmu> Vmm<M> {
             return;
         }
         let d = self.descs.remove(id).expect("live desc");
+        if d.records.is_untouched() {
+            return;
+        }
         for (_, r) in d.records.iter() {
             if r & rec::OWNED != 0 {
                 let freed = self.frames.free(r & rec::ADDR, &mut self.mmu);
@@ -785,7 +777,7 @@ impl<M: Mmu> Vmm<M> {
     pub fn lookup(&mut self, space: SpaceId, addr: VirtAddr) -> Option<NodeInfo> {
         let tree = self.tree(space, half_of(addr)?).ok()?;
         let depth = tree.depth();
-        let found = tree.lookup(addr).map(|(b, n)| (b, *n));
+        let found = tree.lookup(addr);
         self.stats.record_lookup(depth);
         let (base, node) = found?;
         Some(self.info(base, node, depth))
@@ -812,7 +804,7 @@ impl<M: Mmu> Vmm<M> {
         Ok(s.user
             .iter()
             .chain(self.kernel.iter())
-            .map(|(b, n)| self.info(b, *n, 0))
+            .map(|(b, n)| self.info(b, n, 0))
             .collect())
     }
 
@@ -844,7 +836,7 @@ impl<M: Mmu> Vmm<M> {
         let node = self
             .tree(space, half)?
             .lookup(addr)
-            .map(|(_, n)| *n)
+            .map(|(_, n)| n)
             .ok_or(VmError::NotAllocated)?;
         let NodeKind::Mapped { desc, .. } = node.kind else {
             return Err(VmError::NotAllocated);
@@ -1043,12 +1035,12 @@ impl<M: Mmu> Vmm<M> {
     pub fn state(&self) -> VmmState {
         let f = self.frames.stats();
         VmmState {
-            kernel: self.kernel.iter().map(|(b, n)| (b, *n)).collect(),
+            kernel: self.kernel.iter().collect(),
             spaces: self
                 .spaces()
                 .map(|id| {
                     let s = self.space(id).expect("live");
-                    (id, s.root, s.user.iter().map(|(b, n)| (b, *n)).collect())
+                    (id, s.root, s.user.iter().collect())
                 })
                 .collect(),
             descs: self
@@ -1122,7 +1114,7 @@ impl<M: Mmu> Vmm<M> {
             return (None, 0);
         };
         let depth = tree.depth();
-        let Some((base, node)) = tree.lookup(page).map(|(b, n)| (b, *n)) else {
+        let Some((base, node)) = tree.lookup(page) else {
             return (None, depth);
         };
         let NodeKind::Mapped { desc, flags } = node.kind else {
