@@ -230,17 +230,33 @@ const CHUNK: u64 = 64;
 
 /// Sparse per-page records of an area: chunks of 64 records, created on the
 /// first touch in the chunk. An untouched area of any size costs nothing.
-/// The first chunk is held inline, so areas of up to 64 pages never need a
-/// map node. Later chunks live in a vector in creation order, found through
-/// a map from chunk number to position; the chunk found last is remembered,
-/// so a run of faults through one chunk costs no map search.
+/// The first chunk is held inline, so areas of up to 64 pages never need
+/// more. Later chunks live (behind one box, to keep descriptors small) in a
+/// vector in creation order, found through a map from chunk number to
+/// position; the chunk found last is remembered, so a run of faults through
+/// one chunk costs no map search.
 #[derive(Debug, Default, Clone)]
 pub struct PageRecords {
     first: Option<Box<[u64]>>,
-    rest: Vec<Box<[u64]>>,
+    more: Option<Box<MoreChunks>>,
+}
+
+/// The chunks after the first (see [`PageRecords`]).
+#[derive(Debug, Default, Clone)]
+struct MoreChunks {
+    chunks: Vec<Box<[u64]>>,
     keys: BTreeMap<u64, u32>,
     /// Chunk number (≥ 1; 0 = none) and position of the chunk used last.
     last: (u64, u32),
+}
+
+impl MoreChunks {
+    fn position(&self, key: u64) -> Option<usize> {
+        if key == self.last.0 {
+            return Some(self.last.1 as usize);
+        }
+        self.keys.get(&key).map(|&p| p as usize)
+    }
 }
 
 fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
@@ -249,17 +265,13 @@ fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
 }
 
 impl PageRecords {
-    fn position(&self, key: u64) -> Option<usize> {
-        if key == self.last.0 {
-            return Some(self.last.1 as usize);
-        }
-        self.keys.get(&key).map(|&p| p as usize)
-    }
-
     fn chunk(&self, key: u64) -> Option<&[u64]> {
         match key {
             0 => self.first.as_deref(),
-            _ => self.position(key).map(|p| &*self.rest[p]),
+            _ => {
+                let more = self.more.as_deref()?;
+                more.position(key).map(|p| &*more.chunks[p])
+            }
         }
     }
 
@@ -276,9 +288,10 @@ impl PageRecords {
         let chunk = match key {
             0 => self.first.as_deref_mut()?,
             _ => {
-                let p = self.position(key)?;
-                self.last = (key, p as u32);
-                &mut *self.rest[p]
+                let more = self.more.as_deref_mut()?;
+                let p = more.position(key)?;
+                more.last = (key, p as u32);
+                &mut *more.chunks[p]
             }
         };
         chunk.get_mut((index % CHUNK) as usize)
@@ -299,32 +312,31 @@ impl PageRecords {
         if key == 0 {
             self.first = Some(chunk);
         } else {
-            self.keys.insert(key, self.rest.len() as u32);
-            self.rest.push(chunk);
+            let more = self.more.get_or_insert_with(Box::default);
+            more.keys.insert(key, more.chunks.len() as u32);
+            more.chunks.push(chunk);
         }
     }
 
     /// Whether no page was ever recorded (no chunk exists).
     pub fn is_untouched(&self) -> bool {
-        self.first.is_none() && self.rest.is_empty()
+        self.first.is_none() && self.more.is_none()
     }
 
     /// Non-zero records in page order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let first = self.first.as_deref().map(|c| (0u64, c));
-        first
-            .into_iter()
-            .chain(
-                self.keys
-                    .iter()
-                    .map(|(k, &p)| (*k, &*self.rest[p as usize])),
-            )
-            .flat_map(|(k, c)| {
-                c.iter()
-                    .enumerate()
-                    .filter(|(_, r)| **r != 0)
-                    .map(move |(i, r)| (k * CHUNK + i as u64, *r))
-            })
+        let more = self.more.as_deref().into_iter().flat_map(|m| {
+            m.keys
+                .iter()
+                .map(move |(k, &p)| (*k, &*m.chunks[p as usize]))
+        });
+        first.into_iter().chain(more).flat_map(|(k, c)| {
+            c.iter()
+                .enumerate()
+                .filter(|(_, r)| **r != 0)
+                .map(move |(i, r)| (k * CHUNK + i as u64, *r))
+        })
     }
 
     /// Number of pages with a frame.
@@ -473,7 +485,7 @@ mod tests {
         let million = 1 << 20;
         assert_eq!(r.get(123_456), 0);
         r.set(999_999, million, 0x5000 | rec::FRAME);
-        assert_eq!(r.keys.len(), 1);
+        assert_eq!(r.more.as_ref().map(|m| m.keys.len()), Some(1));
         assert!(r.first.is_none());
         assert_eq!(r.get(999_999), 0x5000 | rec::FRAME);
         assert_eq!(

@@ -151,7 +151,11 @@ impl NodeTree {
     }
 
     /// Mapped and reserved nodes overlapping `[base, end)`.
-    fn overlapping(&self, base: VirtAddr, end: VirtAddr) -> impl Iterator<Item = (VirtAddr, Node)> + '_ {
+    fn overlapping(
+        &self,
+        base: VirtAddr,
+        end: VirtAddr,
+    ) -> impl Iterator<Item = (VirtAddr, Node)> + '_ {
         let first = self.full_at(base).map_or(base, |(b, _)| b);
         self.nodes.range(first..end).map(|(b, n)| (*b, *n))
     }
@@ -184,7 +188,10 @@ impl NodeTree {
     /// splitting the nodes it overlaps; their outside parts keep their kind.
     /// Call `check_fixed` first.
     pub fn carve(&mut self, base: VirtAddr, pages: u64, kind: NodeKind) {
-        debug_assert!(kind != NodeKind::Empty, "carve makes areas and reservations");
+        debug_assert!(
+            kind != NodeKind::Empty,
+            "carve makes areas and reservations"
+        );
         let end = base + pages * PAGE_SIZE;
         match self.empties.get(&base) {
             // The common case (lowest-first placement): the start of a free range.
@@ -212,8 +219,11 @@ impl NodeTree {
             Some((&b, &p)) if Node::empty(p).end(b) > base => b,
             _ => base,
         };
-        let free: Vec<(VirtAddr, u64)> =
-            self.empties.range(first..end).map(|(b, p)| (*b, *p)).collect();
+        let free: Vec<(VirtAddr, u64)> = self
+            .empties
+            .range(first..end)
+            .map(|(b, p)| (*b, *p))
+            .collect();
         for (b, p) in free {
             self.empties.remove(&b);
             self.keep_outside(b, Node::empty(p), base, end, |t, at, n| {
@@ -233,10 +243,24 @@ impl NodeTree {
     ) {
         let node_end = node.end(b);
         if b < base {
-            put(self, b, Node { pages: (base - b) / PAGE_SIZE, kind: node.kind });
+            put(
+                self,
+                b,
+                Node {
+                    pages: (base - b) / PAGE_SIZE,
+                    kind: node.kind,
+                },
+            );
         }
         if node_end > end {
-            put(self, end, Node { pages: (node_end - end) / PAGE_SIZE, kind: node.kind });
+            put(
+                self,
+                end,
+                Node {
+                    pages: (node_end - end) / PAGE_SIZE,
+                    kind: node.kind,
+                },
+            );
         }
     }
 
@@ -336,7 +360,10 @@ mod tests {
                 t.check_invariants().unwrap();
                 bases.push(b);
             }
-            assert_eq!(bases, [S, S + PAGE_SIZE, S + 4 * PAGE_SIZE, S + 5 * PAGE_SIZE]);
+            assert_eq!(
+                bases,
+                [S, S + PAGE_SIZE, S + 4 * PAGE_SIZE, S + 5 * PAGE_SIZE]
+            );
             assert_eq!(t.len(), 5);
             // Free the second, then the rest: holes open, then close again.
             t.release(bases[1]).unwrap();

@@ -4,7 +4,10 @@
 //! boot: exception entry, map one pre-zeroed frame, return.
 //!
 //! Prints `bench: <case> cycles_per_fault=<n> n=<faults>` lines and the
-//! ratios; `make bench-faults` collects them into BENCHMARKS.md.
+//! ratios; `make bench-faults` collects them into BENCHMARKS.md. With many
+//! areas present there are two cases: faults in one fresh area (served by
+//! the VMM's node hint) and faults each in another area (`spread`: every
+//! one searches the node tree).
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -39,12 +42,20 @@ fn touch_cycles(base: u64, pages: u64, write: bool) -> u64 {
     (rdtsc() - t0) / pages
 }
 
+/// `a / b` printed with two decimals.
+struct Ratio(u64, u64);
+
+impl core::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let x100 = self.0 * 100 / self.1.max(1);
+        write!(f, "{}.{:02}", x100 / 100, x100 % 100)
+    }
+}
+
 fn report(case: &str, cycles: u64, n: u64, floor: u64) {
-    let ratio_x100 = cycles * 100 / floor.max(1);
     println!(
-        "bench: {case} cycles_per_fault={cycles} n={n} vs_floor={}.{:02}",
-        ratio_x100 / 100,
-        ratio_x100 % 100
+        "bench: {case} cycles_per_fault={cycles} n={n} vs_floor={}",
+        Ratio(cycles, floor)
     );
 }
 
@@ -100,19 +111,55 @@ fn map(n: u64) -> Result<u64, &'static str> {
     Ok(c)
 }
 
-/// Demand-zero cost with `areas` one-page areas present (untouched).
-fn with_areas(areas: u64, n: u64) -> Result<(u64, u64), &'static str> {
+/// What the cases with `areas` areas present cost, per fault.
+struct AreaCosts {
+    /// Demand-zero faults in one fresh area (the node hint serves them).
+    one_area: u64,
+    /// Demand-zero faults each in a different area than the last (every
+    /// one misses the hint and searches the node tree).
+    spread: u64,
+    /// Cycles to create one of the areas.
+    alloc: u64,
+}
+
+/// Demand-zero costs with `areas` areas present, untouched: each of
+/// `ceil(n / areas)` pages, so that `n` faults can go to different areas.
+fn with_areas(areas: u64, n: u64) -> Result<AreaCosts, &'static str> {
+    let pages = n.div_ceil(areas).max(1);
     let t0 = rdtsc();
     let mut bases = Vec::with_capacity(areas as usize);
     for _ in 0..areas {
-        bases.push(alloc(1, KRW)?);
+        bases.push(alloc(pages, KRW)?);
     }
-    let per_alloc = (rdtsc() - t0) / areas;
-    let c = demand_zero(n)?;
+    let alloc_cycles = (rdtsc() - t0) / areas;
+    let one_area = demand_zero(n)?;
+    let spread = spread(&bases, n);
     for b in bases {
         free(b)?;
     }
-    Ok((c, per_alloc))
+    Ok(AreaCosts {
+        one_area,
+        spread,
+        alloc: alloc_cycles,
+    })
+}
+
+/// Cycles per write fault, `n` faults going round `min(n, areas)`
+/// neighbouring areas from the middle of `bases` (fault `i`: area `i mod
+/// used`, page `i / used`): the same `n` pages of address space whatever
+/// the number of areas, each fault in another area than the one before.
+fn spread(bases: &[u64], n: u64) -> u64 {
+    let used = n.min(bases.len() as u64).max(1);
+    let first = (bases.len() as u64 - used) / 2;
+    let t0 = rdtsc();
+    for i in 0..n {
+        let area = bases[(first + i % used) as usize];
+        let p = (area + (i / used) * PAGE_SIZE) as *mut u8;
+        // SAFETY: `area` is an area of at least `ceil(n / areas)` pages
+        // (`with_areas`), so page `i / used` lies inside it.
+        unsafe { p.write_volatile(1) };
+    }
+    (rdtsc() - t0) / n
 }
 
 /// What making one frame zero costs each way: `rep stosq` in guest ring 0
@@ -157,14 +204,22 @@ pub fn run(w: &'static Workload, line: &str) -> Outcome {
         "bench: zero-frame-discard cycles_per_frame={discard} n={}",
         n.min(200)
     );
-    let (few, _) = with_areas(10, n)?;
-    report("demand-zero-10-areas", few, n, fl);
-    let (many, per_alloc) = with_areas(areas, n)?;
-    let ratio_x100 = many * 100 / few.max(1);
+    let few = with_areas(10, n)?;
+    report("demand-zero-10-areas", few.one_area, n, fl);
+    let many = with_areas(areas, n)?;
     println!(
-        "bench: demand-zero-{areas}-areas cycles_per_fault={many} n={n} vs_10_areas={}.{:02} alloc_cycles={per_alloc}",
-        ratio_x100 / 100,
-        ratio_x100 % 100
+        "bench: demand-zero-{areas}-areas cycles_per_fault={} n={n} vs_10_areas={} alloc_cycles={}",
+        many.one_area,
+        Ratio(many.one_area, few.one_area),
+        many.alloc
+    );
+    // Every fault in another area than the one before: the node hint
+    // misses each time, so these show the node tree's own scaling.
+    report("demand-zero-spread-10-areas", few.spread, n, fl);
+    println!(
+        "bench: demand-zero-spread-{areas}-areas cycles_per_fault={} n={n} vs_10_areas={}",
+        many.spread,
+        Ratio(many.spread, few.spread)
     );
     Ok(())
 }
