@@ -4,7 +4,7 @@
 //! Demand-zero faults in NORMAL areas and clean → dirty upgrades first try
 //! [`Vmm::fault_fast`](super::vmm::Vmm::fault_fast) (hinted node, zero-pool
 //! frame, one page-table walk); everything else, and whatever that declines,
-//! goes through `fault_begin`.
+//! goes through `fault_resolve`.
 //! The common paths (demand-zero, clean → dirty upgrade, MAP) run entirely
 //! under the VMM lock without heap allocation, except for the first touch of
 //! each 64-page chunk of an area, which allocates that chunk's page records.
@@ -49,7 +49,7 @@ fn handle_slow<'a, M: Mmu>(
     access: Access,
     t0: u64,
 ) -> FaultOutcome {
-    let step = vm.fault_begin(space, addr, access);
+    let step = vm.fault_resolve(space, addr, access);
     let (outcome, pool) = match step {
         Step::Done(outcome, pool) => (outcome, pool),
         Step::Read(plan) => {

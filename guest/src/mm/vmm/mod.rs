@@ -1145,11 +1145,12 @@ impl<M: Mmu> Vmm<M> {
 
     /// The short path of `VmmPageFault` for the common faults: a demand-zero
     /// fault on a page of a NORMAL area that has no record yet, and a clean
-    /// → dirty upgrade, in the area the hint holds. One hint check, at most
-    /// one page-record read and write, a frame from the zero pool, one
-    /// page-table walk. `None`, with nothing changed, for anything else (hint
-    /// miss, other kinds, protection faults, a record present, a pool short
-    /// of frames, a failed map): [`Vmm::fault_begin`] then does the whole job.
+    /// → dirty upgrade. One hint check (a tree lookup when it misses, which
+    /// refills the hint), at most one page-record read and write, a frame
+    /// from the zero pool, one page-table walk. Counts the node lookup in
+    /// every case. `None`, with nothing else changed, for anything else
+    /// (other kinds, protection faults, a record present, a pool short of
+    /// frames, a failed map): [`Vmm::fault_resolve`] then does the whole job.
     pub(crate) fn fault_fast(
         &mut self,
         space: SpaceId,
@@ -1158,8 +1159,16 @@ impl<M: Mmu> Vmm<M> {
         t0: u64,
     ) -> Option<FaultOutcome> {
         let page = page_align_down(addr);
+        // The node lookup is counted here, once, whatever happens next.
+        if self.hint.as_ref().is_some_and(|h| h.covers(space, page)) {
+            self.stats.record_lookup(0);
+        } else {
+            let (found, depth) = self.find(space, page);
+            self.stats.record_lookup(depth);
+            found?;
+        }
         let h = self.hint.as_ref()?;
-        if !h.covers(space, page) || h.area != AreaType::Normal {
+        if h.area != AreaType::Normal {
             return None;
         }
         if (access.user && !h.flags.is_user()) || (access.write && !h.may_write) {
@@ -1180,7 +1189,6 @@ impl<M: Mmu> Vmm<M> {
             self.demand_zero_fast(root, page, desc, index, attrs)?;
             FaultKind::DemandZero
         };
-        self.stats.record_lookup(0);
         let cycles = self.clock.now().saturating_sub(t0);
         self.stats.record(kind, cycles);
         if kind == FaultKind::DemandZero {
@@ -1191,8 +1199,8 @@ impl<M: Mmu> Vmm<M> {
 
     /// Map a known-zero frame at `page` (page `index` of area `desc`) and
     /// record it; `None`, with nothing changed, if that cannot be done
-    /// simply (the record's chunk not allocated yet, a record present, the
-    /// pool short of frames, the map failing).
+    /// simply (a record present, the pool short of frames, the map failing).
+    #[inline(always)]
     fn demand_zero_fast(
         &mut self,
         root: PhysAddr,
@@ -1201,8 +1209,12 @@ impl<M: Mmu> Vmm<M> {
         index: u64,
         attrs: PageAttrs,
     ) -> Option<()> {
-        let record = self.descs.get_mut(desc)?.records.slot_mut(index)?;
-        if *record != 0 || !self.frames.has_known_zero(1 + TABLES_PER_MAP) {
+        let d = self.descs.get_mut(desc)?;
+        let pages = d.pages;
+        let record = d.records.slot_mut(index);
+        if record.as_deref().is_some_and(|r| *r != 0)
+            || !self.frames.has_known_zero(1 + TABLES_PER_MAP)
+        {
             return None;
         }
         let frame = self.frames.alloc_known_zero()?;
@@ -1213,7 +1225,12 @@ impl<M: Mmu> Vmm<M> {
             debug_assert!(freed.is_ok(), "fresh frame not in use: {freed:?}");
             return None;
         }
-        *record = frame | rec::FRAME | rec::OWNED;
+        let value = frame | rec::FRAME | rec::OWNED;
+        match record {
+            Some(r) => *r = value,
+            // First touch of this chunk of records: create it.
+            None => d.records.set(index, pages, value),
+        }
         Some(())
     }
 
@@ -1222,10 +1239,16 @@ impl<M: Mmu> Vmm<M> {
     /// NORMAL areas (demand-zero) and upgrades take a short path: one hinted
     /// node lookup, one page-table walk, one page-record update.
     pub(crate) fn fault_begin(&mut self, space: SpaceId, addr: VirtAddr, access: Access) -> Step {
-        let page = page_align_down(addr);
-        let (found, depth) = self.find(space, page);
+        let (_, depth) = self.find(space, page_align_down(addr));
         self.stats.record_lookup(depth);
-        let Some(h) = found else {
+        self.fault_resolve(space, addr, access)
+    }
+
+    /// [`Vmm::fault_begin`] after the node lookup was counted (by
+    /// [`Vmm::fault_fast`]): the hint normally covers the page by now.
+    pub(crate) fn fault_resolve(&mut self, space: SpaceId, addr: VirtAddr, access: Access) -> Step {
+        let page = page_align_down(addr);
+        let Some(h) = self.find(space, page).0 else {
             return done(FaultOutcome::Unresolved);
         };
         let index = (page - h.base) / PAGE_SIZE;
@@ -1256,6 +1279,14 @@ impl<M: Mmu> Vmm<M> {
             attrs: h.flags.page_attrs(access.write && may_write, no_exec),
         };
         if h.area == AreaType::Normal {
+            let (root, desc, attrs) = (target.root, target.desc, target.attrs);
+            if self
+                .demand_zero_fast(root, page, desc, index, attrs)
+                .is_some()
+            {
+                let outcome = FaultOutcome::Resolved(FaultKind::DemandZero);
+                return Step::Done(outcome, Some(FaultKind::ZeroPoolHit));
+            }
             return self.demand_zero(target);
         }
         let d = self.descs.get(h.desc).expect("live");
