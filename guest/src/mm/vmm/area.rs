@@ -230,15 +230,44 @@ const CHUNK: u64 = 64;
 
 /// Sparse per-page records of an area: chunks of 64 records, created on the
 /// first touch in the chunk. An untouched area of any size costs nothing.
-/// The first chunk is held inline, so areas of up to 64 pages never need
-/// more. Later chunks live (behind one box, to keep descriptors small) in a
+/// The first chunk hangs off the records directly, so areas of up to 64
+/// pages never need more, and the record of a one-page area is held inline:
+/// its first fault allocates nothing. Later chunks live (behind one box, to keep descriptors small) in a
 /// vector in creation order, found through a map from chunk number to
 /// position; the chunk found last is remembered, so a run of faults through
 /// one chunk costs no map search.
 #[derive(Debug, Default, Clone)]
 pub struct PageRecords {
-    first: Option<Box<[u64]>>,
+    first: First,
     more: Option<Box<MoreChunks>>,
+}
+
+/// The first chunk of [`PageRecords`].
+#[derive(Debug, Default, Clone)]
+enum First {
+    #[default]
+    None,
+    /// The one record of a one-page area.
+    One(u64),
+    Chunk(Box<[u64]>),
+}
+
+impl First {
+    fn get(&self) -> Option<&[u64]> {
+        match self {
+            First::None => None,
+            First::One(r) => Some(core::slice::from_ref(r)),
+            First::Chunk(c) => Some(c),
+        }
+    }
+
+    fn get_mut(&mut self) -> Option<&mut [u64]> {
+        match self {
+            First::None => None,
+            First::One(r) => Some(core::slice::from_mut(r)),
+            First::Chunk(c) => Some(c),
+        }
+    }
 }
 
 /// The chunks after the first (see [`PageRecords`]).
@@ -267,7 +296,7 @@ fn new_chunk(key: u64, pages: u64) -> Box<[u64]> {
 impl PageRecords {
     fn chunk(&self, key: u64) -> Option<&[u64]> {
         match key {
-            0 => self.first.as_deref(),
+            0 => self.first.get(),
             _ => {
                 let more = self.more.as_deref()?;
                 more.position(key).map(|p| &*more.chunks[p])
@@ -286,7 +315,7 @@ impl PageRecords {
     pub fn slot_mut(&mut self, index: u64) -> Option<&mut u64> {
         let key = index / CHUNK;
         let chunk = match key {
-            0 => self.first.as_deref_mut()?,
+            0 => self.first.get_mut()?,
             _ => {
                 let more = self.more.as_deref_mut()?;
                 let p = more.position(key)?;
@@ -307,10 +336,14 @@ impl PageRecords {
             return;
         }
         let key = index / CHUNK;
+        if pages == 1 && index == 0 {
+            self.first = First::One(value);
+            return;
+        }
         let mut chunk = new_chunk(key, pages);
         chunk[(index % CHUNK) as usize] = value;
         if key == 0 {
-            self.first = Some(chunk);
+            self.first = First::Chunk(chunk);
         } else {
             let more = self.more.get_or_insert_with(Box::default);
             more.keys.insert(key, more.chunks.len() as u32);
@@ -320,12 +353,12 @@ impl PageRecords {
 
     /// Whether no page was ever recorded (no chunk exists).
     pub fn is_untouched(&self) -> bool {
-        self.first.is_none() && self.more.is_none()
+        matches!(self.first, First::None) && self.more.is_none()
     }
 
     /// Non-zero records in page order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let first = self.first.as_deref().map(|c| (0u64, c));
+        let first = self.first.get().map(|c| (0u64, c));
         let more = self.more.as_deref().into_iter().flat_map(|m| {
             m.keys
                 .iter()
@@ -486,14 +519,14 @@ mod tests {
         assert_eq!(r.get(123_456), 0);
         r.set(999_999, million, 0x5000 | rec::FRAME);
         assert_eq!(r.more.as_ref().map(|m| m.keys.len()), Some(1));
-        assert!(r.first.is_none());
+        assert!(r.first.get().is_none());
         assert_eq!(r.get(999_999), 0x5000 | rec::FRAME);
         assert_eq!(
             r.iter().collect::<Vec<_>>(),
             [(999_999, 0x5000 | rec::FRAME)]
         );
         r.set(5, million, 0);
-        assert!(r.first.is_none());
+        assert!(r.first.get().is_none());
         r.set(5, million, 0x7000 | rec::FRAME);
         assert_eq!(r.iter().next(), Some((5, 0x7000 | rec::FRAME)));
         assert_eq!(r.frames(), 2);
@@ -517,6 +550,23 @@ mod tests {
         assert_eq!(got, [5, 64, 130, 700, 701, 702, 999]);
         // The last chunk of an area is short: no slot past the end.
         assert_eq!(r.slot_mut(1000), None);
+    }
+
+    #[test]
+    fn one_page_area_record_is_inline() {
+        let mut r = PageRecords::default();
+        assert!(r.is_untouched());
+        assert_eq!(r.slot_mut(0), None);
+        r.set(0, 1, 0x3000 | rec::FRAME);
+        assert!(matches!(r.first, First::One(_)));
+        assert_eq!(r.get(0), 0x3000 | rec::FRAME);
+        assert_eq!(r.slot_mut(1), None);
+        *r.slot_mut(0).unwrap() = 0x4000 | rec::FRAME | rec::OWNED;
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            [(0, 0x4000 | rec::FRAME | rec::OWNED)]
+        );
+        assert!(!r.is_untouched());
     }
 
     #[test]
