@@ -193,15 +193,19 @@ impl NodeTree {
             "carve makes areas and reservations"
         );
         let end = base + pages * PAGE_SIZE;
-        match self.empties.get(&base) {
+        match self.empties.remove(&base) {
             // The common case (lowest-first placement): the start of a free range.
-            Some(&free) if free >= pages => {
-                self.empties.remove(&base);
+            Some(free) if free >= pages => {
                 if free > pages {
                     self.empties.insert(end, free - pages);
                 }
             }
-            _ => self.clear(base, end),
+            taken => {
+                if let Some(free) = taken {
+                    self.empties.insert(base, free);
+                }
+                self.clear(base, end);
+            }
         }
         self.nodes.insert(base, Node { pages, kind });
     }
