@@ -17,13 +17,13 @@ pub fn vmm() -> &'static VmmLock<X86Mmu> {
 
 /// Faults of `kind` counted so far.
 pub fn count(kind: FaultKind) -> u64 {
-    vmm().lock().fault_stats().get(kind).count
+    vmm().lock().fault_stats().count(kind)
 }
 
 /// Every fault kind's count, indexed by `FaultKind::index`.
 pub fn counts() -> [u64; FaultKind::COUNT] {
     let v = vmm().lock();
-    FaultKind::ALL.map(|k| v.fault_stats().get(k).count)
+    FaultKind::ALL.map(|k| v.fault_stats().count(k))
 }
 
 /// Free physical frames.

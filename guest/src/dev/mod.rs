@@ -19,11 +19,12 @@ pub fn init(line: &str) {
     *CONSOLE.lock() = found;
 }
 
-/// Send one encoded statistics frame over the virtio console. Returns `false`
-/// when no virtio console is available, so the caller falls back to serial.
-pub fn send_frame(frame: &[u8]) -> bool {
+/// Send one statistics frame, given as its consecutive parts, over the
+/// virtio console. Returns `false` when no virtio console is available, so
+/// the caller falls back to serial.
+pub fn send_frame(parts: &[&[u8]]) -> bool {
     match CONSOLE.try_lock() {
-        Some(mut c) => c.as_mut().is_some_and(|c| c.send(frame)),
+        Some(mut c) => c.as_mut().is_some_and(|c| c.send(parts)),
         None => false,
     }
 }
