@@ -42,7 +42,7 @@ def main():
     addrs, names = symbols(a.elf)
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "trace.log")
-        subprocess.run([a.qemu, "-M", "microvm", "-accel", "tcg", "-singlestep", "-m", "128M",
+        subprocess.run([a.qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg", "-singlestep", "-m", "128M",
                         "-kernel", a.elf, "-append", a.cmdline, "-nographic", "-no-reboot",
                         "-nodefaults", "-serial", "null", "-device",
                         "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log],

@@ -13,7 +13,7 @@ use crate::mm::paging::PAGE_SIZE;
 use crate::mm::stats::CycleSource;
 use crate::mm::vmm::{Access, SpaceId, Vmm, VmmConfig, VmmLock, KERNEL_SPACE};
 use crate::{println, report, workloads};
-use mobius_shared::cmdline;
+use mobius_shared::cmdline::BootOptions;
 use mobius_shared::exit::GuestStatus;
 use mobius_shared::layout::KERNEL_MIN_ADDR;
 
@@ -62,41 +62,36 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         }
     };
     let line = info.cmdline;
-    TSC_KHZ.store(tsc_khz(line), Ordering::Relaxed);
+    let options = BootOptions::parse(line);
+    TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);
-    init_vmm(
-        &info,
-        heap,
-        nx,
-        cmdline::get(line, cmdline::DISCARD) == Some("1"),
-    );
-    crate::dev::init(line);
-    if let Some(id) = cmdline::get(line, cmdline::RUN_ID).and_then(|v| v.parse().ok()) {
+    init_vmm(&info, heap, nx, options.discard);
+    crate::dev::init(options.virtio_devices());
+    if let Some(id) = options.run_id {
         report::set_run_id(id);
     }
-    report::set_console_summary(cmdline::get(line, "summary") == Some("1"));
-    if let Some(ms) = cmdline::get(line, cmdline::STATS_INTERVAL_MS).and_then(|v| v.parse().ok()) {
+    report::set_console_summary(options.summary);
+    if let Some(ms) = options.stats_interval_ms {
         report::set_interval_ms(ms);
     }
-    let status = run(line);
+    let status = run(line, &options);
     report::final_report();
     cpu::exit(status.code())
 }
 
 /// Choose what to run from the command line.
-fn run(line: &str) -> GuestStatus {
+fn run(line: &str, options: &BootOptions) -> GuestStatus {
     TSC_READY.store(cpu::rdtsc(), Ordering::Relaxed);
-    if let Some(suite) = cmdline::get(line, cmdline::TEST) {
+    if let Some(suite) = options.test {
         return crate::ktest::run_suite(suite);
     }
-    let name = cmdline::get(line, cmdline::WORKLOAD).unwrap_or("hello");
-    workloads::run(name, line)
+    workloads::run(options.workload.unwrap_or("hello"), line)
 }
 
 /// TSC frequency: the host's `tsc_khz=`, else CPUID leaves 0x40000010
 /// (hypervisor timing leaf) or 0x15/0x16, else 0 with a warning.
-fn tsc_khz(line: &str) -> u64 {
-    if let Some(khz) = cmdline::get(line, cmdline::TSC_KHZ).and_then(|v| v.parse().ok()) {
+fn tsc_khz(options: &BootOptions) -> u64 {
+    if let Some(khz) = options.tsc_khz {
         return khz;
     }
     let hv_max = cpu::cpuid(0x4000_0000).0;

@@ -109,16 +109,6 @@ fn wr64(base: usize, off: usize, v: u64) {
     wr(base, off + 4, (v >> 32) as u32);
 }
 
-/// Parse Linux's `<size>@<addr>:<irq>` (size like `4K` or `0x1000`).
-pub fn parse_announcement(v: &str) -> Option<u64> {
-    let (_, rest) = v.split_once('@')?;
-    let addr = rest.split(':').next()?;
-    let addr = addr
-        .strip_prefix("0x")
-        .or_else(|| addr.strip_prefix("0X"))?;
-    u64::from_str_radix(addr, 16).ok()
-}
-
 impl Console {
     /// Probe and set up the device at `base`; `None` if it is not a modern
     /// virtio console or refuses our features.
