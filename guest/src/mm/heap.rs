@@ -266,7 +266,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 3 == 0 && !live.is_empty() {
+            if seed.is_multiple_of(3) && !live.is_empty() {
                 let (a, l) = live.swap_remove((seed as usize / 3) % live.len());
                 // SAFETY: `a` is live and came from this heap with `l`.
                 unsafe { h.dealloc(a, l) };
