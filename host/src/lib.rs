@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     pub boot: BootMode,
     pub kvm_device: PathBuf,
+    /// Read KVM's per-vCPU statistics at the end ([`RunOutcome::kvm_stats`];
+    /// `mobius stat` wants them, a plain run does not pay for them).
+    pub kvm_stats: bool,
 }
 
 impl Default for RunConfig {
@@ -65,6 +68,7 @@ impl Default for RunConfig {
             timeout: None,
             boot: BootMode::Long,
             kvm_device: PathBuf::from("/dev/kvm"),
+            kvm_stats: false,
         }
     }
 }
@@ -225,7 +229,7 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     vm::vcpu::set_boot_state(&vcpu, config.boot, entry, nx)?;
     vm::signal::install().map_err(Error::Host)?;
     let stop_flag = Arc::new(AtomicBool::new(false));
-    let runner = VcpuRunner::new(
+    let mut runner = VcpuRunner::new(
         vcpu,
         memory,
         vm.ram_size(),
@@ -233,6 +237,7 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         vm.take_mmio(),
         stop_flag.clone(),
     );
+    runner.read_kvm_stats = config.kvm_stats;
     let t_vcpu = Instant::now();
     timings.vcpu_setup = t_vcpu - t_load;
 

@@ -49,6 +49,8 @@ pub struct VcpuRunner {
     pub serial: SerialPort,
     pub mmio: MmioBus,
     pub stop: Arc<AtomicBool>,
+    /// Read KVM's binary statistics when the guest stops.
+    pub read_kvm_stats: bool,
     exits: ExitCounts,
     warned: HashSet<(char, u64)>,
     discard_failed: bool,
@@ -70,6 +72,7 @@ impl VcpuRunner {
             serial,
             mmio,
             stop,
+            read_kvm_stats: false,
             exits: ExitCounts::default(),
             warned: HashSet::new(),
             discard_failed: false,
@@ -94,7 +97,11 @@ impl VcpuRunner {
             first_run,
             first_output: self.serial.first_byte(),
             done: Instant::now(),
-            kvm_stats: super::kvm_stats::read(&self.vcpu),
+            kvm_stats: if self.read_kvm_stats {
+                super::kvm_stats::read(&self.vcpu)
+            } else {
+                Vec::new()
+            },
         }
     }
 
