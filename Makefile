@@ -7,7 +7,9 @@ GUEST_TARGET := x86_64-unknown-none
 # The host's build.rs builds the guest into <target>/guest; `make qemu` uses the same place.
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 GUEST_ELF  := $(TARGET_DIR)/guest/$(GUEST_TARGET)/release/mobius-guest
-MOBIUS     := $(TARGET_DIR)/release/mobius
+# .cargo/config.toml names the host target (the binary is linked statically).
+HOST_TARGET := x86_64-unknown-linux-gnu
+MOBIUS     := $(TARGET_DIR)/$(HOST_TARGET)/release/mobius
 CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
