@@ -62,7 +62,7 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         }
     };
     let line = info.cmdline;
-    let options = BootOptions::parse(line);
+    let options = BootOptions::from_boot(line, info.params.as_ref());
     TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);
     init_vmm(&info, heap, nx, options.discard);

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use mobius_shared::boot_params::BootParams;
 use mobius_shared::exit::host;
 use vmm_sys_util::signal::Killable;
 
@@ -184,6 +185,22 @@ fn full_cmdline(user: &str, tsc_khz: Option<u32>, extra: &[String]) -> String {
     words.join(" ")
 }
 
+/// The boot parameters block for a command line built by [`full_cmdline`]:
+/// the user's words come first, so their length is the trimmed line's.
+fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
+    let mut p = BootParams {
+        tsc_khz: tsc_khz.map_or(0, u64::from),
+        discard: true,
+        user_cmdline_len: user.trim().len() as u32,
+        ..BootParams::default()
+    };
+    for (slot, &base) in p.virtio.iter_mut().zip(virtio) {
+        *slot = base;
+        p.virtio_len += 1;
+    }
+    p
+}
+
 /// Boot the guest described by `config` and run it until it stops.
 ///
 /// Errors are setup failures (bad kernel, bad configuration, no KVM); once
@@ -225,6 +242,10 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     boot::params::write_cmdline(
         &memory,
         &full_cmdline(&config.cmdline, tsc_khz, vm.cmdline_extra()),
+    )?;
+    boot::params::write_boot_params(
+        &memory,
+        &boot_params(&config.cmdline, tsc_khz, vm.virtio_windows()),
     )?;
     vm::vcpu::set_boot_state(&vcpu, config.boot, entry, nx)?;
     vm::signal::install().map_err(Error::Host)?;
@@ -330,6 +351,19 @@ impl Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_params_point_at_the_users_words() {
+        let user = " workload=hello ";
+        let extra = ["virtio_mmio.device=4K@0xd0000000:5".to_string()];
+        let line = full_cmdline(user, Some(2000), &extra);
+        let p = boot_params(user, Some(2000), &[0xd000_0000]);
+        assert_eq!(&line[..p.user_cmdline_len as usize], "workload=hello");
+        assert_eq!((p.tsc_khz, p.discard), (2000, true));
+        assert_eq!(&p.virtio[..p.virtio_len], &[0xd000_0000]);
+        let empty = boot_params("", None, &[]);
+        assert_eq!((empty.user_cmdline_len, empty.tsc_khz), (0, 0));
+    }
 
     #[test]
     fn cmdline_gets_host_words() {

@@ -19,6 +19,8 @@ pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
 
+use crate::boot_params::BootParams;
+
 /// Summary of the statistics on the guest console at exit (`summary=1`).
 pub const SUMMARY: &str = "summary";
 
@@ -107,6 +109,27 @@ pub struct BootOptions<'a> {
 }
 
 impl<'a> BootOptions<'a> {
+    /// The options of `line`, with the host's facts from `params` when the
+    /// host wrote them: then only the user's part of the line is parsed, and
+    /// the TSC frequency, discard and virtio windows come from `params`.
+    pub fn from_boot(line: &'a str, params: Option<&BootParams>) -> Self {
+        let Some(p) = params else {
+            return Self::parse(line);
+        };
+        let Some(user) = line.get(..p.user_cmdline_len as usize) else {
+            return Self::parse(line);
+        };
+        let mut o = Self::parse(user);
+        if p.tsc_khz != 0 {
+            o.tsc_khz = Some(p.tsc_khz);
+        }
+        o.discard = p.discard;
+        o.virtio = p.virtio;
+        o.virtio_len = p.virtio_len;
+        o
+    }
+
+    /// The options of a whole command line.
     pub fn parse(line: &'a str) -> Self {
         let mut o = BootOptions::default();
         for (key, value) in words(line) {
@@ -189,6 +212,43 @@ mod tests {
             BootOptions::parse(&many).virtio_devices().len(),
             MAX_VIRTIO_DEVICES
         );
+    }
+
+    #[test]
+    fn boot_params_spare_parsing_the_hosts_words() {
+        let line = "workload=exit code=3 tsc_khz=1 discard=1 virtio_mmio.device=4K@0x1000:5";
+        let p = BootParams {
+            tsc_khz: 2_000_000,
+            discard: false,
+            user_cmdline_len: 20,
+            virtio: [0xd000_0000, 0, 0, 0],
+            virtio_len: 1,
+        };
+        let o = BootOptions::from_boot(line, Some(&p));
+        assert_eq!(o.workload, Some("exit"));
+        assert_eq!(o.tsc_khz, Some(2_000_000));
+        assert!(!o.discard);
+        assert_eq!(o.virtio_devices(), &[0xd000_0000]);
+        // A length past the line or inside a character: the whole line.
+        let long = BootParams {
+            user_cmdline_len: 999,
+            ..p
+        };
+        assert_eq!(
+            BootOptions::from_boot(line, Some(&long)),
+            BootOptions::parse(line)
+        );
+        assert_eq!(
+            BootOptions::from_boot(
+                "é",
+                Some(&BootParams {
+                    user_cmdline_len: 1,
+                    ..p
+                })
+            ),
+            BootOptions::parse("é")
+        );
+        assert_eq!(BootOptions::from_boot(line, None), BootOptions::parse(line));
     }
 
     #[test]

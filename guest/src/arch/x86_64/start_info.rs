@@ -1,6 +1,8 @@
 //! The PVH `hvm_start_info` handed over by the loader (Xen's
 //! `arch-x86/hvm/start_info.h`, version 1): memory map and command line.
 use crate::mm::frame::MemRegion;
+use mobius_shared::boot_params::{self, BootParams};
+use mobius_shared::layout::BOOT_PARAMS_ADDR;
 
 const MAGIC: u32 = 0x336e_c578;
 const MEMMAP_TYPE_RAM: u32 = 1;
@@ -36,6 +38,8 @@ pub const MAX_RAM_REGIONS: usize = 16;
 /// What the kernel needs from the start info.
 pub struct BootInfo {
     pub cmdline: &'static str,
+    /// The `mobius` host's boot parameters block, if it wrote one.
+    pub params: Option<BootParams>,
     ram: [MemRegion; MAX_RAM_REGIONS],
     ram_len: usize,
 }
@@ -93,9 +97,23 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
     let cmdline = unsafe { cmdline_at(info.cmdline_paddr) };
     Ok(BootInfo {
         cmdline,
+        // SAFETY: the block's address is low RAM, identity-mapped, that any
+        // PVH loader leaves to us; a loader that wrote something else there
+        // fails the magic and version check.
+        params: unsafe { boot_params() },
         ram,
         ram_len,
     })
+}
+
+/// The `mobius` boot parameters at their fixed address, if valid.
+///
+/// # Safety
+/// [`BOOT_PARAMS_ADDR`] must be identity-mapped, readable memory.
+unsafe fn boot_params() -> Option<BootParams> {
+    // SAFETY: the caller vouches for the address; any bytes are a valid array.
+    let raw = unsafe { &*(BOOT_PARAMS_ADDR as *const [u8; boot_params::LEN]) };
+    BootParams::decode(raw)
 }
 
 /// The NUL-terminated command line at `addr`, cut at [`MAX_CMDLINE`] bytes
