@@ -61,7 +61,7 @@ bench-boot: guest
 ## Ring-0 instruction profile of the guest (QEMU TCG trace, per function):
 ## on kvm_pvm every ring-0 instruction is emulated, so this count is the cost.
 profile: guest
-	python3 bench/guest_profile.py $(GUEST_ELF) --cmdline "$(CMDLINE) virtio_mmio.device=4K@0xd0000000:5 tsc_khz=2600000 discard=1"
+	python3 bench/guest_profile.py $(GUEST_ELF) --params --cmdline "$(CMDLINE) tsc_khz=2600000 discard=1 virtio_mmio.device=4K@0xd0000000:5"
 
 lint:
 	$(CARGO) fmt --all -- --check

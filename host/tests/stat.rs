@@ -273,6 +273,26 @@ fn virtio_and_serial_transports_give_the_same_counts() {
 }
 
 #[test]
+fn pvh_boot_maps_the_virtio_window_and_sends_over_it() {
+    // The PVH entry maps only RAM; the driver maps its device window.
+    if !kvm_or_skip("pvh_boot_maps_the_virtio_window_and_sends_over_it") {
+        return;
+    }
+    let ev = "faults,stats.snapshots,stats.notifications";
+    for memory in ["16M", "3G"] {
+        let (v, o) = stat_json(
+            "seq-touch",
+            "pages=10",
+            &["-e", ev, "--boot", "pvh", "--memory", memory],
+        );
+        assert_eq!(o.status.code(), Some(0), "{memory}: {}", stderr(&o));
+        let get = |e: &str| v["events"][e]["value"].as_f64().unwrap_or(-1.0);
+        assert_eq!(get("faults"), 10.0, "{memory}");
+        assert_eq!(get("stats.notifications"), 1.0, "{memory}: over virtio");
+    }
+}
+
+#[test]
 fn kvm_binary_statistics_are_reported_or_said_unsupported() {
     if !kvm_or_skip("kvm_binary_statistics_are_reported_or_said_unsupported") {
         return;

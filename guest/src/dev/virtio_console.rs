@@ -117,6 +117,9 @@ impl Console {
         if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(4096) {
             return None;
         }
+        if !crate::arch::x86_64::identity::map_device(base) {
+            return None;
+        }
         let b = base as usize;
         if rd(b, R_MAGIC) != MAGIC
             || rd(b, R_VERSION) != 2
