@@ -10,10 +10,10 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use crate::kmain::{TSC_BOOT, TSC_KHZ, TSC_READY, VMM};
+use crate::kmain::{frames_before_vmm, vmm_if_started, TSC_BOOT, TSC_KHZ, TSC_READY};
 use crate::mm::vmm::{Access, FaultOutcome};
 use crate::println;
-use mobius_shared::stats::{wire, SnapshotReason, MAX_FRAME_LEN};
+use mobius_shared::stats::{wire, FrameStats, NodeStats, SnapshotReason, MAX_FRAME_LEN};
 
 /// Prefix of the serial fallback line carrying a hex-encoded snapshot frame.
 pub const SERIAL_PREFIX: &str = "mobius-stats: ";
@@ -76,25 +76,23 @@ pub fn note_fault(addr: u64, access: Access, outcome: FaultOutcome) {
 }
 
 /// Send a snapshot of the statistics now. Returns `false` (and sends
-/// nothing) if the VMM is busy (a fault taken with its lock held) or not up.
+/// nothing) if the VMM is busy (a fault taken with its lock held).
 pub fn send_snapshot(reason: SnapshotReason) -> bool {
-    let Some(vmm) = VMM.get().and_then(|v| v.try_lock()) else {
+    let Some(vmm) = vmm_if_started() else {
+        send_before_vmm(reason);
+        return true;
+    };
+    let Some(vmm) = vmm.try_lock() else {
         return false;
     };
     let stats = vmm.fault_stats();
     let histograms = stats.wire_histograms();
-    let header = wire::Header {
+    let header = header(
         reason,
-        seq: SEQ.fetch_add(1, Ordering::Relaxed),
-        run_id: RUN_ID.load(Ordering::Relaxed),
-        tsc_khz: TSC_KHZ.load(Ordering::Relaxed),
-        tsc: crate::arch::x86_64::cpu::rdtsc(),
-        tsc_boot: TSC_BOOT.load(Ordering::Relaxed),
-        tsc_ready: TSC_READY.load(Ordering::Relaxed),
-        frames: vmm.frames().stats(),
-        nodes: vmm.node_stats(),
-        histograms: histograms.is_some(),
-    };
+        vmm.frames().stats(),
+        vmm.node_stats(),
+        histograms.is_some(),
+    );
     let mut head = [0u8; wire::HEADER_LEN];
     header.write(&mut head);
     match histograms {
@@ -102,6 +100,37 @@ pub fn send_snapshot(reason: SnapshotReason) -> bool {
         None => send_parts(&[&head, stats.wire_counters()]),
     }
     true
+}
+
+/// A snapshot while the VMM has not started: no fault, no node, every
+/// usable frame free.
+fn send_before_vmm(reason: SnapshotReason) {
+    const NO_COUNTS: [u8; wire::COUNTERS_LEN] = [0; wire::COUNTERS_LEN];
+    let header = header(reason, frames_before_vmm(), Default::default(), false);
+    let mut head = [0u8; wire::HEADER_LEN];
+    header.write(&mut head);
+    send_parts(&[&head, &NO_COUNTS]);
+}
+
+/// The header of a snapshot taken now.
+fn header(
+    reason: SnapshotReason,
+    frames: FrameStats,
+    nodes: NodeStats,
+    histograms: bool,
+) -> wire::Header {
+    wire::Header {
+        reason,
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        run_id: RUN_ID.load(Ordering::Relaxed),
+        tsc_khz: TSC_KHZ.load(Ordering::Relaxed),
+        tsc: crate::arch::x86_64::cpu::rdtsc(),
+        tsc_boot: TSC_BOOT.load(Ordering::Relaxed),
+        tsc_ready: TSC_READY.load(Ordering::Relaxed),
+        frames,
+        nodes,
+        histograms,
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -169,7 +198,7 @@ pub fn send_bad_frames() {
 /// End of a normal run: summary and final snapshot.
 pub fn final_report() {
     if CONSOLE_SUMMARY.load(Ordering::Relaxed) {
-        if let Some(vmm) = VMM.get().and_then(|v| v.try_lock()) {
+        if let Some(vmm) = vmm_if_started().and_then(|v| v.try_lock()) {
             let _ = vmm.write_summary(&mut crate::console::Console);
         }
     }

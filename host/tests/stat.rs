@@ -273,6 +273,30 @@ fn virtio_and_serial_transports_give_the_same_counts() {
 }
 
 #[test]
+fn the_vmm_starts_on_first_use_and_counts_the_same_frames() {
+    if !kvm_or_skip("the_vmm_starts_on_first_use_and_counts_the_same_frames") {
+        return;
+    }
+    let ev = "faults,frames.total,frames.free,frames.used,nodes.count,stats.snapshots";
+    let get = |j: &Value, e: &str| j["events"][e]["value"].as_f64().unwrap_or(-1.0);
+    // hello never asks for virtual memory: its VMM never starts, and the
+    // final snapshot says so (every usable frame free, no node).
+    let (idle, o) = stat_json("hello", "", &["-e", ev]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(get(&idle, "stats.snapshots"), 1.0);
+    assert_eq!(get(&idle, "frames.used"), 0.0);
+    assert_eq!(get(&idle, "nodes.count"), 0.0);
+    assert_eq!(get(&idle, "frames.free"), get(&idle, "frames.total"));
+    assert!(get(&idle, "frames.total") > 1000.0);
+    // A workload that uses it starts it; the total is the allocator's own.
+    let (busy, o) = stat_json("seq-touch", "pages=3", &["-e", ev]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(get(&busy, "faults"), 3.0);
+    assert!(get(&busy, "nodes.count") >= 2.0, "kernel and user halves");
+    assert_eq!(get(&busy, "frames.total"), get(&idle, "frames.total"));
+}
+
+#[test]
 fn pvh_boot_maps_the_virtio_window_and_sends_over_it() {
     // The PVH entry maps only RAM; the driver maps its device window.
     if !kvm_or_skip("pvh_boot_maps_the_virtio_window_and_sends_over_it") {
