@@ -37,6 +37,8 @@ pub const MAX_RAM_REGIONS: usize = 16;
 
 /// What the kernel needs from the start info.
 pub struct BootInfo {
+    /// The command line; with the host's boot parameters block, only the
+    /// user's words (the host's facts are in `params`).
     pub cmdline: &'static str,
     /// The `mobius` host's boot parameters block, if it wrote one.
     pub params: Option<BootParams>,
@@ -93,14 +95,20 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
         ram[ram_len] = MemRegion::new(e.addr, e.size);
         ram_len += 1;
     }
+    // SAFETY: the block's address is low RAM, identity-mapped, that any PVH
+    // loader leaves to us; a loader that wrote something else there fails
+    // the magic and version check.
+    let params = unsafe { boot_params() };
+    // With the host's block, its words on the line are known already: read
+    // only the user's part (every byte read is emulated on kvm_pvm).
+    let max = params.map_or(MAX_CMDLINE, |p| {
+        (p.user_cmdline_len as usize).min(MAX_CMDLINE)
+    });
     // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
-    let cmdline = unsafe { cmdline_at(info.cmdline_paddr) };
+    let cmdline = unsafe { cmdline_at(info.cmdline_paddr, max) };
     Ok(BootInfo {
         cmdline,
-        // SAFETY: the block's address is low RAM, identity-mapped, that any
-        // PVH loader leaves to us; a loader that wrote something else there
-        // fails the magic and version check.
-        params: unsafe { boot_params() },
+        params,
         ram,
         ram_len,
     })
@@ -116,16 +124,16 @@ unsafe fn boot_params() -> Option<BootParams> {
     BootParams::decode(raw)
 }
 
-/// The NUL-terminated command line at `addr`, cut at [`MAX_CMDLINE`] bytes
-/// and at the first byte that is not UTF-8.
-unsafe fn cmdline_at(addr: u64) -> &'static str {
+/// The NUL-terminated command line at `addr`, cut at `max` bytes and at the
+/// first byte that is not UTF-8.
+unsafe fn cmdline_at(addr: u64, max: usize) -> &'static str {
     if addr == 0 {
         return "";
     }
     let base = addr as *const u8;
     let mut len = 0;
     // SAFETY: reading up to the NUL (or the cap) of the loader's line.
-    while len < MAX_CMDLINE && unsafe { *base.add(len) } != 0 {
+    while len < max && unsafe { *base.add(len) } != 0 {
         len += 1;
     }
     // SAFETY: `len` bytes were just read.
