@@ -65,7 +65,8 @@ profile: guest
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p mobius --all-targets -- -D warnings
+	$(CARGO) clippy -p mobius -p mobius-shared -p mobius-guest --all-targets -- -D warnings
+	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
