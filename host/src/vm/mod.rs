@@ -56,8 +56,6 @@ pub enum VmError {
     },
     #[error("MMIO device: {0}")]
     Bus(#[from] BusError),
-    #[error("cannot start the vCPU thread: {0}")]
-    Thread(std::io::Error),
 }
 
 impl VmError {
