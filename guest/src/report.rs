@@ -93,11 +93,11 @@ pub fn send_snapshot(reason: SnapshotReason) -> bool {
         vmm.node_stats(),
         histograms.is_some(),
     );
-    let mut head = [0u8; wire::HEADER_LEN];
-    header.write(&mut head);
+    let words = header.to_words();
+    let head = header_bytes(&words);
     match histograms {
-        Some(h) => send_parts(&[&head, stats.wire_counters(), h]),
-        None => send_parts(&[&head, stats.wire_counters()]),
+        Some(h) => send_parts(&[head, stats.wire_counters(), h]),
+        None => send_parts(&[head, stats.wire_counters()]),
     }
     true
 }
@@ -107,9 +107,17 @@ pub fn send_snapshot(reason: SnapshotReason) -> bool {
 fn send_before_vmm(reason: SnapshotReason) {
     const NO_COUNTS: [u8; wire::COUNTERS_LEN] = [0; wire::COUNTERS_LEN];
     let header = header(reason, frames_before_vmm(), Default::default(), false);
-    let mut head = [0u8; wire::HEADER_LEN];
-    header.write(&mut head);
-    send_parts(&[&head, &NO_COUNTS]);
+    let words = header.to_words();
+    send_parts(&[header_bytes(&words), &NO_COUNTS]);
+}
+
+/// The wire bytes of a header's words (the guest is little-endian, as the
+/// wire format): a view, not a copy.
+fn header_bytes(words: &[u64; wire::HEADER_LEN / 8]) -> &[u8] {
+    const _: () = assert!(cfg!(target_endian = "little"));
+    // SAFETY: an array of u64 is HEADER_LEN initialised bytes, any of which
+    // may be read as u8; the view borrows `words`.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), wire::HEADER_LEN) }
 }
 
 /// The header of a snapshot taken now.

@@ -380,22 +380,21 @@ pub mod wire {
             }
         }
 
-        /// Write the header into the first [`HEADER_LEN`] bytes of `out`.
-        ///
-        /// # Panics
-        /// If `out` is shorter than [`HEADER_LEN`] (a caller's bug).
-        pub fn write(&self, out: &mut [u8]) {
-            let out = &mut out[..HEADER_LEN];
-            out[0..4].copy_from_slice(&WIRE_MAGIC.to_le_bytes());
-            out[4..6].copy_from_slice(&WIRE_VERSION.to_le_bytes());
-            out[6] = match self.reason {
+        /// The header as sixteen little-endian words (word `i` is bytes
+        /// `8i..8i+8`): built in registers, with no buffer to zero first.
+        pub fn to_words(&self) -> [u64; HEADER_LEN / 8] {
+            let reason: u64 = match self.reason {
                 SnapshotReason::Interval => 0,
                 SnapshotReason::Exit => 1,
             };
-            out[7] = if self.histograms { FLAG_HISTOGRAMS } else { 0 };
-            let f = &self.frames;
-            let n = &self.nodes;
-            let words = [
+            let flags = if self.histograms {
+                u64::from(FLAG_HISTOGRAMS)
+            } else {
+                0
+            };
+            let (f, n) = (&self.frames, &self.nodes);
+            [
+                u64::from(WIRE_MAGIC) | u64::from(WIRE_VERSION) << 32 | reason << 48 | flags << 56,
                 u64::from(self.seq),
                 self.run_id,
                 self.tsc_khz,
@@ -411,8 +410,16 @@ pub mod wire {
                 n.areas,
                 n.lookups,
                 n.max_lookup_depth,
-            ];
-            for (w, out) in words.iter().zip(out[8..].chunks_exact_mut(8)) {
+            ]
+        }
+
+        /// Write the header into the first [`HEADER_LEN`] bytes of `out`.
+        ///
+        /// # Panics
+        /// If `out` is shorter than [`HEADER_LEN`] (a caller's bug).
+        pub fn write(&self, out: &mut [u8]) {
+            let words = self.to_words();
+            for (w, out) in words.iter().zip(out[..HEADER_LEN].chunks_exact_mut(8)) {
                 out.copy_from_slice(&w.to_le_bytes());
             }
         }

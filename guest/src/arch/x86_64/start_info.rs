@@ -32,8 +32,11 @@ struct MemmapEntry {
     reserved: u32,
 }
 
-/// At most this many RAM regions are used (read before the heap exists).
-pub const MAX_RAM_REGIONS: usize = 16;
+/// At most this many RAM regions are used (read before the heap exists);
+/// RAM past them is left unused. A microVM's map has one or two (`mobius`
+/// gives two, QEMU's microvm two or three), and every array slot is bytes
+/// zeroed and copied in emulated ring 0 at boot.
+pub const MAX_RAM_REGIONS: usize = 8;
 
 /// What the kernel needs from the start info.
 pub struct BootInfo {
