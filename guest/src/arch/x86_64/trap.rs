@@ -76,18 +76,27 @@ fn page_fault_hook() -> Option<PageFaultHook> {
 core::arch::global_asm!(
     r#"
     .section .text
+    /* Stub n sits at trap_stubs + 16 * n exactly (.org fails the build if a
+       stub outgrows its 16 bytes), so `init` computes gates from one
+       template. The block is 512-byte aligned: adding 16 * n never carries
+       out of the low 16 bits of an address. */
     .macro TRAP_NOERR n
+    .org trap_stubs + \n * 16
 trap_stub_\n:
     pushq $0
     pushq $\n
     jmp trap_common
     .endm
     .macro TRAP_ERR n
+    .org trap_stubs + \n * 16
 trap_stub_\n:
     pushq $\n
     jmp trap_common
     .endm
 
+    .balign 512
+    .global trap_stubs
+trap_stubs:
     TRAP_NOERR 0
     TRAP_NOERR 1
     TRAP_NOERR 2
@@ -191,6 +200,7 @@ probe_sites:
 );
 
 extern "C" {
+    static trap_stubs: u8;
     static trap_stub_table: [u64; 32];
     static probe_sites: [u64; 3];
     fn probe_read_u8(addr: u64) -> i64;
@@ -348,11 +358,14 @@ pub fn init() {
         ES::set_reg(SegmentSelector(KERNEL_DATA));
         load_tss(SegmentSelector(TSS_SELECTOR));
     }
-    // SAFETY: the stub table holds the 32 entry stubs defined above.
-    let stubs = unsafe { &trap_stub_table };
+    // Stub n is at trap_stubs + 16 n (laid out so above): every gate is the
+    // first one's plus 16 n in the offset and its IST slot.
+    let [low, high] = Gate::interrupt((&raw const trap_stubs) as u64, KERNEL_CODE, 0).0;
     for &(vector, ist) in &GATES {
-        let v = usize::from(vector);
-        idt[v] = Gate::interrupt(stubs[v], KERNEL_CODE, ist);
+        idt[usize::from(vector)] = Gate([
+            low + (u64::from(vector) << 4) + (u64::from(ist) << 32),
+            high,
+        ]);
     }
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
@@ -360,6 +373,21 @@ pub fn init() {
     };
     // SAFETY: the IDT is a static that lives for ever, with valid gates.
     unsafe { lidt(&pointer) };
+}
+
+/// Whether every gate of the loaded IDT points at its vector's stub (from
+/// the stub table, which `init` does not read), with the right IST slot and
+/// the reserved vectors empty. For the in-guest tests.
+pub fn gates_match_stubs() -> bool {
+    // SAFETY: the IDT is only written by `init`, before this can run; the
+    // stub table holds the 32 stubs.
+    let (idt, stubs) = unsafe { (&*IDT.0.get(), &trap_stub_table) };
+    idt.iter().enumerate().all(|(v, gate)| {
+        match GATES.iter().find(|&&(vector, _)| usize::from(vector) == v) {
+            Some(&(_, ist)) => gate.0 == Gate::interrupt(stubs[v], KERNEL_CODE, ist).0,
+            None => gate.0 == [0, 0],
+        }
+    })
 }
 
 /// Load an empty IDT: the next exception shuts the machine down (triple
