@@ -9,12 +9,8 @@ use x86_64::instructions::tlb;
 use x86_64::registers::control::Cr3;
 use x86_64::VirtAddr;
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const PWT: u64 = 1 << 3;
-const PCD: u64 = 1 << 4;
-const HUGE: u64 = 1 << 7;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+use super::paging::{ADDR_MASK, HUGE, PCD, PRESENT, PWT, WRITABLE};
+
 const LARGE_PAGE: u64 = 2 << 20;
 const IDENTITY_END: u64 = 4 << 30;
 
