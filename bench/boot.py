@@ -95,6 +95,10 @@ def main():
     proc = summary(times)
     true = shutil.which("true") or "/bin/true"
     baseline = summary([timed_run([true], expect=0)[0] for _ in range(args.runs)])
+    # Linux doing the guest's work natively: a process that prints the line.
+    echo = shutil.which("echo") or "/bin/echo"
+    native = summary([timed_run([echo, "Hello from the Möbius guest"], expect=0)[0]
+                      for _ in range(args.runs)])
 
     # Peak RSS: ru_maxrss of a child spawned from Python counts Python's own
     # pages from before exec (vfork), so measure through GNU time instead.
@@ -137,6 +141,7 @@ def main():
         "|---|---|---|---|---|---|",
         f"| mobius run: process start to exit | {fmt(proc)} |",
         f"| the harness alone: spawn and wait for `true` | {fmt(baseline)} |",
+        f"| Linux, natively: a process printing the same line (`echo`) | {fmt(native)} |",
     ]
     if qsum:
         lines.append(f"| qemu -M microvm -accel kvm: start to exit ({args.qemu_runs} runs) | {fmt(qsum)} |")
