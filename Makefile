@@ -7,7 +7,9 @@ GUEST_TARGET := x86_64-unknown-none
 # The host's build.rs builds the guest into <target>/guest; `make qemu` uses the same place.
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 GUEST_ELF  := $(TARGET_DIR)/guest/$(GUEST_TARGET)/release/mobius-guest
-MOBIUS     := $(TARGET_DIR)/release/mobius
+# .cargo/config.toml names the host target (the binary is linked statically).
+HOST_TARGET := x86_64-unknown-linux-gnu
+MOBIUS     := $(TARGET_DIR)/$(HOST_TARGET)/release/mobius
 CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
@@ -59,11 +61,12 @@ bench-boot: guest
 ## Ring-0 instruction profile of the guest (QEMU TCG trace, per function):
 ## on kvm_pvm every ring-0 instruction is emulated, so this count is the cost.
 profile: guest
-	python3 bench/guest_profile.py $(GUEST_ELF) --cmdline "$(CMDLINE) virtio_mmio.device=4K@0xd0000000:5 tsc_khz=2600000 discard=1"
+	python3 bench/guest_profile.py $(GUEST_ELF) --params --cmdline "$(CMDLINE) tsc_khz=2600000 discard=1 virtio_mmio.device=4K@0xd0000000:5"
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p mobius --all-targets -- -D warnings
+	$(CARGO) clippy -p mobius -p mobius-shared -p mobius-guest --all-targets -- -D warnings
+	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,7 +9,7 @@ which logs one line per executed instruction, and counts them per function
 
     python3 bench/guest_profile.py ELF [--cmdline "workload=hello"] [--top 40]
 """
-import argparse, bisect, collections, os, re, subprocess, sys, tempfile
+import argparse, bisect, collections, os, re, struct, subprocess, sys, tempfile
 
 
 def symbols(elf):
@@ -38,14 +38,26 @@ def main():
     ap.add_argument("--cmdline", default="workload=hello tsc_khz=2600000")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--params", action="store_true",
+                    help="also load a mobius boot-parameters block (shared/src/boot_params.rs) "
+                         "at 0x6800 as `mobius run` does; the line's host words then follow "
+                         "the user's, which are the words before the first tsc_khz=")
     a = ap.parse_args()
     addrs, names = symbols(a.elf)
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "trace.log")
-        subprocess.run([a.qemu, "-M", "microvm", "-accel", "tcg", "-singlestep", "-m", "128M",
+        extra = []
+        if a.params:
+            blob = os.path.join(d, "params.bin")
+            user = a.cmdline.split(" tsc_khz=")[0] if " tsc_khz=" in a.cmdline else ""
+            khz = int(re.search(r"tsc_khz=(\d+)", a.cmdline).group(1)) if "tsc_khz=" in a.cmdline else 0
+            with open(blob, "wb") as f:
+                f.write(b"MobiusBP" + struct.pack("<IIQII", 1, 1, khz, len(user), 0) + bytes(32))
+            extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on"]
+        subprocess.run([a.qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg", "-singlestep", "-m", "128M",
                         "-kernel", a.elf, "-append", a.cmdline, "-nographic", "-no-reboot",
                         "-nodefaults", "-serial", "null", "-device",
-                        "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log],
+                        "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log] + extra,
                        stdin=subprocess.DEVNULL, timeout=600)
         counts = collections.Counter()
         callers = collections.Counter()

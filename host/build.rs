@@ -60,13 +60,10 @@ fn build_guest(workspace: &Path, out_dir: &Path) -> PathBuf {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
 
-    // OUT_DIR is <target>/<profile>/build/mobius-<hash>/out (one level more with
-    // --target). Keep the guest build next to the outer target directory.
-    let guest_target_dir = out_dir
-        .ancestors()
-        .nth(4)
-        .map(|t| t.join("guest"))
-        .unwrap_or_else(|| out_dir.join("guest"));
+    // OUT_DIR is <target>[/<triple>]/<profile>/build/mobius-<hash>/out. Keep
+    // the guest build in <target>/guest, whether or not the host build names
+    // its target (.cargo/config.toml does).
+    let guest_target_dir = guest_target_dir(out_dir);
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -125,6 +122,19 @@ fn build_guest(workspace: &Path, out_dir: &Path) -> PathBuf {
         .join(GUEST_TARGET)
         .join("release")
         .join("mobius-guest")
+}
+
+/// `<target>/guest` for an OUT_DIR of `<target>[/<triple>]/<profile>/build/<pkg>/out`.
+fn guest_target_dir(out_dir: &Path) -> PathBuf {
+    let Some(profile_parent) = out_dir.ancestors().nth(4) else {
+        return out_dir.join("guest");
+    };
+    let triple = env::var("TARGET").unwrap_or_default();
+    let target_dir = match profile_parent.parent() {
+        Some(up) if !triple.is_empty() && profile_parent.ends_with(&triple) => up,
+        _ => profile_parent,
+    };
+    target_dir.join("guest")
 }
 
 fn fail(msg: &str) -> ! {

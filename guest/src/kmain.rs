@@ -8,17 +8,20 @@ use alloc::boxed::Box;
 use spin::Once;
 
 use crate::arch::x86_64::{cpu, paging::X86Mmu, start_info, trap};
-use crate::mm::frame::{CpuZeroing, DiscardZeroing, FrameZeroing, MemRegion};
+use crate::mm::frame::{usable_frames, CpuZeroing, DiscardZeroing, FrameZeroing, MemRegion};
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::stats::CycleSource;
 use crate::mm::vmm::{Access, SpaceId, Vmm, VmmConfig, VmmLock, KERNEL_SPACE};
 use crate::{println, report, workloads};
-use mobius_shared::cmdline;
+use mobius_shared::cmdline::BootOptions;
 use mobius_shared::exit::GuestStatus;
 use mobius_shared::layout::KERNEL_MIN_ADDR;
+use mobius_shared::stats::FrameStats;
 
-/// The kernel's VMM, set up once at boot.
-pub static VMM: Once<VmmLock<X86Mmu>> = Once::new();
+/// The kernel's VMM, started on first use ([`vmm`]).
+static VMM: Once<VmmLock<X86Mmu>> = Once::new();
+/// What starting the VMM needs, recorded at boot.
+static VMM_BOOT: Once<VmmBoot> = Once::new();
 /// The address space whose root is in CR3.
 static CURRENT_SPACE: AtomicU32 = AtomicU32::new(0);
 /// TSC at kernel entry and when the workload started.
@@ -62,41 +65,36 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         }
     };
     let line = info.cmdline;
-    TSC_KHZ.store(tsc_khz(line), Ordering::Relaxed);
+    let options = BootOptions::from_boot(line, info.params.as_ref());
+    TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);
-    init_vmm(
-        &info,
-        heap,
-        nx,
-        cmdline::get(line, cmdline::DISCARD) == Some("1"),
-    );
-    crate::dev::init(line);
-    if let Some(id) = cmdline::get(line, cmdline::RUN_ID).and_then(|v| v.parse().ok()) {
+    prepare_vmm(&info, heap, nx, options.discard);
+    crate::dev::init(options.virtio_devices());
+    if let Some(id) = options.run_id {
         report::set_run_id(id);
     }
-    report::set_console_summary(cmdline::get(line, "summary") == Some("1"));
-    if let Some(ms) = cmdline::get(line, cmdline::STATS_INTERVAL_MS).and_then(|v| v.parse().ok()) {
+    report::set_console_summary(options.summary);
+    if let Some(ms) = options.stats_interval_ms {
         report::set_interval_ms(ms);
     }
-    let status = run(line);
+    let status = run(line, &options);
     report::final_report();
     cpu::exit(status.code())
 }
 
 /// Choose what to run from the command line.
-fn run(line: &str) -> GuestStatus {
+fn run(line: &str, options: &BootOptions) -> GuestStatus {
     TSC_READY.store(cpu::rdtsc(), Ordering::Relaxed);
-    if let Some(suite) = cmdline::get(line, cmdline::TEST) {
+    if let Some(suite) = options.test {
         return crate::ktest::run_suite(suite);
     }
-    let name = cmdline::get(line, cmdline::WORKLOAD).unwrap_or("hello");
-    workloads::run(name, line)
+    workloads::run(options.workload.unwrap_or("hello"), line)
 }
 
 /// TSC frequency: the host's `tsc_khz=`, else CPUID leaves 0x40000010
 /// (hypervisor timing leaf) or 0x15/0x16, else 0 with a warning.
-fn tsc_khz(line: &str) -> u64 {
-    if let Some(khz) = cmdline::get(line, cmdline::TSC_KHZ).and_then(|v| v.parse().ok()) {
+fn tsc_khz(options: &BootOptions) -> u64 {
+    if let Some(khz) = options.tsc_khz {
         return khz;
     }
     let hv_max = cpu::cpuid(0x4000_0000).0;
@@ -137,38 +135,60 @@ fn init_heap(info: &start_info::BootInfo) -> MemRegion {
     MemRegion::new(base, size)
 }
 
-fn init_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: bool) {
+/// The boot facts the VMM is built from, kept until it starts.
+struct VmmBoot {
+    ram: [MemRegion; start_info::MAX_RAM_REGIONS],
+    ram_len: usize,
+    reserved: [MemRegion; 2],
+    nx: bool,
+    discard: bool,
+    /// Frame counts to report while the VMM has not started.
+    frames: FrameStats,
+}
+
+/// Record what the VMM will need and install the page-fault hook. The VMM
+/// itself starts on first use ([`vmm`]): bringing it up (frame allocator,
+/// kernel address space, node trees) is a few thousand ring-0 instructions,
+/// ~2 ms where kvm_pvm emulates them, and a workload that never asks for
+/// virtual memory (`hello`, `exit`) should not pay for it. Until then no area
+/// exists, so every page fault is unresolved, as it would be anyway.
+fn prepare_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: bool) {
     // Boot structures and firmware below 1 MiB, the kernel image (with its
     // boot page tables, stacks and the kernel PDPT in .bss) and the heap.
     let reserved = [
         MemRegion::new(0, KERNEL_MIN_ADDR),
         MemRegion::new(KERNEL_MIN_ADDR, heap.base + heap.len - KERNEL_MIN_ADDR),
     ];
-    let zeroing: Box<dyn FrameZeroing> = if discard {
-        Box::new(DiscardZeroing {
-            discard: cpu::discard_frame,
-        })
-    } else {
-        Box::new(CpuZeroing)
-    };
-    let config = VmmConfig {
-        ram: info.ram(),
-        reserved: &reserved,
-        zeroing,
-        clock: Box::new(Tsc),
-    };
-    // SAFETY: CR3 holds the boot tables and slot 256 is unused; the PDPT is
-    // a zeroed, page-aligned static used for nothing else.
-    let mmu = unsafe { X86Mmu::new(nx, (&raw const KERNEL_PDPT) as u64) };
-    // Built inside the `Once` so the (large) VMM is not moved after
-    // construction: a move is a memcpy, and ring-0 copies are emulated.
-    let lock = VMM.call_once(|| match Vmm::new(config, mmu) {
-        Ok(vmm) => spin::Mutex::new(vmm),
-        Err(e) => {
-            println!("mobius-guest: cannot start the VMM: {e}");
-            cpu::exit(GuestStatus::OutOfMemory.code())
-        }
+    let total = usable_frames(info.ram(), &reserved);
+    let mut ram = [MemRegion::new(0, 0); start_info::MAX_RAM_REGIONS];
+    ram[..info.ram().len()].copy_from_slice(info.ram());
+    VMM_BOOT.call_once(|| VmmBoot {
+        ram,
+        ram_len: info.ram().len(),
+        reserved,
+        nx,
+        discard,
+        frames: FrameStats {
+            total,
+            free: total,
+            zeroed: total,
+            ..FrameStats::default()
+        },
     });
+    trap::set_page_fault_hook(page_fault);
+}
+
+/// The kernel's VMM, started now if this is its first use (and the kernel
+/// address space loaded into CR3).
+pub fn vmm() -> &'static VmmLock<X86Mmu> {
+    if let Some(vmm) = VMM.get() {
+        return vmm;
+    }
+    let Some(boot) = VMM_BOOT.get() else {
+        println!("mobius-guest: the VMM was asked for before boot prepared it");
+        cpu::exit(GuestStatus::Panic.code())
+    };
+    let lock = VMM.call_once(|| start_vmm(boot));
     let root = match lock.lock().root(KERNEL_SPACE) {
         Ok(root) => root,
         Err(e) => {
@@ -177,7 +197,43 @@ fn init_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: boo
         }
     };
     switch_space(KERNEL_SPACE, root);
-    trap::set_page_fault_hook(page_fault);
+    lock
+}
+
+/// The kernel's VMM if it has started.
+pub fn vmm_if_started() -> Option<&'static VmmLock<X86Mmu>> {
+    VMM.get()
+}
+
+/// Frame counts while the VMM has not started: every usable frame free.
+pub fn frames_before_vmm() -> FrameStats {
+    VMM_BOOT.get().map(|b| b.frames).unwrap_or_default()
+}
+
+fn start_vmm(boot: &VmmBoot) -> VmmLock<X86Mmu> {
+    let zeroing: Box<dyn FrameZeroing> = if boot.discard {
+        Box::new(DiscardZeroing {
+            discard: cpu::discard_frame,
+        })
+    } else {
+        Box::new(CpuZeroing)
+    };
+    let config = VmmConfig {
+        ram: &boot.ram[..boot.ram_len],
+        reserved: &boot.reserved,
+        zeroing,
+        clock: Box::new(Tsc),
+    };
+    // SAFETY: CR3 holds the boot tables and slot 256 is unused; the PDPT is
+    // a zeroed, page-aligned static used for nothing else.
+    let mmu = unsafe { X86Mmu::new(boot.nx, (&raw const KERNEL_PDPT) as u64) };
+    match Vmm::new(config, mmu) {
+        Ok(vmm) => spin::Mutex::new(vmm),
+        Err(e) => {
+            println!("mobius-guest: cannot start the VMM: {e}");
+            cpu::exit(GuestStatus::OutOfMemory.code())
+        }
+    }
 }
 
 /// Load `root` into CR3 and remember which space it is.
@@ -203,6 +259,7 @@ pub fn current_space() -> SpaceId {
 
 /// The page-fault hook: decode the error code and ask the VMM.
 fn page_fault(frame: &trap::TrapFrame, cr2: u64) -> bool {
+    // No VMM yet: no area exists, nothing to resolve.
     let Some(vmm) = VMM.get() else { return false };
     if crate::workloads::floor_mode() {
         // The benchmark's floor handler: map a pre-zeroed frame, nothing else.

@@ -2,28 +2,26 @@
 //! allocation and freeing in the kernel address space, counters, and a check
 //! helper. Errors are short static strings, as test and workload reports use.
 use crate::arch::x86_64::paging::X86Mmu;
-use crate::kmain::VMM;
 use crate::mm::vmm::{MemFlags, VmmLock, KERNEL_SPACE};
 use mobius_shared::stats::FaultKind;
 
 /// Outcome of a check: `Err` carries what went wrong.
 pub type Outcome = Result<(), &'static str>;
 
-/// The kernel's VMM (set up before any test or workload runs).
+/// The kernel's VMM (started on first use).
 pub fn vmm() -> &'static VmmLock<X86Mmu> {
-    VMM.get()
-        .expect("the VMM is initialised before tests and workloads run")
+    crate::kmain::vmm()
 }
 
 /// Faults of `kind` counted so far.
 pub fn count(kind: FaultKind) -> u64 {
-    vmm().lock().fault_stats().get(kind).count
+    vmm().lock().fault_stats().count(kind)
 }
 
 /// Every fault kind's count, indexed by `FaultKind::index`.
 pub fn counts() -> [u64; FaultKind::COUNT] {
     let v = vmm().lock();
-    FaultKind::ALL.map(|k| v.fault_stats().get(k).count)
+    FaultKind::ALL.map(|k| v.fault_stats().count(k))
 }
 
 /// Free physical frames.

@@ -182,7 +182,7 @@ fn zero_pool_miss_then_batch_zeroing() {
         i += 1;
     }
     assert!(vmm.lock().frames().stats().exhausted > 0);
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Unresolved).count, 1);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Unresolved), 1);
     vmm.lock().free(s, a).unwrap();
     // Freed area frames are dirty (only the emptied page tables went to the
     // zero pool): touching many pages zeroes on the fault path.
@@ -190,7 +190,7 @@ fn zero_pool_miss_then_batch_zeroing() {
     for i in 0..20 {
         assert_eq!(read(&vmm, s, b + i * P, 8, false).unwrap(), vec![0; 8]);
     }
-    let misses = vmm.lock().fault_stats().get(FaultKind::ZeroPoolMiss).count;
+    let misses = vmm.lock().fault_stats().count(FaultKind::ZeroPoolMiss);
     assert!(misses > 0);
     assert!(vmm.lock().zero_some(1000) > 0);
     let c = vmm.lock().alloc(s, 20, 0, URW).unwrap();
@@ -198,7 +198,7 @@ fn zero_pool_miss_then_batch_zeroing() {
         assert_eq!(read(&vmm, s, c + i * P, 8, false).unwrap(), vec![0; 8]);
     }
     assert_eq!(
-        vmm.lock().fault_stats().get(FaultKind::ZeroPoolMiss).count,
+        vmm.lock().fault_stats().count(FaultKind::ZeroPoolMiss),
         misses
     );
     invariants(&vmm);
@@ -217,7 +217,7 @@ fn row10_clean_dirty_and_protection() {
     );
     write(&vmm, s, a, &[9], true).unwrap();
     assert!(pte(&vmm, s, a).unwrap().1.contains(PageAttrs::WRITABLE));
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Upgrade).count, 1);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Upgrade), 1);
     assert_eq!(read(&vmm, s, a, 1, true).unwrap(), vec![9]);
 
     let ro = vmm
@@ -235,7 +235,7 @@ fn row10_clean_dirty_and_protection() {
         write(&vmm, s, ro, &[1], false),
         Err(FaultOutcome::Protection)
     );
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Protection).count, 2);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Protection), 2);
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn row13_map_areas_and_row14_cache_attributes() {
     vmm.lock().free(s, m).unwrap();
     assert!(free_frames(&vmm) >= free, "only page tables come back");
     assert!(pte(&vmm, s, m + P).is_none());
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Map).count, 1);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Map), 1);
     let wt = vmm.lock().alloc(s, 1, 0, RW | MemFlags::CACHE_WT).unwrap();
     read(&vmm, s, wt, 1, false).unwrap();
     assert!(pte(&vmm, s, wt)
@@ -306,7 +306,7 @@ fn row15_file_areas() {
     let page1 = read(&vmm, s, f + P, 4096, true).unwrap();
     assert_eq!(page1[..904], data[4096..]);
     assert!(page1[904..].iter().all(|b| *b == 0));
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::FileReadIn).count, 2);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::FileReadIn), 2);
     // With an offset of one page.
     let g = vmm.lock().map_file(s, file.clone(), P, 0, 1, URW).unwrap();
     assert_eq!(read(&vmm, s, g, 16, true).unwrap(), data[4096..4112]);
@@ -379,7 +379,7 @@ fn row17_image_sections() {
         Err(FaultOutcome::Unresolved),
         "gap between sections"
     );
-    assert!(vmm.lock().fault_stats().get(FaultKind::Image).count >= 4);
+    assert!(vmm.lock().fault_stats().count(FaultKind::Image) >= 4);
     let bad = Section { offset: P, ..text };
     let (f2, _) = file_of(10);
     assert_eq!(
@@ -431,7 +431,7 @@ fn row20_read_failure_is_terminal() {
     // Other pages keep working.
     read(&vmm, s, f, 1, true).unwrap();
     read(&vmm, s, f + 2 * P, 1, true).unwrap();
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Unresolved).count, 2);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Unresolved), 2);
     vmm.lock().free(s, f).unwrap();
     invariants(&vmm);
 }
@@ -485,7 +485,7 @@ fn row21_callbacks() {
         Err(FaultOutcome::Unresolved)
     );
     assert_eq!(calls.load(Ordering::SeqCst), 4);
-    assert_eq!(vmm.lock().fault_stats().get(FaultKind::Callback).count, 2);
+    assert_eq!(vmm.lock().fault_stats().count(FaultKind::Callback), 2);
     let free = free_frames(&vmm);
     vmm.lock().free(s, c).unwrap();
     assert!(

@@ -112,6 +112,7 @@ impl RunArgs {
             timeout: self.timeout,
             boot: self.boot,
             kvm_device: self.kvm_device.clone(),
+            kvm_stats: false,
         }
     }
 }

@@ -16,12 +16,10 @@ pub mod vm;
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use mobius_shared::boot_params::BootParams;
 use mobius_shared::exit::host;
-use vmm_sys_util::signal::Killable;
 
 pub use boot::BootMode;
 pub use error::Error;
@@ -54,6 +52,9 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     pub boot: BootMode,
     pub kvm_device: PathBuf,
+    /// Read KVM's per-vCPU statistics at the end ([`RunOutcome::kvm_stats`];
+    /// `mobius stat` wants them, a plain run does not pay for them).
+    pub kvm_stats: bool,
 }
 
 impl Default for RunConfig {
@@ -65,6 +66,7 @@ impl Default for RunConfig {
             timeout: None,
             boot: BootMode::Long,
             kvm_device: PathBuf::from("/dev/kvm"),
+            kvm_stats: false,
         }
     }
 }
@@ -180,6 +182,22 @@ fn full_cmdline(user: &str, tsc_khz: Option<u32>, extra: &[String]) -> String {
     words.join(" ")
 }
 
+/// The boot parameters block for a command line built by [`full_cmdline`]:
+/// the user's words come first, so their length is the trimmed line's.
+fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
+    let mut p = BootParams {
+        tsc_khz: tsc_khz.map_or(0, u64::from),
+        discard: true,
+        user_cmdline_len: user.trim().len() as u32,
+        ..BootParams::default()
+    };
+    for (slot, &base) in p.virtio.iter_mut().zip(virtio) {
+        *slot = base;
+        p.virtio_len += 1;
+    }
+    p
+}
+
 /// Boot the guest described by `config` and run it until it stops.
 ///
 /// Errors are setup failures (bad kernel, bad configuration, no KVM); once
@@ -222,69 +240,43 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         &memory,
         &full_cmdline(&config.cmdline, tsc_khz, vm.cmdline_extra()),
     )?;
+    boot::params::write_boot_params(
+        &memory,
+        &boot_params(&config.cmdline, tsc_khz, vm.virtio_windows()),
+    )?;
     vm::vcpu::set_boot_state(&vcpu, config.boot, entry, nx)?;
     vm::signal::install().map_err(Error::Host)?;
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let runner = VcpuRunner::new(
+    let mut runner = VcpuRunner::new(
         vcpu,
         memory,
         vm.ram_size(),
         SerialPort::new(hooks.serial_output()),
         vm.take_mmio(),
-        stop_flag.clone(),
     );
+    runner.read_kvm_stats = config.kvm_stats;
     let t_vcpu = Instant::now();
     timings.vcpu_setup = t_vcpu - t_load;
 
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name("vcpu0".into())
-        .spawn(move || {
-            let _ = tx.send(runner.run());
-        })
-        .map_err(vm::VmError::Thread)?;
-
-    let deadline = config.timeout.map(|d| start + d);
-    let mut requested: Option<Stop> = None;
-    let report = loop {
-        let wait = match (&requested, deadline) {
-            (Some(_), _) => Duration::from_millis(1),
-            (None, Some(d)) => d
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(20)),
-            (None, None) => Duration::from_millis(20),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(report) => break report,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if requested.is_none() {
-                    if let Some(sig) = vm::signal::stop_requested() {
-                        requested = Some(Stop::Interrupted(sig));
-                    } else if let (Some(d), Some(timeout)) = (deadline, config.timeout) {
-                        if Instant::now() >= d {
-                            requested = Some(Stop::Timeout(timeout));
-                        }
-                    }
-                }
-                if requested.is_some() {
-                    stop_flag.store(true, Ordering::SeqCst);
-                    // Kick until the loop notices: a kick that lands just
-                    // before KVM_RUN is entered would otherwise be lost.
-                    let _ = handle.kill(vm::signal::kick_signal());
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Error::Host("the vCPU thread died".into()));
-            }
-        }
+    // The vCPU runs on this thread; the timeout is a timer signal to it.
+    let timer = match config.timeout {
+        Some(d) => Some(
+            vm::signal::TimeoutTimer::start(d.saturating_sub(start.elapsed()))
+                .map_err(|e| Error::Host(format!("cannot arm the timeout timer: {e}")))?,
+        ),
+        None => None,
     };
-    let _ = handle.join();
+    let report = runner.run();
+    drop(timer);
     drop(vm);
 
     let stop = match report.stop {
         VcpuStop::Exit(status) => Stop::Guest(status),
         VcpuStop::Crash(text) => Stop::Crash(text),
-        VcpuStop::Stopped => requested.unwrap_or(Stop::Interrupted(0)),
+        VcpuStop::Stopped => match (vm::signal::stop_requested(), config.timeout) {
+            (Some(sig), _) => Stop::Interrupted(sig),
+            (None, Some(timeout)) if vm::signal::timed_out() => Stop::Timeout(timeout),
+            (None, _) => Stop::Interrupted(0),
+        },
         VcpuStop::RunError(text) => return Err(Error::Host(text)),
     };
     timings.first_output = report
@@ -325,6 +317,19 @@ impl Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_params_point_at_the_users_words() {
+        let user = " workload=hello ";
+        let extra = ["virtio_mmio.device=4K@0xd0000000:5".to_string()];
+        let line = full_cmdline(user, Some(2000), &extra);
+        let p = boot_params(user, Some(2000), &[0xd000_0000]);
+        assert_eq!(&line[..p.user_cmdline_len as usize], "workload=hello");
+        assert_eq!((p.tsc_khz, p.discard), (2000, true));
+        assert_eq!(&p.virtio[..p.virtio_len], &[0xd000_0000]);
+        let empty = boot_params("", None, &[]);
+        assert_eq!((empty.user_cmdline_len, empty.tsc_khz), (0, 0));
+    }
 
     #[test]
     fn cmdline_gets_host_words() {

@@ -5,6 +5,7 @@
 //! 0x0000_0500                  boot GDT (host-built, long-mode boot only)
 //! 0x0000_6000                  PVH hvm_start_info
 //! 0x0000_6100                  PVH memory map (hvm_memmap_table_entry[])
+//! 0x0000_6800                  Mobius boot parameters (`boot_params`, 64 bytes)
 //! 0x0000_9000                  boot PML4          (long-mode boot only)
 //! 0x0000_A000                  boot PDPT          (long-mode boot only)
 //! 0x0000_B000 .. 0x0000_F000   boot PDs, 2 MiB pages, identity map of RAM
@@ -19,6 +20,8 @@ pub const BOOT_GDT_ADDR: u64 = 0x500;
 pub const START_INFO_ADDR: u64 = 0x6000;
 /// PVH memory map entries follow the start info.
 pub const MEMMAP_ADDR: u64 = 0x6100;
+/// Mobius boot parameters (`crate::boot_params`), after the memory map.
+pub const BOOT_PARAMS_ADDR: u64 = 0x6800;
 /// At most this many memory-map entries are handed over.
 pub const MEMMAP_MAX_ENTRIES: usize = 16;
 /// Boot page tables built by the host (long-mode entry).
@@ -46,3 +49,5 @@ pub const MMIO_DEVICE_SIZE: u64 = 0x1000;
 /// GSI of the first virtio-mmio device.
 pub const VIRTIO_IRQ_BASE: u32 = 5;
 pub const PAGE_SIZE: u64 = 4096;
+
+const _: () = assert!(MEMMAP_ADDR + 24 * MEMMAP_MAX_ENTRIES as u64 <= BOOT_PARAMS_ADDR);

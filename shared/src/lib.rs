@@ -5,6 +5,7 @@
 //! kernel command-line keys, and the fault-statistics wire format.
 #![no_std]
 
+pub mod boot_params;
 pub mod cmdline;
 pub mod exit;
 pub mod layout;

@@ -4,26 +4,23 @@ pub mod virtio_console;
 
 use spin::Mutex;
 
-use mobius_shared::cmdline;
-use virtio_console::{parse_announcement, Console};
+use virtio_console::Console;
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
-/// Find a virtio console among the `virtio_mmio.device=` announcements of
-/// the command line (several may be given, as QEMU's microvm does).
-pub fn init(line: &str) {
-    let found = cmdline::words(line)
-        .filter(|(k, _)| *k == cmdline::VIRTIO_MMIO_DEVICE)
-        .filter_map(|(_, v)| parse_announcement(v))
-        .find_map(Console::probe);
+/// Find a virtio console among the windows the command line announced
+/// (`virtio_mmio.device=`; several may be given, as QEMU's microvm does).
+pub fn init(windows: &[u64]) {
+    let found = windows.iter().copied().find_map(Console::probe);
     *CONSOLE.lock() = found;
 }
 
-/// Send one encoded statistics frame over the virtio console. Returns `false`
-/// when no virtio console is available, so the caller falls back to serial.
-pub fn send_frame(frame: &[u8]) -> bool {
+/// Send one statistics frame, given as its consecutive parts, over the
+/// virtio console. Returns `false` when no virtio console is available, so
+/// the caller falls back to serial.
+pub fn send_frame(parts: &[&[u8]]) -> bool {
     match CONSOLE.try_lock() {
-        Some(mut c) => c.as_mut().is_some_and(|c| c.send(frame)),
+        Some(mut c) => c.as_mut().is_some_and(|c| c.send(parts)),
         None => false,
     }
 }

@@ -1,19 +1,22 @@
 //! A polled virtio-mmio (modern, version 2) console driver, transmit only:
-//! one descriptor and one notification per statistics frame.
+//! one descriptor chain and one notification per statistics frame.
 //!
-//! Our own rather than the virtio-drivers crate: we need one queue, one
-//! buffer and no interrupts, and every ring-0 instruction is emulated on
-//! kvm_pvm, so the send path is a copy, four ring writes and one MMIO write.
-//! The rings and the buffer are statics (physical == virtual here).
+//! Our own rather than the virtio-drivers crate: we need one queue and no
+//! interrupts, and every ring-0 instruction is emulated on kvm_pvm, so the
+//! send path is a few ring writes and one MMIO write: the frame's parts go
+//! out as chained descriptors pointing where they lie, never copied. The
+//! rings are a static (physical == virtual here).
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
-
-use mobius_shared::stats::MAX_FRAME_LEN;
 
 const MAGIC: u32 = 0x7472_6976;
 const DEVICE_ID_CONSOLE: u32 = 3;
 const QSIZE: u16 = 4;
 const TRANSMIT_QUEUE: u32 = 1;
+/// Most parts one frame may have (one descriptor each).
+pub const MAX_PARTS: usize = QSIZE as usize;
+/// `VIRTQ_DESC_F_NEXT`.
+const DESC_NEXT: u16 = 1;
 
 // Register offsets (virtio 1.2 §4.2.2).
 const R_MAGIC: usize = 0x000;
@@ -47,7 +50,7 @@ struct Desc {
     next: u16,
 }
 
-/// Split-ring memory for the transmit queue and the frame buffer.
+/// Split-ring memory for the transmit queue.
 #[repr(C, align(4096))]
 struct Rings {
     desc: [Desc; QSIZE as usize],
@@ -60,7 +63,6 @@ struct Rings {
     used_idx: u16,
     used_ring: [[u32; 2]; QSIZE as usize],
     avail_event: u16,
-    buffer: [u8; MAX_FRAME_LEN],
 }
 
 static mut RINGS: Rings = Rings {
@@ -79,7 +81,6 @@ static mut RINGS: Rings = Rings {
     used_idx: 0,
     used_ring: [[0; 2]; QSIZE as usize],
     avail_event: 0,
-    buffer: [0; MAX_FRAME_LEN],
 };
 
 /// An initialised device at `base`.
@@ -108,22 +109,15 @@ fn wr64(base: usize, off: usize, v: u64) {
     wr(base, off + 4, (v >> 32) as u32);
 }
 
-/// Parse Linux's `<size>@<addr>:<irq>` (size like `4K` or `0x1000`).
-pub fn parse_announcement(v: &str) -> Option<u64> {
-    let (_, rest) = v.split_once('@')?;
-    let addr = rest.split(':').next()?;
-    let addr = addr
-        .strip_prefix("0x")
-        .or_else(|| addr.strip_prefix("0X"))?;
-    u64::from_str_radix(addr, 16).ok()
-}
-
 impl Console {
     /// Probe and set up the device at `base`; `None` if it is not a modern
     /// virtio console or refuses our features.
     pub fn probe(base: u64) -> Option<Console> {
         // Only windows inside the identity-mapped first 4 GiB, above RAM.
         if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(4096) {
+            return None;
+        }
+        if !crate::arch::x86_64::identity::map_device(base) {
             return None;
         }
         let b = base as usize;
@@ -206,23 +200,29 @@ impl Console {
         false
     }
 
-    /// Send one frame: one descriptor, one notification, then wait
-    /// (bounded) for the device to hand the buffer back.
-    pub fn send(&mut self, frame: &[u8]) -> bool {
-        let len = frame.len().min(MAX_FRAME_LEN);
+    /// Send one frame made of `parts` (at most [`MAX_PARTS`], each in
+    /// identity-mapped memory): one descriptor chain, one notification, then
+    /// wait (bounded) for the device to hand it back. The parts are read by
+    /// the device in place during the notification.
+    pub fn send(&mut self, parts: &[&[u8]]) -> bool {
+        if parts.is_empty() || parts.len() > MAX_PARTS {
+            return false;
+        }
         let slot = self.sent % QSIZE;
-        // SAFETY: single CPU; the device reads the buffer only after the
-        // notification below and has returned every earlier one (we wait).
+        // SAFETY: single CPU; the device reads the descriptors only after the
+        // notification below and has returned every earlier chain (we wait).
         unsafe {
             let r = &mut *addr_of_mut!(RINGS);
-            r.buffer[..len].copy_from_slice(&frame[..len]);
-            r.desc[slot as usize] = Desc {
-                addr: addr_of!(r.buffer) as u64,
-                len: len as u32,
-                flags: 0,
-                next: 0,
-            };
-            r.avail_ring[slot as usize] = slot;
+            let last = parts.len() - 1;
+            for (i, part) in parts.iter().enumerate() {
+                r.desc[i] = Desc {
+                    addr: part.as_ptr() as u64,
+                    len: part.len() as u32,
+                    flags: if i < last { DESC_NEXT } else { 0 },
+                    next: (i + 1) as u16,
+                };
+            }
+            r.avail_ring[slot as usize] = 0;
             fence(Ordering::SeqCst);
             write_volatile(addr_of_mut!(r.avail_idx), self.sent.wrapping_add(1));
             fence(Ordering::SeqCst);

@@ -59,9 +59,6 @@ pub fn run_suite(suite: &str) -> GuestStatus {
 }
 
 fn selftest(tally: &mut Tally) {
-    let Some(vmm) = crate::kmain::VMM.get() else {
-        tally.record("selftest", Err("VMM not initialised"));
-        return;
-    };
+    let vmm = crate::kmain::vmm();
     crate::mm::selftest::run(vmm, &mut |name, result| tally.record(name, result));
 }

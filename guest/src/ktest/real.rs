@@ -18,7 +18,8 @@ const URW: MemFlags = MemFlags::USER.union(KRW);
 
 /// Run every real-access check.
 pub fn run(tally: &mut Tally) {
-    let checks: [(&str, Check); 9] = [
+    let checks: [(&str, Check); 10] = [
+        ("idt-gates-point-at-their-stubs", idt_gates),
         ("real-demand-zero-write", demand_zero_write),
         ("real-read-clean-then-upgrade", read_then_upgrade),
         ("real-write-read-only-is-protection", read_only_write),
@@ -32,6 +33,14 @@ pub fn run(tally: &mut Tally) {
     for (name, check) in checks {
         tally.record(name, check());
     }
+}
+
+/// The IDT built from one template matches the stub table gate by gate.
+fn idt_gates() -> Result<(), &'static str> {
+    ensure(
+        crate::arch::x86_64::trap::gates_match_stubs(),
+        "an IDT gate does not point at its stub",
+    )
 }
 
 /// Writing N fresh pages: N demand-zero faults, the data sticks.

@@ -15,6 +15,7 @@
 //! * idle: [`vmm::Vmm::zero_some`]; statistics: [`vmm::Vmm::fill_snapshot`].
 pub mod fault;
 pub mod frame;
+pub mod heap;
 pub mod paging;
 pub mod selftest;
 pub mod soft_mmu;

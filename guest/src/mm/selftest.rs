@@ -162,7 +162,7 @@ fn pte<M: Mmu>(vmm: &VmmLock<M>, space: SpaceId, addr: VirtAddr) -> Option<(Phys
 }
 
 fn count<M: Mmu>(vmm: &VmmLock<M>, kind: FaultKind) -> u64 {
-    vmm.lock().fault_stats().get(kind).count
+    vmm.lock().fault_stats().count(kind)
 }
 
 fn free_frames<M: Mmu>(vmm: &VmmLock<M>) -> u64 {

@@ -2,9 +2,10 @@
 //! [`mobius_shared::layout`]: GDT, identity page tables, PVH `hvm_start_info`,
 //! its memory map, and the command line.
 
+use mobius_shared::boot_params::BootParams;
 use mobius_shared::layout::{
-    BOOT_GDT_ADDR, BOOT_PDPT_ADDR, BOOT_PD_ADDR, BOOT_PD_COUNT, BOOT_PML4_ADDR, CMDLINE_ADDR,
-    CMDLINE_MAX, KERNEL_MIN_ADDR, MEMMAP_ADDR, START_INFO_ADDR,
+    BOOT_GDT_ADDR, BOOT_PARAMS_ADDR, BOOT_PDPT_ADDR, BOOT_PD_ADDR, BOOT_PD_COUNT, BOOT_PML4_ADDR,
+    CMDLINE_ADDR, CMDLINE_MAX, KERNEL_MIN_ADDR, MEMMAP_ADDR, START_INFO_ADDR,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -108,6 +109,12 @@ pub fn write_start_info(memory: &GuestMemoryMmap, ram_size: u64) -> Result<(), B
     info.extend_from_slice(&(map.len() as u32).to_le_bytes());
     info.extend_from_slice(&0u32.to_le_bytes()); // reserved
     memory.write_slice(&info, GuestAddress(START_INFO_ADDR))?;
+    Ok(())
+}
+
+/// Write the Mobius boot parameters block at [`BOOT_PARAMS_ADDR`].
+pub fn write_boot_params(memory: &GuestMemoryMmap, params: &BootParams) -> Result<(), BootError> {
+    memory.write_slice(&params.encode(), GuestAddress(BOOT_PARAMS_ADDR))?;
     Ok(())
 }
 

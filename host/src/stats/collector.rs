@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mobius_shared::stats::{Snapshot, WireError, MAX_FRAME_LEN};
 
 /// Prefix of the serial fallback line: the guest writes `mobius-stats: `
-/// followed by the hex of one COBS frame when it has no virtio console.
+/// followed by the hex of one frame when it has no virtio console.
 pub const SERIAL_PREFIX: &str = "mobius-stats: ";
 
 /// Frames the host could not use, by reason.
@@ -26,13 +26,10 @@ impl DecodeErrors {
 /// Called with each snapshot as it is decoded (for `mobius stat -I`).
 pub type SnapshotCallback = Box<dyn FnMut(&Snapshot) + Send>;
 
-/// Collects snapshots from a byte stream of zero-terminated COBS frames.
+/// Collects snapshots from frames: one per virtio descriptor chain, or one
+/// per serial statistics line.
 #[derive(Default)]
 pub struct StatsCollector {
-    /// Bytes of the frame being received; never longer than MAX_FRAME_LEN.
-    partial: Vec<u8>,
-    /// The frame being received is already too long: drop until its end.
-    skipping: bool,
     snapshots: Vec<Snapshot>,
     errors: DecodeErrors,
     bytes: u64,
@@ -61,35 +58,11 @@ impl StatsCollector {
         SharedCollector(Arc::new(Mutex::new(StatsCollector::new())))
     }
 
-    /// Feed bytes as they arrive; a zero byte ends a frame.
-    pub fn push_bytes(&mut self, data: &[u8]) {
-        self.bytes += data.len() as u64;
-        for chunk in data.split_inclusive(|&b| b == 0) {
-            let ends = chunk.last() == Some(&0);
-            let body = if ends {
-                &chunk[..chunk.len() - 1]
-            } else {
-                chunk
-            };
-            if !self.skipping {
-                if self.partial.len() + body.len() > MAX_FRAME_LEN {
-                    self.skipping = true;
-                    self.partial.clear();
-                } else {
-                    self.partial.extend_from_slice(body);
-                }
-            }
-            if ends {
-                if self.skipping {
-                    self.reject(WireError::Oversized(MAX_FRAME_LEN + 1));
-                } else if !self.partial.is_empty() {
-                    let mut frame = std::mem::take(&mut self.partial);
-                    self.decode(&mut frame);
-                }
-                self.skipping = false;
-                self.partial.clear();
-            }
-        }
+    /// Take one whole frame (the device has capped it at
+    /// [`MAX_FRAME_LEN`] bytes; anything longer is counted as oversized).
+    pub fn push_frame(&mut self, frame: &[u8]) {
+        self.bytes += frame.len() as u64;
+        self.decode(frame);
     }
 
     /// Take a serial line; returns `true` if it was a statistics line (and so
@@ -104,13 +77,13 @@ impl StatsCollector {
             return true;
         }
         match decode_hex(hex) {
-            Some(mut frame) => self.decode(&mut frame),
+            Some(frame) => self.decode(&frame),
             None => self.reject(WireError::Malformed),
         }
         true
     }
 
-    fn decode(&mut self, frame: &mut [u8]) {
+    fn decode(&mut self, frame: &[u8]) {
         match Snapshot::decode(frame) {
             Ok(snap) => {
                 if let Some(cb) = self.on_snapshot.as_mut() {
@@ -280,30 +253,33 @@ mod tests {
     }
 
     #[test]
-    fn frames_split_across_writes_decode() {
+    fn frames_decode_in_order() {
         let mut c = StatsCollector::new();
-        let mut bytes = frame(&sample(1));
-        bytes.extend(frame(&sample(2)));
-        for piece in bytes.chunks(5) {
-            c.push_bytes(piece);
-        }
+        c.push_frame(&frame(&sample(1)));
+        c.push_frame(&frame(&sample(2)));
         assert_eq!(c.snapshots().len(), 2);
         assert_eq!(c.final_snapshot(), Some(&sample(2)));
         assert_eq!(c.errors().total(), 0);
+        assert_eq!(c.bytes(), 2 * frame(&sample(1)).len() as u64);
     }
 
     #[test]
     fn garbage_oversized_and_unknown_version_are_counted_and_skipped() {
         let mut c = StatsCollector::new();
-        c.push_bytes(&[5, 1, 2, 0]);
-        c.push_bytes(&vec![1u8; MAX_FRAME_LEN * 3]);
-        c.push_bytes(&[0]);
-        let mut future = sample(3);
-        future.version = mobius_shared::stats::WIRE_VERSION + 1;
-        c.push_bytes(&frame(&future));
-        c.push_bytes(&frame(&sample(4)));
+        c.push_frame(&[5, 1, 2, 0]);
+        c.push_frame(&vec![1u8; MAX_FRAME_LEN * 3]);
+        let mut future = frame(&sample(3));
+        future[4] = future[4].wrapping_add(1);
+        c.push_frame(&future);
+        let mut bad_magic = frame(&sample(3));
+        bad_magic[0] ^= 0xff;
+        c.push_frame(&bad_magic);
+        c.push_frame(&frame(&sample(4)));
         let e = c.errors();
-        assert_eq!((e.malformed, e.oversized, e.unknown_version), (1, 1, 1));
+        assert_eq!(
+            (e.malformed, e.oversized, e.unknown_version, e.bad_magic),
+            (1, 1, 1, 1)
+        );
         assert_eq!(c.snapshots(), &[sample(4)]);
     }
 

@@ -104,6 +104,7 @@ struct Run {
 fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
     let mut config = args.run.config();
     config.cmdline = format!("{cmdline} run_id={run_id}");
+    config.kvm_stats = true;
     let mut hooks = StatsHooks::new();
     hooks.console_to_stderr = args.json;
     hooks.virtio = !args.serial_stats;

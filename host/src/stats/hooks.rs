@@ -43,11 +43,7 @@ impl RunHooks for StatsHooks {
         }
         let console = VirtioConsole::new(vm.memory().clone(), self.collector.clone());
         vm.add_mmio_device(MMIO_BASE, MMIO_DEVICE_SIZE, Box::new(console))?;
-        vm.append_cmdline(&format!(
-            "{}={}K@{MMIO_BASE:#x}:{VIRTIO_IRQ_BASE}",
-            mobius_shared::cmdline::VIRTIO_MMIO_DEVICE,
-            MMIO_DEVICE_SIZE / 1024
-        ));
+        vm.announce_virtio_mmio(MMIO_BASE, MMIO_DEVICE_SIZE, VIRTIO_IRQ_BASE);
         Ok(())
     }
 

@@ -68,26 +68,53 @@ fn read_obj<T: Copy + Default>(file: &File, offset: u64) -> Option<T> {
     Some(v)
 }
 
+/// Header, then the whole descriptor block and the whole data block in one
+/// read each (a `pread` per statistic cost ~130 system calls, ~1 ms).
 fn parse(file: &File) -> Option<Vec<(String, u64)>> {
     let header: StatsHeader = read_obj(file, 0)?;
     if header.num_desc > MAX_DESCS || header.name_size > MAX_NAME {
         return None;
     }
-    let desc_size = std::mem::size_of::<StatsDesc>() as u64 + u64::from(header.name_size);
+    let fixed = std::mem::size_of::<StatsDesc>();
+    let desc_size = fixed + header.name_size as usize;
+    let mut descs = vec![0u8; desc_size * header.num_desc as usize];
+    file.read_exact_at(&mut descs, u64::from(header.desc_offset))
+        .ok()?;
+    let parsed: Vec<(StatsDesc, &[u8])> = descs
+        .chunks_exact(desc_size)
+        .map(|d| (desc_at(&d[..fixed]), &d[fixed..]))
+        .collect();
+    let data_len = parsed
+        .iter()
+        .map(|(d, _)| d.offset as usize + 8 * usize::from(d.size))
+        .max()
+        .unwrap_or(0);
+    let mut data = vec![0u8; data_len];
+    file.read_exact_at(&mut data, u64::from(header.data_offset))
+        .ok()?;
     let mut out = Vec::new();
-    for i in 0..u64::from(header.num_desc) {
-        let at = u64::from(header.desc_offset) + i * desc_size;
-        let desc: StatsDesc = read_obj(file, at)?;
+    for (desc, name) in parsed {
         let kind = desc.flags & TYPE_MASK;
         if desc.size != 1 || !(kind == TYPE_CUMULATIVE || kind == TYPE_INSTANT) {
             continue;
         }
-        let mut name = vec![0u8; header.name_size as usize];
-        file.read_exact_at(&mut name, at + std::mem::size_of::<StatsDesc>() as u64)
-            .ok()?;
+        let at = desc.offset as usize;
+        let value = u64::from_ne_bytes(data.get(at..at + 8)?.try_into().ok()?);
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        let value: u64 = read_obj(file, u64::from(header.data_offset) + u64::from(desc.offset))?;
         out.push((String::from_utf8_lossy(&name[..end]).into_owned(), value));
     }
     Some(out)
+}
+
+/// A descriptor's fixed part from its bytes (native endian, as the kernel
+/// writes it).
+fn desc_at(b: &[u8]) -> StatsDesc {
+    let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    StatsDesc {
+        flags: u32_at(0),
+        exponent: i16::from_ne_bytes([b[4], b[5]]),
+        size: u16::from_ne_bytes([b[6], b[7]]),
+        offset: u32_at(8),
+        bucket_size: u32_at(12),
+    }
 }

@@ -56,8 +56,6 @@ pub enum VmError {
     },
     #[error("MMIO device: {0}")]
     Bus(#[from] BusError),
-    #[error("cannot start the vCPU thread: {0}")]
-    Thread(std::io::Error),
 }
 
 impl VmError {
@@ -85,6 +83,7 @@ pub struct Vm {
     ram_size: u64,
     mmio: MmioBus,
     cmdline_extra: Vec<String>,
+    virtio_windows: Vec<u64>,
 }
 
 impl Vm {
@@ -133,6 +132,7 @@ impl Vm {
             ram_size,
             mmio: MmioBus::new(),
             cmdline_extra: Vec::new(),
+            virtio_windows: Vec::new(),
         })
     }
 
@@ -160,6 +160,22 @@ impl Vm {
     /// Append words to the kernel command line (after the user's and the host's).
     pub fn append_cmdline(&mut self, words: &str) {
         self.cmdline_extra.push(words.to_string());
+    }
+
+    /// Announce a virtio-mmio device window to the guest: on the command line
+    /// the way Linux (and QEMU's microvm) does, `virtio_mmio.device=<size>@<base>:<irq>`,
+    /// and in the boot parameters block.
+    pub fn announce_virtio_mmio(&mut self, base: u64, size: u64, irq: u32) {
+        self.append_cmdline(&format!(
+            "{}={}K@{base:#x}:{irq}",
+            mobius_shared::cmdline::VIRTIO_MMIO_DEVICE,
+            size / 1024
+        ));
+        self.virtio_windows.push(base);
+    }
+
+    pub(crate) fn virtio_windows(&self) -> &[u64] {
+        &self.virtio_windows
     }
 
     pub fn kvm(&self) -> &Kvm {

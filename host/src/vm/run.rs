@@ -2,8 +2,6 @@
 //! or the supervisor asks it to.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -23,7 +21,7 @@ pub enum VcpuStop {
     Exit(u32),
     /// The guest crashed; the text says how (may span lines).
     Crash(String),
-    /// The supervisor asked the loop to stop (timeout or signal).
+    /// A signal asked the loop to stop (timeout timer, SIGINT, SIGTERM).
     Stopped,
     /// KVM_RUN failed with an unexpected error.
     RunError(String),
@@ -41,14 +39,15 @@ pub struct VcpuReport {
     pub kvm_stats: Vec<(String, u64)>,
 }
 
-/// Everything the loop needs, moved to the vCPU thread.
+/// Everything the loop needs; it runs on the calling thread.
 pub struct VcpuRunner {
     pub vcpu: VcpuFd,
     pub memory: GuestMemoryMmap,
     pub ram_size: u64,
     pub serial: SerialPort,
     pub mmio: MmioBus,
-    pub stop: Arc<AtomicBool>,
+    /// Read KVM's binary statistics when the guest stops.
+    pub read_kvm_stats: bool,
     exits: ExitCounts,
     warned: HashSet<(char, u64)>,
     discard_failed: bool,
@@ -61,7 +60,6 @@ impl VcpuRunner {
         ram_size: u64,
         serial: SerialPort,
         mmio: MmioBus,
-        stop: Arc<AtomicBool>,
     ) -> Self {
         VcpuRunner {
             vcpu,
@@ -69,24 +67,30 @@ impl VcpuRunner {
             ram_size,
             serial,
             mmio,
-            stop,
+            read_kvm_stats: false,
             exits: ExitCounts::default(),
             warned: HashSet::new(),
             discard_failed: false,
         }
     }
 
-    /// Run until the guest stops or `stop` is set.
+    /// Run until the guest stops or a signal (timeout timer, SIGINT,
+    /// SIGTERM; see [`super::signal`]) asks the loop to stop.
     pub fn run(mut self) -> VcpuReport {
+        let immediate_exit = std::ptr::addr_of_mut!(self.vcpu.get_kvm_run().immediate_exit);
+        // SAFETY: the byte is in this vCPU's kvm_run mapping, which lives as
+        // long as `self.vcpu`, beyond the guard (dropped at the end of `run`).
+        let guard = unsafe { super::signal::VcpuGuard::new(immediate_exit) };
         let first_run = Instant::now();
         let stop = loop {
-            if self.stop.load(Ordering::SeqCst) {
+            if super::signal::stop_requested().is_some() || super::signal::timed_out() {
                 break VcpuStop::Stopped;
             }
             if let Some(stop) = self.run_once() {
                 break stop;
             }
         };
+        drop(guard);
         self.serial.flush();
         VcpuReport {
             stop,
@@ -94,7 +98,11 @@ impl VcpuRunner {
             first_run,
             first_output: self.serial.first_byte(),
             done: Instant::now(),
-            kvm_stats: super::kvm_stats::read(&self.vcpu),
+            kvm_stats: if self.read_kvm_stats {
+                super::kvm_stats::read(&self.vcpu)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -108,7 +116,10 @@ impl VcpuRunner {
         let exit = match self.vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                // A signal: the loop looks at why; enter again only if it
+                // was not for us (immediate_exit would refuse every entry).
                 self.exits.interrupted += 1;
+                self.vcpu.set_kvm_immediate_exit(0);
                 return None;
             }
             Err(e) => return Some(VcpuStop::RunError(format!("KVM_RUN failed: {e}"))),

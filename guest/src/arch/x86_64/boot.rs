@@ -6,8 +6,9 @@
 //! * `_start32`, named by the PVH ELF note (Xen note type 18,
 //!   `XEN_ELFNOTE_PHYS32_ENTRY`): `mobius run --boot pvh` and QEMU enter here in
 //!   flat 32-bit protected mode, paging off, `ebx` = start info. It builds
-//!   identity page tables with 2 MiB pages over the first 4 GiB (RAM below
-//!   `MEMORY_MAX` and the MMIO window), enables long mode and joins `_start64`.
+//!   identity page tables with 2 MiB pages over the RAM of the memory map
+//!   (device windows are mapped later, by their drivers, through
+//!   [`super::identity::map_device`]), enables long mode and joins `_start64`.
 //!
 //! Neither path zeroes `.bss`: both loaders hand over zeroed memory, and on
 //! kvm_pvm every ring-0 instruction is emulated, so boot does as little as it can.
@@ -44,16 +45,49 @@ _start32:
     addl $0x1000, %eax
     movl %eax, boot_pdpt + 24
 
-    /* 2048 PD entries of 2 MiB: present, writable, PS */
+    /* How many 2 MiB pages cover RAM: the highest end of a RAM entry of
+       the memory map (start info version >= 1), rounded up. A RAM end at or
+       past 4 GiB, or no memory map, maps all 2048. Only RAM is mapped here:
+       each PD entry written costs ~5 emulated instructions on kvm_pvm, and
+       RAM is a few dozen entries where 4 GiB is 2048. Device windows above
+       RAM are mapped by the drivers that use them (`identity::map_device`). */
+    movl $2048, %ecx
+    cmpl $1, 4(%edi)                   /* start info version */
+    jb 6f
+    movl 40(%edi), %esi                /* memmap_paddr (below 4 GiB) */
+    movl 48(%edi), %edx                /* memmap_entries */
+    xorl %ecx, %ecx
+5:  testl %edx, %edx
+    jz 6f
+    cmpl $1, 16(%esi)                  /* type: RAM */
+    jne 7f
+    movl 0(%esi), %eax
+    addl 8(%esi), %eax
+    movl 4(%esi), %ebx
+    adcl 12(%esi), %ebx
+    jnz 8f                             /* ends at or past 4 GiB */
+    addl $0x1fffff, %eax
+    jc 8f
+    shrl $21, %eax
+    cmpl %ecx, %eax
+    jbe 7f
+    movl %eax, %ecx
+7:  addl $24, %esi
+    decl %edx
+    jmp 5b
+8:  movl $2048, %ecx
+6:  testl %ecx, %ecx
+    jz 9f
+
+    /* %ecx PD entries of 2 MiB from 0: present, writable, PS */
     movl $boot_pd, %edx
     movl $0x83, %eax
-    movl $2048, %ecx
 1:  movl %eax, (%edx)
     addl $0x200000, %eax
     addl $8, %edx
     decl %ecx
     jnz 1b
-
+9:
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax

@@ -2,6 +2,7 @@
 //! start info, GDT/IDT and traps, and the page tables behind `mm::paging::Mmu`.
 pub mod boot;
 pub mod cpu;
+pub mod identity;
 pub mod paging;
 pub mod serial;
 pub mod start_info;

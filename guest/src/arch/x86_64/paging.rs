@@ -21,14 +21,14 @@ use x86_64::VirtAddr as X86VirtAddr;
 
 use crate::mm::paging::{MapError, Mmu, PageAttrs, PhysAddr, TableFrames, VirtAddr, PAGE_SIZE};
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
+pub(super) const PRESENT: u64 = 1 << 0;
+pub(super) const WRITABLE: u64 = 1 << 1;
 const USER: u64 = 1 << 2;
-const PWT: u64 = 1 << 3;
-const PCD: u64 = 1 << 4;
-const HUGE: u64 = 1 << 7;
+pub(super) const PWT: u64 = 1 << 3;
+pub(super) const PCD: u64 = 1 << 4;
+pub(super) const HUGE: u64 = 1 << 7;
 const NX: u64 = 1 << 63;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+pub(super) const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const COUNT_SHIFT: u32 = 52;
 const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
 const KERNEL_SLOT: usize = 256;

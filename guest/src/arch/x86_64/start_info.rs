@@ -1,6 +1,8 @@
 //! The PVH `hvm_start_info` handed over by the loader (Xen's
 //! `arch-x86/hvm/start_info.h`, version 1): memory map and command line.
 use crate::mm::frame::MemRegion;
+use mobius_shared::boot_params::{self, BootParams};
+use mobius_shared::layout::BOOT_PARAMS_ADDR;
 
 const MAGIC: u32 = 0x336e_c578;
 const MEMMAP_TYPE_RAM: u32 = 1;
@@ -30,12 +32,19 @@ struct MemmapEntry {
     reserved: u32,
 }
 
-/// At most this many RAM regions are used (read before the heap exists).
-pub const MAX_RAM_REGIONS: usize = 16;
+/// At most this many RAM regions are used (read before the heap exists);
+/// RAM past them is left unused. A microVM's map has one or two (`mobius`
+/// gives two, QEMU's microvm two or three), and every array slot is bytes
+/// zeroed and copied in emulated ring 0 at boot.
+pub const MAX_RAM_REGIONS: usize = 8;
 
 /// What the kernel needs from the start info.
 pub struct BootInfo {
+    /// The command line; with the host's boot parameters block, only the
+    /// user's words (the host's facts are in `params`).
     pub cmdline: &'static str,
+    /// The `mobius` host's boot parameters block, if it wrote one.
+    pub params: Option<BootParams>,
     ram: [MemRegion; MAX_RAM_REGIONS],
     ram_len: usize,
 }
@@ -89,25 +98,45 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
         ram[ram_len] = MemRegion::new(e.addr, e.size);
         ram_len += 1;
     }
+    // SAFETY: the block's address is low RAM, identity-mapped, that any PVH
+    // loader leaves to us; a loader that wrote something else there fails
+    // the magic and version check.
+    let params = unsafe { boot_params() };
+    // With the host's block, its words on the line are known already: read
+    // only the user's part (every byte read is emulated on kvm_pvm).
+    let max = params.map_or(MAX_CMDLINE, |p| {
+        (p.user_cmdline_len as usize).min(MAX_CMDLINE)
+    });
     // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
-    let cmdline = unsafe { cmdline_at(info.cmdline_paddr) };
+    let cmdline = unsafe { cmdline_at(info.cmdline_paddr, max) };
     Ok(BootInfo {
         cmdline,
+        params,
         ram,
         ram_len,
     })
 }
 
-/// The NUL-terminated command line at `addr`, cut at [`MAX_CMDLINE`] bytes
-/// and at the first byte that is not UTF-8.
-unsafe fn cmdline_at(addr: u64) -> &'static str {
+/// The `mobius` boot parameters at their fixed address, if valid.
+///
+/// # Safety
+/// [`BOOT_PARAMS_ADDR`] must be identity-mapped, readable memory.
+unsafe fn boot_params() -> Option<BootParams> {
+    // SAFETY: the caller vouches for the address; any bytes are a valid array.
+    let raw = unsafe { &*(BOOT_PARAMS_ADDR as *const [u8; boot_params::LEN]) };
+    BootParams::decode(raw)
+}
+
+/// The NUL-terminated command line at `addr`, cut at `max` bytes and at the
+/// first byte that is not UTF-8.
+unsafe fn cmdline_at(addr: u64, max: usize) -> &'static str {
     if addr == 0 {
         return "";
     }
     let base = addr as *const u8;
     let mut len = 0;
     // SAFETY: reading up to the NUL (or the cap) of the loader's line.
-    while len < MAX_CMDLINE && unsafe { *base.add(len) } != 0 {
+    while len < max && unsafe { *base.add(len) } != 0 {
         len += 1;
     }
     // SAFETY: `len` bytes were just read.

@@ -9,10 +9,9 @@
 //! tables.
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use spin::Once;
-use x86_64::instructions::tables::{lidt, load_tss};
-use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::instructions::tables::{lgdt, lidt, load_tss};
+use x86_64::registers::segmentation::{Segment, DS, ES, SS};
+use x86_64::structures::gdt::SegmentSelector;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
@@ -77,18 +76,27 @@ fn page_fault_hook() -> Option<PageFaultHook> {
 core::arch::global_asm!(
     r#"
     .section .text
+    /* Stub n sits at trap_stubs + 16 * n exactly (.org fails the build if a
+       stub outgrows its 16 bytes), so `init` computes gates from one
+       template. The block is 512-byte aligned: adding 16 * n never carries
+       out of the low 16 bits of an address. */
     .macro TRAP_NOERR n
+    .org trap_stubs + \n * 16
 trap_stub_\n:
     pushq $0
     pushq $\n
     jmp trap_common
     .endm
     .macro TRAP_ERR n
+    .org trap_stubs + \n * 16
 trap_stub_\n:
     pushq $\n
     jmp trap_common
     .endm
 
+    .balign 512
+    .global trap_stubs
+trap_stubs:
     TRAP_NOERR 0
     TRAP_NOERR 1
     TRAP_NOERR 2
@@ -192,6 +200,7 @@ probe_sites:
 );
 
 extern "C" {
+    static trap_stubs: u8;
     static trap_stub_table: [u64; 32];
     static probe_sites: [u64; 3];
     fn probe_read_u8(addr: u64) -> i64;
@@ -213,15 +222,47 @@ pub fn probe_write(addr: u64, value: u8) -> bool {
     unsafe { probe_write_u8(addr, value as u64) == 0 }
 }
 
-struct Tables {
-    gdt: GlobalDescriptorTable,
-    code: SegmentSelector,
-    data: SegmentSelector,
-    tss: SegmentSelector,
-}
+/// Selectors of the kernel GDT (the same code and data slots as the boot GDT
+/// of `boot.rs` and of the host, so CS needs no reload when it is loaded).
+const KERNEL_CODE: u16 = 0x08;
+const KERNEL_DATA: u16 = 0x10;
+const TSS_SELECTOR: u16 = 0x18;
 
-static TSS: Once<TaskStateSegment> = Once::new();
-static TABLES: Once<Tables> = Once::new();
+/// The kernel GDT: null, 64-bit code, data, and the two slots of the TSS
+/// descriptor (written by [`init`]: its base is an address).
+///
+/// Plain words rather than the x86_64 crate's `GlobalDescriptorTable`: on
+/// kvm_pvm every ring-0 instruction is emulated, and building and moving the
+/// crate's tables through `Once`s cost ~600 instructions (~0.4 ms) of boot.
+#[repr(C, align(16))]
+struct Gdt([u64; 5]);
+struct GdtCell(core::cell::UnsafeCell<Gdt>);
+// SAFETY: written only during single-threaded boot (`init`).
+unsafe impl Sync for GdtCell {}
+static GDT: GdtCell = GdtCell(core::cell::UnsafeCell::new(Gdt([
+    0,
+    0x00af_9a00_0000_ffff, // 0x08: 64-bit code, DPL 0
+    0x00cf_9200_0000_ffff, // 0x10: data
+    0,
+    0,
+])));
+
+/// The TSS: only the IST pointers are used (no ring change, no I/O bitmap).
+struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
+// SAFETY: written only during single-threaded boot (`init`), then read by the CPU.
+unsafe impl Sync for TssCell {}
+static TSS: TssCell = TssCell(core::cell::UnsafeCell::new(TaskStateSegment::new()));
+
+/// The two GDT words of an available 64-bit TSS at `base`.
+fn tss_descriptor(base: u64) -> [u64; 2] {
+    let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+    let low = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x89 << 40) // present, type 9: available 64-bit TSS
+        | ((limit >> 16) & 0xf) << 48
+        | ((base >> 24) & 0xff) << 56;
+    [low, base >> 32]
+}
 
 /// A 64-bit interrupt gate.
 ///
@@ -229,43 +270,53 @@ static TABLES: Once<Tables> = Once::new();
 /// constructor is not `const`, and building and moving 4 KiB at boot cost
 /// 12 M cycles (4.6 ms) under kvm_pvm, where ring 0 is emulated. This one is
 /// zero in `.bss` and boot writes only the 24 exception gates.
-#[repr(C)]
+///
+/// The 16 bytes as two words (offset 0..16, selector, IST, type and
+/// attributes, offset 16..32; then offset 32..64), built with a few shifts:
+/// each ring-0 instruction of boot is emulated on kvm_pvm.
+#[repr(C, align(16))]
 #[derive(Clone, Copy)]
-struct Gate {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    type_attr: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
+struct Gate([u64; 2]);
 
 impl Gate {
-    const MISSING: Gate = Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attr: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    };
+    const MISSING: Gate = Gate([0, 0]);
     /// Present, DPL 0, 64-bit interrupt gate.
-    const INTERRUPT_GATE: u8 = 0x8e;
+    const INTERRUPT_GATE: u64 = 0x8e;
 
     fn interrupt(handler: u64, selector: u16, ist: u8) -> Gate {
-        Gate {
-            offset_low: handler as u16,
-            selector,
-            ist,
-            type_attr: Self::INTERRUPT_GATE,
-            offset_mid: (handler >> 16) as u16,
-            offset_high: (handler >> 32) as u32,
-            reserved: 0,
-        }
+        Gate([
+            (handler & 0xffff)
+                | u64::from(selector) << 16
+                | u64::from(ist) << 32
+                | Self::INTERRUPT_GATE << 40
+                | ((handler >> 16) & 0xffff) << 48,
+            handler >> 32,
+        ])
     }
 }
+
+/// The exception vectors that get a gate, with their IST slot (1-based, 0 =
+/// none). Reserved vectors (9, 15, 22-27, 31) are never raised: no gate.
+/// A list rather than a filtered loop over all 32: each ring-0 instruction
+/// of boot is emulated on kvm_pvm.
+const GATES: [(u8, u8); 24] = {
+    let mut g = [(0u8, 0u8); 24];
+    let mut i = 0;
+    let mut v = 0u8;
+    while v < 32 {
+        if !matches!(v, 9 | 15 | 22..=27 | 31) {
+            let ist = match v as u64 {
+                8 => IST_DOUBLE_FAULT as u8 + 1,
+                PAGE_FAULT => IST_PAGE_FAULT as u8 + 1,
+                _ => 0,
+            };
+            g[i] = (v, ist);
+            i += 1;
+        }
+        v += 1;
+    }
+    g
+};
 
 /// The IDT: written once by [`init`] before it is loaded, then only read by
 /// the CPU.
@@ -286,49 +337,35 @@ fn stack_top(stack: *const Stack) -> VirtAddr {
 
 /// Load the kernel GDT, TSS and IDT.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] =
-            stack_top(&raw const DOUBLE_FAULT_STACK);
-        tss.interrupt_stack_table[IST_PAGE_FAULT as usize] = stack_top(&raw const PAGE_FAULT_STACK);
-        tss
-    });
-    let tables = TABLES.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        Tables {
-            gdt,
-            code,
-            data,
-            tss,
-        }
-    });
-    tables.gdt.load();
-    // SAFETY: the selectors come from the GDT just loaded.
+    // SAFETY: boot is single-threaded and nothing else touches the TSS, the
+    // GDT or the IDT; the stacks are statics used only as IST stacks.
+    let (tss, gdt, idt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get(), &mut *IDT.0.get()) };
+    tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
+    tss.interrupt_stack_table[IST_PAGE_FAULT as usize] = stack_top(&raw const PAGE_FAULT_STACK);
+    let [low, high] = tss_descriptor(TSS.0.get() as u64);
+    gdt.0[3] = low;
+    gdt.0[4] = high;
+    let gdt_pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Gdt>() - 1) as u16,
+        base: VirtAddr::from_ptr(GDT.0.get()),
+    };
+    // SAFETY: the GDT is a static with the same code (0x08) and data (0x10)
+    // descriptors as the one CS and SS came from, and a valid TSS descriptor.
     unsafe {
-        CS::set_reg(tables.code);
-        DS::set_reg(tables.data);
-        ES::set_reg(tables.data);
-        SS::set_reg(tables.data);
-        load_tss(tables.tss);
+        lgdt(&gdt_pointer);
+        SS::set_reg(SegmentSelector(KERNEL_DATA));
+        DS::set_reg(SegmentSelector(KERNEL_DATA));
+        ES::set_reg(SegmentSelector(KERNEL_DATA));
+        load_tss(SegmentSelector(TSS_SELECTOR));
     }
-    // SAFETY: boot is single-threaded and nothing else touches the IDT.
-    let idt = unsafe { &mut *IDT.0.get() };
-    // SAFETY: the stub table holds the 32 entry stubs defined above.
-    let stubs = unsafe { &trap_stub_table };
-    for (vector, gate) in idt.iter_mut().enumerate() {
-        // Reserved vectors (9, 15, 22-27, 31) are never raised: no gate.
-        if matches!(vector, 9 | 15 | 22..=27 | 31) {
-            continue;
-        }
-        let ist = match vector as u64 {
-            8 => IST_DOUBLE_FAULT + 1,
-            PAGE_FAULT => IST_PAGE_FAULT + 1,
-            _ => 0,
-        };
-        *gate = Gate::interrupt(stubs[vector], tables.code.0, ist as u8);
+    // Stub n is at trap_stubs + 16 n (laid out so above): every gate is the
+    // first one's plus 16 n in the offset and its IST slot.
+    let [low, high] = Gate::interrupt((&raw const trap_stubs) as u64, KERNEL_CODE, 0).0;
+    for &(vector, ist) in &GATES {
+        idt[usize::from(vector)] = Gate([
+            low + (u64::from(vector) << 4) + (u64::from(ist) << 32),
+            high,
+        ]);
     }
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
@@ -336,6 +373,21 @@ pub fn init() {
     };
     // SAFETY: the IDT is a static that lives for ever, with valid gates.
     unsafe { lidt(&pointer) };
+}
+
+/// Whether every gate of the loaded IDT points at its vector's stub (from
+/// the stub table, which `init` does not read), with the right IST slot and
+/// the reserved vectors empty. For the in-guest tests.
+pub fn gates_match_stubs() -> bool {
+    // SAFETY: the IDT is only written by `init`, before this can run; the
+    // stub table holds the 32 stubs.
+    let (idt, stubs) = unsafe { (&*IDT.0.get(), &trap_stub_table) };
+    idt.iter().enumerate().all(|(v, gate)| {
+        match GATES.iter().find(|&&(vector, _)| usize::from(vector) == v) {
+            Some(&(_, ist)) => gate.0 == Gate::interrupt(stubs[v], KERNEL_CODE, ist).0,
+            None => gate.0 == [0, 0],
+        }
+    })
 }
 
 /// Load an empty IDT: the next exception shuts the machine down (triple

@@ -6,6 +6,7 @@
 //! virtio-queue against guest memory (a chain longer than the queue, a loop,
 //! or an address outside RAM ends processing of that notification), the bytes
 //! taken per notification are capped, and nothing here panics on guest input.
+use mobius_shared::stats::MAX_FRAME_LEN;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
@@ -188,23 +189,39 @@ impl VirtioConsole {
             self.bad_queue("transmit queue not ready or outside guest memory");
             return;
         }
-        let mut bytes = Vec::new();
+        // One chain is one statistics frame. The guest is untrusted: a chain
+        // is read only up to MAX_FRAME_LEN bytes (longer ones are counted as
+        // oversized, unread), and one notification takes at most
+        // MAX_BYTES_PER_NOTIFY bytes in all.
+        let mut frames: Vec<Result<Vec<u8>, usize>> = Vec::new();
         let mut used = Vec::new();
+        let mut total = 0usize;
         while let Some(chain) = q.pop_descriptor_chain(&mem) {
-            let head = chain.head_index();
+            used.push(chain.head_index());
+            self.counters.chains += 1;
+            let mut frame = Vec::new();
+            let mut claimed = 0usize;
+            let mut unreadable = false;
             for desc in chain.readable() {
-                let len = (desc.len() as usize).min(MAX_BYTES_PER_NOTIFY - bytes.len());
-                let start = bytes.len();
-                bytes.resize(start + len, 0);
-                if mem.read_slice(&mut bytes[start..], desc.addr()).is_err() {
-                    bytes.truncate(start);
+                claimed = claimed.saturating_add(desc.len() as usize);
+                if claimed > MAX_FRAME_LEN {
+                    break;
+                }
+                let start = frame.len();
+                frame.resize(claimed, 0);
+                if mem.read_slice(&mut frame[start..], desc.addr()).is_err() {
+                    unreadable = true;
                     self.counters.bad_descriptors += 1;
                     break;
                 }
             }
-            used.push(head);
-            self.counters.chains += 1;
-            if bytes.len() >= MAX_BYTES_PER_NOTIFY {
+            total += frame.len();
+            if claimed > MAX_FRAME_LEN {
+                frames.push(Err(claimed));
+            } else if !unreadable {
+                frames.push(Ok(frame));
+            }
+            if total >= MAX_BYTES_PER_NOTIFY {
                 break;
             }
         }
@@ -219,11 +236,17 @@ impl VirtioConsole {
             self.warned = true;
             eprintln!("mobius: warning: virtio console: descriptor outside guest memory; ignored");
         }
-        self.counters.bytes += bytes.len() as u64;
+        self.counters.bytes += total as u64;
         self.interrupt_status |= INT_USED_RING;
         let mut sink = self.sink.lock();
         sink.note_notification();
-        sink.push_bytes(&bytes);
+        for frame in frames {
+            match frame {
+                Ok(bytes) if !bytes.is_empty() => sink.push_frame(&bytes),
+                Ok(_) => {}
+                Err(len) => sink.reject_oversized(len),
+            }
+        }
     }
 
     fn bad_queue(&mut self, why: &str) {
