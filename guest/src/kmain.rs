@@ -265,12 +265,12 @@ fn page_fault(frame: &trap::TrapFrame, cr2: u64) -> bool {
         // The benchmark's floor handler: map a pre-zeroed frame, nothing else.
         return vmm.lock().floor_map(current_space(), cr2);
     }
-    if vmm.is_locked() {
+    let Some(guard) = vmm.try_lock() else {
         // The fault came from code holding the VMM lock: resolving it would
         // deadlock. Report it instead.
         println!("mobius-guest: page fault at {cr2:#x} while the VMM lock is held");
         return false;
-    }
+    };
     let e = frame.error_code;
     let access = Access {
         present: e & 1 != 0,
@@ -278,7 +278,7 @@ fn page_fault(frame: &trap::TrapFrame, cr2: u64) -> bool {
         user: e & 4 != 0,
         instruction: e & 16 != 0,
     };
-    let outcome = crate::mm::fault::handle(vmm, current_space(), cr2, access);
+    let outcome = crate::mm::fault::handle_locked(vmm, guard, current_space(), cr2, access);
     if !outcome.is_resolved() && !access.user {
         report::note_fault(cr2, access, outcome);
     }

@@ -30,7 +30,20 @@ pub fn handle<M: Mmu>(
     addr: VirtAddr,
     access: Access,
 ) -> FaultOutcome {
-    let mut vm = vmm.lock();
+    handle_locked(vmm, vmm.lock(), space, addr, access)
+}
+
+/// [`handle`] with the lock already taken (`vm` is `vmm`'s guard): the
+/// kernel's hook takes it with `try_lock`, which both refuses a fault taken
+/// with the lock held and locks, in one atomic operation.
+#[inline]
+pub fn handle_locked<'a, M: Mmu>(
+    vmm: &'a VmmLock<M>,
+    mut vm: spin::MutexGuard<'a, super::vmm::Vmm<M>>,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+) -> FaultOutcome {
     let t0 = vm.now();
     if let Some(outcome) = vm.fault_fast(space, addr, access, t0) {
         return outcome;

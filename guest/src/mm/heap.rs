@@ -8,19 +8,25 @@
 //! the linked-list heap spent ~1,750 instructions on the VMM's first dozen
 //! allocations. Here:
 //!
-//! * `alloc` pops the class's free list, or takes the next block of the
-//!   class's current 4 KiB slab, or (4 KiB and up) the next pages of the
-//!   range: O(1), about twenty instructions.
-//! * `dealloc` pushes the block on its class's free list: O(1).
+//! * Small blocks (up to 2 KiB): `alloc` pops the class's free list, or takes
+//!   the next block of the class's current 4 KiB slab: O(1), about twenty
+//!   instructions. `dealloc` pushes the block on its class's free list.
+//! * Large blocks (more than 2 KiB) are runs of whole pages: first fit in an
+//!   address-ordered list of free runs, which `dealloc` merges with their
+//!   neighbours, else never-used pages. A growing `Vec` (the descriptor table
+//!   of 100,000 areas) then costs about its final size, not twice it, as
+//!   power-of-two classes for large blocks did. Large blocks are rare (table
+//!   growth), so the list walk is not on any hot path.
+//! * Slabs are one-page runs, taken the same way.
 //! * `alloc_zeroed` zeroes only blocks that were used before. Memory never
 //!   handed out is zero already: the range is RAM the loader handed over
 //!   zeroed, as the boot protocol of both loaders promises (the same promise
 //!   that lets the kernel skip zeroing `.bss` and the frame allocator count
 //!   fresh frames as zero).
-//! * `realloc` within the same class keeps the block.
+//! * `realloc` within the same class, or the same number of pages, keeps the block.
 //!
-//! The price is memory: a block is its request rounded up to a power of two
-//! (at most twice the request), and freed blocks stay in their class.
+//! The price is memory: a small block is its request rounded up to a power of
+//! two, and freed small blocks stay in their class.
 //!
 //! The allocator works on addresses; [`ClassHeap`] is portable and tested on
 //! the host over an ordinary buffer. The kernel wraps it in a lock as its
@@ -29,12 +35,12 @@ use core::alloc::Layout;
 
 /// Smallest block: two words, room for the free-list link.
 const MIN_SHIFT: u32 = 4;
-/// Classes up to this size are carved from 4 KiB slabs; larger ones are
-/// whole pages from the range.
+/// Small classes are carved from slabs of one page; larger blocks are runs
+/// of whole pages.
 const SLAB_SHIFT: u32 = 12;
 const SLAB: usize = 1 << SLAB_SHIFT;
-/// Number of classes: 16 B up to 2^47 B (beyond any heap).
-const CLASSES: usize = 44;
+/// Small classes: 16 B up to 2 KiB.
+const CLASSES: usize = (SLAB_SHIFT - MIN_SHIFT) as usize;
 
 /// One size class: free blocks, and the rest of its current slab.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +51,8 @@ struct Class {
     /// Next unused block of the current slab, and the slab's end.
     bump: usize,
     bump_end: usize,
+    /// Whether the current slab was never used before (its blocks read zero).
+    bump_zero: bool,
 }
 
 impl Class {
@@ -52,6 +60,7 @@ impl Class {
         free: 0,
         bump: 0,
         bump_end: 0,
+        bump_zero: false,
     };
 }
 
@@ -59,6 +68,9 @@ impl Class {
 #[derive(Debug)]
 pub struct ClassHeap {
     classes: [Class; CLASSES],
+    /// Address of the first free page run (0: none), runs in address order;
+    /// each holds a [`Run`] header.
+    runs: usize,
     /// First never-used byte of the range (page aligned) and its end.
     next: usize,
     end: usize,
@@ -67,12 +79,25 @@ pub struct ClassHeap {
     used: usize,
 }
 
-/// The class of a layout, or `None` if no class holds it.
+/// The header at the start of a free page run.
+#[repr(C)]
+struct Run {
+    pages: usize,
+    /// Address of the next free run (0: none); always above this one.
+    next: usize,
+}
+
+/// The small class of a layout, or `None` for a large block.
 fn class_of(layout: Layout) -> Option<usize> {
     let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT);
     let shift = usize::BITS - (size - 1).leading_zeros();
     let class = (shift - MIN_SHIFT) as usize;
     (class < CLASSES).then_some(class)
+}
+
+/// Pages of a large block.
+fn pages_of(layout: Layout) -> usize {
+    layout.size().div_ceil(SLAB).max(1)
 }
 
 const fn class_size(class: usize) -> usize {
@@ -86,6 +111,7 @@ impl ClassHeap {
     pub const fn empty() -> Self {
         ClassHeap {
             classes: [Class::EMPTY; CLASSES],
+            runs: 0,
             next: 0,
             end: 0,
             size: 0,
@@ -111,54 +137,126 @@ impl ClassHeap {
     /// Allocate; returns the address and whether the block is known zero
     /// (never used before), or `None` when the heap is full.
     pub fn alloc(&mut self, layout: Layout) -> Option<(usize, bool)> {
-        let class = class_of(layout)?;
-        let c = &mut self.classes[class];
+        let Some(class) = class_of(layout) else {
+            let pages = pages_of(layout);
+            let got = self.alloc_pages(pages, layout.align().max(SLAB))?;
+            self.used += pages * SLAB;
+            return Some(got);
+        };
         let size = class_size(class);
-        if c.free != 0 {
+        let c = &mut self.classes[class];
+        let got = if c.free != 0 {
             let block = c.free;
             // SAFETY: `block` is a free block of this class, inside the
             // range, aligned to its size; its first word is the link.
             c.free = unsafe { (block as *const usize).read() };
-            self.used += size;
-            return Some((block, false));
-        }
-        let block = if size < SLAB {
+            (block, false)
+        } else {
             if c.bump == c.bump_end {
-                let slab = self.take_pages(SLAB, SLAB)?;
+                let (slab, zero) = self.alloc_pages(1, SLAB)?;
                 let c = &mut self.classes[class];
-                c.bump = slab;
-                c.bump_end = slab + SLAB;
+                (c.bump, c.bump_end, c.bump_zero) = (slab, slab + SLAB, zero);
             }
             let c = &mut self.classes[class];
             let block = c.bump;
             c.bump += size;
-            block
-        } else {
-            self.take_pages(size, layout.align().max(SLAB))?
+            (block, c.bump_zero)
         };
         self.used += size;
-        Some((block, true))
+        Some(got)
     }
 
-    /// Never-used pages for `size` bytes aligned to `align` (a power of two
-    /// of at least a page). Skipped pages for a large alignment stay unused.
-    fn take_pages(&mut self, size: usize, align: usize) -> Option<usize> {
+    /// `pages` pages aligned to `align` (a power of two, at least a page):
+    /// the first free run that holds them, else never-used pages (known
+    /// zero). Returns the address and whether it is known zero.
+    fn alloc_pages(&mut self, pages: usize, align: usize) -> Option<(usize, bool)> {
+        let size = pages.checked_mul(SLAB)?;
+        let mut prev = 0;
+        let mut at = self.runs;
+        while at != 0 {
+            // SAFETY: `at` is a free run of this heap, with its header.
+            let run = unsafe { &*(at as *const Run) };
+            let next = run.next;
+            if at.is_multiple_of(align) && run.pages >= pages {
+                let rest = run.pages - pages;
+                let after = if rest == 0 {
+                    next
+                } else {
+                    let tail = at + size;
+                    // SAFETY: the tail is the unused part of this free run.
+                    unsafe { (tail as *mut Run).write(Run { pages: rest, next }) };
+                    tail
+                };
+                self.link(prev, after);
+                return Some((at, false));
+            }
+            prev = at;
+            at = next;
+        }
         let start = self.next.checked_next_multiple_of(align)?;
         let end = start.checked_add(size)?;
         if end > self.end {
             return None;
         }
         self.next = end;
-        Some(start)
+        Some((start, true))
+    }
+
+    /// Make the run after `prev` (or the first run, if `prev` is 0) `next`.
+    fn link(&mut self, prev: usize, next: usize) {
+        if prev == 0 {
+            self.runs = next;
+        } else {
+            // SAFETY: `prev` is a free run of this heap.
+            unsafe { (*(prev as *mut Run)).next = next };
+        }
+    }
+
+    /// Give back `pages` pages at `addr`, merged with free neighbours.
+    fn free_pages(&mut self, addr: usize, pages: usize) {
+        let mut prev = 0;
+        let mut at = self.runs;
+        while at != 0 && at < addr {
+            prev = at;
+            // SAFETY: `at` is a free run of this heap.
+            at = unsafe { (*(at as *const Run)).next };
+        }
+        let mut run = Run { pages, next: at };
+        if at != 0 && addr + pages * SLAB == at {
+            // SAFETY: `at` is the free run right after the block.
+            let following = unsafe { &*(at as *const Run) };
+            run = Run {
+                pages: pages + following.pages,
+                next: following.next,
+            };
+        }
+        if prev != 0 {
+            // SAFETY: `prev` is the free run right before the block's place.
+            let before = unsafe { &mut *(prev as *mut Run) };
+            if prev + before.pages * SLAB == addr {
+                *before = Run {
+                    pages: before.pages + run.pages,
+                    next: run.next,
+                };
+                return;
+            }
+        }
+        // SAFETY: the block is ours again, at least a page, page aligned.
+        unsafe { (addr as *mut Run).write(run) };
+        self.link(prev, addr);
     }
 
     /// Give back a block.
     ///
     /// # Safety
-    /// `addr` must have come from [`alloc`](ClassHeap::alloc) (or
-    /// [`realloc`](ClassHeap::realloc)) with this `layout`, and not been freed since.
+    /// `addr` must have come from [`alloc`](ClassHeap::alloc) with this
+    /// `layout` (or a layout [`realloc_in_place`](ClassHeap::realloc_in_place)
+    /// accepted for it), and not been freed since.
     pub unsafe fn dealloc(&mut self, addr: usize, layout: Layout) {
         let Some(class) = class_of(layout) else {
+            let pages = pages_of(layout);
+            self.free_pages(addr, pages);
+            self.used -= pages * SLAB;
             return;
         };
         let c = &mut self.classes[class];
@@ -169,13 +267,17 @@ impl ClassHeap {
         self.used -= class_size(class);
     }
 
-    /// Resize: the same block when the new size is in the same class, else
-    /// `None` (the caller moves the contents to a new block).
+    /// Whether a block of `layout` can serve `new_size` bytes where it is:
+    /// the same small class, or the same number of pages.
     pub fn realloc_in_place(&self, layout: Layout, new_size: usize) -> bool {
         let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
             return false;
         };
-        class_of(layout).is_some() && class_of(layout) == class_of(new)
+        match (class_of(layout), class_of(new)) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => pages_of(layout) == pages_of(new),
+            _ => false,
+        }
     }
 
     /// Bytes in blocks handed out, and bytes not handed out.
@@ -210,7 +312,9 @@ mod tests {
         assert_eq!(class_of(layout(16, 8)), Some(0));
         assert_eq!(class_of(layout(17, 8)), Some(1));
         assert_eq!(class_of(layout(8, 64)), Some(2), "alignment counts");
-        assert_eq!(class_size(class_of(layout(4097, 8)).expect("class")), 8192);
+        assert_eq!(class_of(layout(2048, 8)), Some(CLASSES - 1));
+        assert_eq!(class_of(layout(2049, 8)), None, "a page run");
+        assert_eq!(pages_of(layout(4097, 8)), 2);
         assert_eq!(class_of(layout(usize::MAX / 2, 1)), None);
     }
 
@@ -252,6 +356,54 @@ mod tests {
         assert!(h.realloc_in_place(layout(20, 8), 32));
         assert!(!h.realloc_in_place(layout(20, 8), 33));
         assert!(!h.realloc_in_place(layout(20, 8), usize::MAX));
+    }
+
+    #[test]
+    fn a_growing_vec_fits_in_little_more_than_its_final_size() {
+        // A Vec doubling to 3/8 of the heap, with small allocations between
+        // the steps (as 100,000 areas grow the descriptor table while the
+        // node maps allocate). Power-of-two classes for large blocks needed
+        // ~2x the final size and ran a kernel heap out; page runs that are
+        // coalesced when freed and reused must not.
+        let pages = 4096;
+        let (mut h, _buf) = heap(pages);
+        let mut block = None;
+        let mut size = 3 * SLAB;
+        let mut smalls = Vec::new();
+        while size <= pages * SLAB * 3 / 8 {
+            let l = layout(size, 8);
+            let (new, _) = h.alloc(l).expect("room for the next size");
+            if let Some((old, old_l)) = block.replace((new, l)) {
+                // SAFETY: `old` came from this heap with `old_l`.
+                unsafe { h.dealloc(old, old_l) };
+            }
+            for _ in 0..64 {
+                smalls.push(h.alloc(layout(200, 8)).expect("room").0);
+            }
+            size = size * 2 - SLAB / 2;
+        }
+        assert!(!smalls.is_empty());
+    }
+
+    #[test]
+    fn freed_runs_coalesce_and_are_reused() {
+        let (mut h, _buf) = heap(64);
+        let l = layout(3 * SLAB, 8);
+        let a = h.alloc(l).expect("room").0;
+        let b = h.alloc(l).expect("room").0;
+        let c = h.alloc(l).expect("room").0;
+        // SAFETY: each came from this heap with `l`.
+        unsafe {
+            h.dealloc(a, l);
+            h.dealloc(c, l);
+            h.dealloc(b, l);
+        }
+        // a, b, c are one run of 9 pages again: a 9-page block fits there.
+        let big = layout(9 * SLAB, 8);
+        assert_eq!(h.alloc(big), Some((a, false)));
+        // A large alignment is honoured too.
+        let (al, _) = h.alloc(layout(2 * SLAB, 4 * SLAB)).expect("room");
+        assert_eq!(al % (4 * SLAB), 0);
     }
 
     #[test]

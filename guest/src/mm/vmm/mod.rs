@@ -1151,6 +1151,7 @@ impl<M: Mmu> Vmm<M> {
     /// every case. `None`, with nothing else changed, for anything else
     /// (other kinds, protection faults, a record present, a pool short of
     /// frames, a failed map): [`Vmm::fault_resolve`] then does the whole job.
+    #[inline(always)]
     pub(crate) fn fault_fast(
         &mut self,
         space: SpaceId,
@@ -1161,7 +1162,7 @@ impl<M: Mmu> Vmm<M> {
         let page = page_align_down(addr);
         // The node lookup is counted here, once, whatever happens next.
         if self.hint.as_ref().is_some_and(|h| h.covers(space, page)) {
-            self.stats.record_lookup(0);
+            self.stats.record_hint_lookup();
         } else {
             let (found, depth) = self.find(space, page);
             self.stats.record_lookup(depth);
@@ -1190,9 +1191,10 @@ impl<M: Mmu> Vmm<M> {
             FaultKind::DemandZero
         };
         let cycles = self.clock.now().saturating_sub(t0);
-        self.stats.record(kind, cycles);
         if kind == FaultKind::DemandZero {
-            self.stats.record(FaultKind::ZeroPoolHit, cycles);
+            self.stats.record_zero_pool_demand_zero(cycles);
+        } else {
+            self.stats.record(kind, cycles);
         }
         Some(FaultOutcome::Resolved(kind))
     }
