@@ -10,10 +10,10 @@ median length and the instructions per fault of each function.
 
     python3 bench/fault_profile.py ELF --cmdline "workload=fault-bench faults=50 areas=10"
 """
-import argparse, bisect, collections, os, re, statistics, subprocess, sys, tempfile
+import argparse, bisect, collections, os, statistics, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_profile import symbols, short  # noqa: E402
+from guest_profile import short, symbols, trace_pcs  # noqa: E402
 
 
 def iretq_address(elf, start):
@@ -42,31 +42,18 @@ def main():
     entry, common = by_name["trap_stub_14"], by_name["trap_common"]
     end = iretq_address(a.elf, common)
     faults = []  # one Counter per fault
-    with tempfile.TemporaryDirectory() as d:
-        log = os.path.join(d, "trace.log")
-        subprocess.run([a.qemu, "-M", "microvm", "-accel", "tcg", "-singlestep", "-m", "128M",
-                        "-kernel", a.elf, "-append", a.cmdline, "-nographic", "-no-reboot",
-                        "-nodefaults", "-serial", "null", "-device",
-                        "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log],
-                       stdin=subprocess.DEVNULL, timeout=600)
-        pat = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
-        cur = None
-        with open(log) as f:
-            for line in f:
-                m = pat.match(line)
-                if not m:
-                    continue
-                pc = int(m.group(1), 16)
-                if pc == entry:
-                    cur = collections.Counter()
-                if cur is None:
-                    continue
-                i = bisect.bisect_right(addrs, pc) - 1
-                cur[names[i] if i >= 0 else "?"] += 1
-                cur[pc] += 1
-                if pc == end:
-                    faults.append(cur)
-                    cur = None
+    cur = None
+    for pc in trace_pcs(a.qemu, a.elf, a.cmdline):
+        if pc == entry:
+            cur = collections.Counter()
+        if cur is None:
+            continue
+        i = bisect.bisect_right(addrs, pc) - 1
+        cur[names[i] if i >= 0 else "?"] += 1
+        cur[pc] += 1
+        if pc == end:
+            faults.append(cur)
+            cur = None
     phases = []
     for c in faults:
         key = frozenset(k for k in c if isinstance(k, str))

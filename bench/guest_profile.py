@@ -27,6 +27,36 @@ def symbols(elf):
 LEAVES = {"memcpy", "memset", "memmove", "memcmp", "bcmp"}
 
 
+def trace_pcs(qemu, elf, cmdline, params=False):
+    """Boot `elf` under QEMU TCG single-stepping and yield the address of
+    every instruction executed, in order. With `params`, also load a mobius
+    boot-parameters block at 0x6800 as `mobius run` writes it (the user's
+    words are those before the first ` tsc_khz=`)."""
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "trace.log")
+        extra = []
+        if params:
+            blob = os.path.join(d, "params.bin")
+            user = cmdline.split(" tsc_khz=")[0] if " tsc_khz=" in cmdline else ""
+            m = re.search(r"tsc_khz=(\d+)", cmdline)
+            khz = int(m.group(1)) if m else 0
+            with open(blob, "wb") as f:
+                f.write(b"MobiusBP" + struct.pack("<IIQII", 1, 1, khz, len(user), 0) + bytes(32))
+            extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on"]
+        subprocess.run([qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg",
+                        "-singlestep", "-m", "128M", "-kernel", elf, "-append", cmdline,
+                        "-nographic", "-no-reboot", "-nodefaults", "-serial", "null",
+                        "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+                        "-d", "exec,nochain", "-D", log] + extra,
+                       stdin=subprocess.DEVNULL, timeout=600)
+        pat = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+        with open(log) as f:
+            for line in f:
+                m = pat.match(line)
+                if m:
+                    yield int(m.group(1), 16)
+
+
 def short(name):
     name = re.sub(r"::h[0-9a-f]{16}$", "", name)
     return name if len(name) < 110 else name[:107] + "..."
@@ -44,43 +74,22 @@ def main():
                          "the user's, which are the words before the first tsc_khz=")
     a = ap.parse_args()
     addrs, names = symbols(a.elf)
-    with tempfile.TemporaryDirectory() as d:
-        log = os.path.join(d, "trace.log")
-        extra = []
-        if a.params:
-            blob = os.path.join(d, "params.bin")
-            user = a.cmdline.split(" tsc_khz=")[0] if " tsc_khz=" in a.cmdline else ""
-            khz = int(re.search(r"tsc_khz=(\d+)", a.cmdline).group(1)) if "tsc_khz=" in a.cmdline else 0
-            with open(blob, "wb") as f:
-                f.write(b"MobiusBP" + struct.pack("<IIQII", 1, 1, khz, len(user), 0) + bytes(32))
-            extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on"]
-        subprocess.run([a.qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg", "-singlestep", "-m", "128M",
-                        "-kernel", a.elf, "-append", a.cmdline, "-nographic", "-no-reboot",
-                        "-nodefaults", "-serial", "null", "-device",
-                        "isa-debug-exit,iobase=0xf4,iosize=4", "-d", "exec,nochain", "-D", log] + extra,
-                       stdin=subprocess.DEVNULL, timeout=600)
-        counts = collections.Counter()
-        callers = collections.Counter()
-        last = "?"
-        total = 0
-        pat = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
-        lo, hi = addrs[0] if addrs else 0, (addrs[-1] + 0x10000) if addrs else 0
-        with open(log) as f:
-            for line in f:
-                m = pat.match(line)
-                if not m:
-                    continue
-                pc = int(m.group(1), 16)
-                if not (lo <= pc < hi):
-                    continue
-                i = bisect.bisect_right(addrs, pc) - 1
-                name = names[i] if i >= 0 else "?"
-                counts[name] += 1
-                total += 1
-                if name in LEAVES:
-                    callers[(name, last)] += 1
-                else:
-                    last = name
+    counts = collections.Counter()
+    callers = collections.Counter()
+    last = "?"
+    total = 0
+    lo, hi = addrs[0] if addrs else 0, (addrs[-1] + 0x10000) if addrs else 0
+    for pc in trace_pcs(a.qemu, a.elf, a.cmdline, a.params):
+        if not (lo <= pc < hi):
+            continue
+        i = bisect.bisect_right(addrs, pc) - 1
+        name = names[i] if i >= 0 else "?"
+        counts[name] += 1
+        total += 1
+        if name in LEAVES:
+            callers[(name, last)] += 1
+        else:
+            last = name
     print(f"{total} guest kernel instructions ({a.cmdline})")
     for name, n in counts.most_common(a.top):
         print(f"{n:>9} {100.0 * n / max(total, 1):5.1f}%  {short(name)}")
