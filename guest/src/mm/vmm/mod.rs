@@ -1236,10 +1236,11 @@ impl<M: Mmu> Vmm<M> {
         Some(())
     }
 
-    /// First part of `VmmPageFault`, under the lock: find the node, check
-    /// the access, and resolve everything that needs no I/O and no handler.
-    /// NORMAL areas (demand-zero) and upgrades take a short path: one hinted
-    /// node lookup, one page-table walk, one page-record update.
+    /// The whole first part of `VmmPageFault`, under the lock, counting the
+    /// node lookup: find the node, check the access, and resolve everything
+    /// that needs no I/O and no handler. The kernel's fault path tries
+    /// [`Vmm::fault_fast`] first and falls back to [`Vmm::fault_resolve`];
+    /// this entry serves the retry after a FILE/IMAGE read.
     pub(crate) fn fault_begin(&mut self, space: SpaceId, addr: VirtAddr, access: Access) -> Step {
         let (_, depth) = self.find(space, page_align_down(addr));
         self.stats.record_lookup(depth);
