@@ -65,9 +65,23 @@ fn hlt_without_status_is_a_crash() {
         return;
     }
     let s = Scratch::new();
-    let o = boot(&s, elf::halt(), &[]);
+    let o = boot(&s, elf::halt(), &["--timeout", "20s"]);
     assert_eq!(o.status.code(), Some(host::GUEST_CRASH));
     assert!(stderr(&o).contains("HLT"), "{}", stderr(&o));
+}
+
+#[test]
+fn hlt_waiting_for_an_interrupt_that_cannot_come_is_a_crash() {
+    if !kvm_or_skip("hlt_waiting_for_an_interrupt_that_cannot_come_is_a_crash") {
+        return;
+    }
+    let s = Scratch::new();
+    // IF=1, APIC timer off: with KVM's APIC the vCPU sleeps inside KVM_RUN,
+    // and the halt watch must still see that it never wakes.
+    let o = boot(&s, elf::halt_with_interrupts_on(), &["--timeout", "20s"]);
+    assert_eq!(o.status.code(), Some(host::GUEST_CRASH), "{}", stderr(&o));
+    assert!(stderr(&o).contains("HLT"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rflags=0x202"), "{}", stderr(&o));
 }
 
 #[test]

@@ -48,6 +48,9 @@ pub struct VcpuRunner {
     pub mmio: MmioBus,
     /// Read KVM's binary statistics when the guest stops.
     pub read_kvm_stats: bool,
+    /// KVM emulates the local APIC: HLT stays inside KVM_RUN, and the halt
+    /// watch's ticks ([`super::signal`]) are when the loop checks for it.
+    pub lapic_in_kernel: bool,
     exits: ExitCounts,
     warned: HashSet<(char, u64)>,
     discard_failed: bool,
@@ -68,6 +71,7 @@ impl VcpuRunner {
             serial,
             mmio,
             read_kvm_stats: false,
+            lapic_in_kernel: false,
             exits: ExitCounts::default(),
             warned: HashSet::new(),
             discard_failed: false,
@@ -120,6 +124,12 @@ impl VcpuRunner {
                 // was not for us (immediate_exit would refuse every entry).
                 self.exits.interrupted += 1;
                 self.vcpu.set_kvm_immediate_exit(0);
+                if super::signal::take_watch_tick()
+                    && self.lapic_in_kernel
+                    && super::halt::halted_for_good(&self.vcpu)
+                {
+                    return Some(self.halted());
+                }
                 return None;
             }
             Err(e) => return Some(VcpuStop::RunError(format!("KVM_RUN failed: {e}"))),
@@ -203,13 +213,7 @@ impl VcpuRunner {
                     );
                 }
             }
-            VcpuExit::Hlt => {
-                self.exits.hlt += 1;
-                return Some(VcpuStop::Crash(format!(
-                    "guest halted (HLT) without reporting a status\n{}",
-                    self.describe_state()
-                )));
-            }
+            VcpuExit::Hlt => return Some(self.halted()),
             VcpuExit::Shutdown => {
                 self.exits.shutdown += 1;
                 return Some(VcpuStop::Crash(format!(
@@ -252,6 +256,15 @@ impl VcpuRunner {
             }
         }
         None
+    }
+
+    /// The guest halted and nothing will wake it.
+    fn halted(&mut self) -> VcpuStop {
+        self.exits.hlt += 1;
+        VcpuStop::Crash(format!(
+            "guest halted (HLT) without reporting a status\n{}",
+            self.describe_state()
+        ))
     }
 
     fn discard(&mut self, pfn: u64) {

@@ -3,6 +3,10 @@
 //! * SIGINT/SIGTERM record the signal for the run loop.
 //! * The timeout is a POSIX timer aimed at the vCPU thread itself
 //!   (`SIGEV_THREAD_ID`) that delivers the real-time "kick" signal.
+//! * The halt watch is a periodic timer of the same kind, with its own
+//!   signal: with an in-kernel local APIC, KVM keeps a halted vCPU inside
+//!   KVM_RUN instead of exiting with KVM_EXIT_HLT, so the run loop looks at
+//!   the vCPU on each tick ([`super::run`]).
 //!
 //! Both handlers set `immediate_exit` in the running vCPU's `kvm_run`, so
 //! that KVM_RUN returns EINTR even when the signal lands just before it is
@@ -28,6 +32,8 @@ thread_local! {
     static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
     /// Whether this thread's timeout timer fired.
     static TIMED_OUT: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread's halt-watch timer ticked since the last look.
+    static WATCH_TICK: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Make the vCPU on this thread leave (or not enter) KVM_RUN.
@@ -54,9 +60,19 @@ extern "C" fn on_timeout(_: c_int, _: *mut siginfo_t, _: *mut c_void) {
     exit_vcpu_now();
 }
 
+extern "C" fn on_watch_tick(_: c_int, _: *mut siginfo_t, _: *mut c_void) {
+    WATCH_TICK.with(|t| t.set(true));
+    exit_vcpu_now();
+}
+
 /// The signal the timeout timer delivers.
 pub fn timeout_signal() -> c_int {
     SIGRTMIN()
+}
+
+/// The signal the halt-watch timer delivers.
+pub fn watch_signal() -> c_int {
+    SIGRTMIN() + 1
 }
 
 /// Install the handlers (once per process). Errors are returned as text.
@@ -68,6 +84,7 @@ pub fn install() -> Result<(), String> {
                 timeout_signal(),
                 on_timeout as vmm_sys_util::signal::SignalHandler,
             ),
+            (watch_signal(), on_watch_tick),
             (libc::SIGINT, on_stop_signal),
             (libc::SIGTERM, on_stop_signal),
         ] {
@@ -92,6 +109,11 @@ pub fn timed_out() -> bool {
     TIMED_OUT.with(Cell::get)
 }
 
+/// Whether this thread's halt watch ticked since the last call (and forget it).
+pub fn take_watch_tick() -> bool {
+    WATCH_TICK.with(|t| t.replace(false))
+}
+
 /// While alive, signals to this thread make its vCPU leave KVM_RUN through
 /// `immediate_exit` (a pointer into the vCPU's kvm_run mapping).
 pub struct VcpuGuard(());
@@ -112,18 +134,28 @@ impl Drop for VcpuGuard {
     }
 }
 
-/// A one-shot POSIX timer that sends [`timeout_signal`] to this thread.
-pub struct TimeoutTimer(libc::timer_t);
+/// A POSIX timer that sends a signal to the thread that started it.
+pub struct ThreadTimer(libc::timer_t);
 
-impl TimeoutTimer {
-    /// Arm a timer firing after `after` (at once if zero). Resets this
-    /// thread's timed-out flag.
-    pub fn start(after: Duration) -> std::io::Result<TimeoutTimer> {
+impl ThreadTimer {
+    /// Arm a one-shot [`timeout_signal`] firing after `after` (at once if
+    /// zero). Resets this thread's timed-out flag.
+    pub fn timeout(after: Duration) -> std::io::Result<ThreadTimer> {
         TIMED_OUT.with(|t| t.set(false));
+        Self::arm(timeout_signal(), after, Duration::ZERO)
+    }
+
+    /// Arm the halt watch: [`watch_signal`] every `period`.
+    pub fn halt_watch(period: Duration) -> std::io::Result<ThreadTimer> {
+        WATCH_TICK.with(|t| t.set(false));
+        Self::arm(watch_signal(), period, period)
+    }
+
+    fn arm(signal: c_int, first: Duration, interval: Duration) -> std::io::Result<ThreadTimer> {
         // SAFETY: all-zero is a valid sigevent; the fields used are set below.
         let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
         ev.sigev_notify = libc::SIGEV_THREAD_ID;
-        ev.sigev_signo = timeout_signal();
+        ev.sigev_signo = signal;
         // SAFETY: gettid has no preconditions.
         ev.sigev_notify_thread_id = unsafe { libc::gettid() };
         let mut id: libc::timer_t = std::ptr::null_mut();
@@ -131,18 +163,11 @@ impl TimeoutTimer {
         if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let timer = TimeoutTimer(id);
+        let timer = ThreadTimer(id);
         // A zero it_value would disarm the timer: fire after 1 ns instead.
-        let after = after.max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: after.as_secs().min(i64::MAX as u64) as libc::time_t,
-                tv_nsec: after.subsec_nanos().into(),
-            },
+            it_interval: timespec(interval),
+            it_value: timespec(first.max(Duration::from_nanos(1))),
         };
         // SAFETY: `id` is the timer just created; `spec` is valid.
         if unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) } != 0 {
@@ -152,9 +177,16 @@ impl TimeoutTimer {
     }
 }
 
-impl Drop for TimeoutTimer {
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+impl Drop for ThreadTimer {
     fn drop(&mut self) {
-        // SAFETY: the timer was created by `start` and is deleted once.
+        // SAFETY: the timer was created by `arm` and is deleted once.
         unsafe { libc::timer_delete(self.0) };
     }
 }

@@ -31,6 +31,11 @@ pub fn halt() -> Vec<u8> {
     vec![0xf4]
 }
 
+/// Machine code: `sti; hlt`: waiting for an interrupt no device will send.
+pub fn halt_with_interrupts_on() -> Vec<u8> {
+    vec![0xfb, 0xf4]
+}
+
 /// Machine code: `ud2` with no IDT loaded: a triple fault.
 pub fn triple_fault() -> Vec<u8> {
     vec![0x0f, 0x0b]
