@@ -8,7 +8,7 @@ GUEST_TARGET := x86_64-unknown-none
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 GUEST_ELF  := $(TARGET_DIR)/guest/$(GUEST_TARGET)/release/mobius-guest
 # .cargo/config.toml names the host target (the binary is linked statically).
-HOST_TARGET := x86_64-unknown-linux-gnu
+HOST_TARGET := x86_64-unknown-linux-musl
 MOBIUS     := $(TARGET_DIR)/$(HOST_TARGET)/release/mobius
 CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
@@ -16,11 +16,11 @@ QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
 .PHONY: run test guest qemu bench bench-boot bench-faults profile toolchain lint fmt clean
 
-## The guest target. rust-toolchain.toml names it, but rustup adds a toolchain
-## file's targets only when it installs the toolchain: a machine that already has
-## the pinned toolchain without x86_64-unknown-none needs this (a no-op otherwise).
+## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
+## toolchain file's targets only when it installs the toolchain: a machine that
+## already has the pinned toolchain without them needs this (a no-op otherwise).
 toolchain:
-	@if command -v rustup >/dev/null 2>&1; then rustup target add $(GUEST_TARGET) >/dev/null 2>&1 || rustup target add $(GUEST_TARGET); fi
+	@if command -v rustup >/dev/null 2>&1; then rustup target add $(GUEST_TARGET) $(HOST_TARGET) >/dev/null 2>&1 || rustup target add $(GUEST_TARGET) $(HOST_TARGET); fi
 
 ## Build everything and boot the default workload.
 run: toolchain
@@ -53,7 +53,7 @@ bench: bench-boot bench-faults
 ## 100,000 areas in emulated ring 0); AREAS=10000 gives the same ratios in ~20 s.
 FAULTS ?= 500
 AREAS  ?= 100000
-bench-faults:
+bench-faults: toolchain
 	$(CARGO) build --release -p mobius
 	bash bench/faults.sh $(MOBIUS) $(FAULTS) $(AREAS)
 
@@ -67,7 +67,7 @@ bench-boot: guest
 profile: guest
 	python3 bench/guest_profile.py $(GUEST_ELF) --params --cmdline "$(CMDLINE) tsc_khz=2600000 discard=1 virtio_mmio.device=4K@0xd0000000:5"
 
-lint:
+lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p mobius -p mobius-shared -p mobius-guest --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) -- -D warnings

@@ -75,7 +75,7 @@ def fmt(s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mobius", default="target/x86_64-unknown-linux-gnu/release/mobius")
+    ap.add_argument("--mobius", default="target/x86_64-unknown-linux-musl/release/mobius")
     ap.add_argument("--elf", default="target/guest/x86_64-unknown-none/release/mobius-guest")
     ap.add_argument("--cmdline", default="workload=hello")
     ap.add_argument("--runs", type=int, default=200)

@@ -179,7 +179,7 @@ impl ThreadTimer {
 
 fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: d.subsec_nanos().into(),
     }
 }
