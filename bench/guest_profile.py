@@ -27,6 +27,42 @@ def symbols(elf):
 LEAVES = {"memcpy", "memset", "memmove", "memcmp", "bcmp"}
 
 
+def params_block(user, khz):
+    """The version-2 boot-parameters block (shared/src/boot_params.rs) that
+    `mobius run` writes for the user's words `user`, including its parse of
+    them (BootOptions::parse: the last occurrence of a key wins). Falls back
+    to no parse, as the host does, if the user gave a key the block carries
+    for the host (tsc_khz, discard, virtio_mmio.device)."""
+    flags, spans, nums = 1, {"workload": None, "test": None}, {}
+    pos, words = 0, []
+    for w in user.split(" "):
+        if w:
+            words.append((pos, w))
+        pos += len(w) + 1
+    summary = False
+    for at, w in words:
+        k, eq, v = w.partition("=")
+        if k in spans:
+            spans[k] = (at + len(k) + len(eq), len(v))
+        elif k in ("stats_interval_ms", "run_id"):
+            nums[k] = int(v) if v.isdigit() else None
+        elif k == "summary":
+            summary = v == "1"
+        elif k in ("tsc_khz", "discard", "virtio_mmio.device"):
+            return b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), 0) + bytes(96)
+    flags |= 2
+    for bit, present in ((4, spans["workload"]), (8, spans["test"]),
+                         (16, nums.get("stats_interval_ms") is not None),
+                         (32, nums.get("run_id") is not None), (64, summary)):
+        if present:
+            flags |= bit
+    span = lambda s: struct.pack("<HH", *(s or (0, 0)))
+    return (b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), 0) + bytes(32)
+            + span(spans["workload"]) + span(spans["test"])
+            + struct.pack("<QQ", nums.get("stats_interval_ms") or 0, nums.get("run_id") or 0)
+            + bytes(40))
+
+
 def trace_pcs(qemu, elf, cmdline, params=False):
     """Boot `elf` under QEMU TCG single-stepping and yield the address of
     every instruction executed, in order. With `params`, also load a mobius
@@ -41,7 +77,7 @@ def trace_pcs(qemu, elf, cmdline, params=False):
             m = re.search(r"tsc_khz=(\d+)", cmdline)
             khz = int(m.group(1)) if m else 0
             with open(blob, "wb") as f:
-                f.write(b"MobiusBP" + struct.pack("<IIQII", 1, 1, khz, len(user), 0) + bytes(32))
+                f.write(params_block(user, khz))
             extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on"]
         subprocess.run([qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg",
                         "-singlestep", "-m", "128M", "-kernel", elf, "-append", cmdline,

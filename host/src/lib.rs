@@ -190,10 +190,14 @@ fn full_cmdline(user: &str, tsc_khz: Option<u32>, extra: &[String]) -> String {
 /// The boot parameters block for a command line built by [`full_cmdline`]:
 /// the user's words come first, so their length is the trimmed line's.
 fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
+    let user = user.trim();
     let mut p = BootParams {
         tsc_khz: tsc_khz.map_or(0, u64::from),
         discard: true,
-        user_cmdline_len: user.trim().len() as u32,
+        user_cmdline_len: user.len() as u32,
+        // The kernel's own parser, run here: the kernel takes the result
+        // instead of scanning the words in (emulated) ring 0.
+        options: mobius_shared::cmdline::BootOptions::parse(user).to_parsed(user),
         ..BootParams::default()
     };
     for (slot, &base) in p.virtio.iter_mut().zip(virtio) {
@@ -342,6 +346,9 @@ mod tests {
         assert_eq!(&line[..p.user_cmdline_len as usize], "workload=hello");
         assert_eq!((p.tsc_khz, p.discard), (2000, true));
         assert_eq!(&p.virtio[..p.virtio_len], &[0xd000_0000]);
+        // The kernel gets the workload's name as a place in the line.
+        let workload = p.options.and_then(|o| o.workload);
+        assert_eq!(workload.and_then(|w| w.get(&line)), Some("hello"));
         let empty = boot_params("", None, &[]);
         assert_eq!((empty.user_cmdline_len, empty.tsc_khz), (0, 0));
     }

@@ -19,7 +19,7 @@ pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
 
-use crate::boot_params::BootParams;
+use crate::boot_params::{BootParams, ParsedOptions, Span};
 
 /// Summary of the statistics on the guest console at exit (`summary=1`).
 pub const SUMMARY: &str = "summary";
@@ -110,8 +110,10 @@ pub struct BootOptions<'a> {
 
 impl<'a> BootOptions<'a> {
     /// The options of `line`, with the host's facts from `params` when the
-    /// host wrote them: then only the user's part of the line is parsed, and
-    /// the TSC frequency, discard and virtio windows come from `params`.
+    /// host wrote them: then only the user's part of the line counts, taken
+    /// from the host's parse of it when the block carries one (else parsed
+    /// here), and the TSC frequency, discard and virtio windows come from
+    /// `params`.
     pub fn from_boot(line: &'a str, params: Option<&BootParams>) -> Self {
         let Some(p) = params else {
             return Self::parse(line);
@@ -119,7 +121,8 @@ impl<'a> BootOptions<'a> {
         let Some(user) = line.get(..p.user_cmdline_len as usize) else {
             return Self::parse(line);
         };
-        let mut o = Self::parse(user);
+        let parsed = p.options.and_then(|o| Self::from_parsed(user, &o));
+        let mut o = parsed.unwrap_or_else(|| Self::parse(user));
         if p.tsc_khz != 0 {
             o.tsc_khz = Some(p.tsc_khz);
         }
@@ -127,6 +130,37 @@ impl<'a> BootOptions<'a> {
         o.virtio = p.virtio;
         o.virtio_len = p.virtio_len;
         o
+    }
+
+    /// The options the host parsed from `user` ([`Self::to_parsed`]); `None`
+    /// if a span does not lie in `user`.
+    fn from_parsed(user: &'a str, p: &ParsedOptions) -> Option<Self> {
+        Some(BootOptions {
+            workload: map_present(p.workload, |s| s.get(user))?,
+            test: map_present(p.test, |s| s.get(user))?,
+            stats_interval_ms: p.stats_interval_ms,
+            run_id: p.run_id,
+            summary: p.summary,
+            ..BootOptions::default()
+        })
+    }
+
+    /// These options (parsed from `line`) in the boot parameters' form, for
+    /// the host: `None` when the form cannot carry them, so that the kernel
+    /// parses the line itself: a value beyond 64 KiB, or a `tsc_khz=`,
+    /// `discard=` or `virtio_mmio.device=` word among the user's (the block
+    /// carries the host's own values of those).
+    pub fn to_parsed(&self, line: &str) -> Option<ParsedOptions> {
+        if self.tsc_khz.is_some() || self.discard || self.virtio_len != 0 {
+            return None;
+        }
+        Some(ParsedOptions {
+            workload: map_present(self.workload, |v| Span::of(line, v))?,
+            test: map_present(self.test, |v| Span::of(line, v))?,
+            stats_interval_ms: self.stats_interval_ms,
+            run_id: self.run_id,
+            summary: self.summary,
+        })
     }
 
     /// The options of a whole command line.
@@ -161,6 +195,15 @@ impl<'a> BootOptions<'a> {
     }
 }
 
+/// `Some(None)` for an absent value, `Some(Some(f(v)))` for a present one,
+/// `None` if `f` fails on it.
+fn map_present<T, U>(value: Option<T>, f: impl FnOnce(T) -> Option<U>) -> Option<Option<U>> {
+    match value {
+        None => Some(None),
+        Some(v) => f(v).map(Some),
+    }
+}
+
 /// The base address of Linux's `<size>@<addr>[:<irq>]` announcement, the
 /// address in hex with `0x` (size like `4K` or `0x1000`).
 pub fn virtio_mmio_base(v: &str) -> Option<u64> {
@@ -176,7 +219,11 @@ pub fn virtio_mmio_base(v: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+    use std::{format, vec};
 
     #[test]
     fn parses_words_and_last_wins() {
@@ -223,6 +270,7 @@ mod tests {
             user_cmdline_len: 20,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
+            options: None,
         };
         let o = BootOptions::from_boot(line, Some(&p));
         assert_eq!(o.workload, Some("exit"));
@@ -249,6 +297,88 @@ mod tests {
             BootOptions::parse("é")
         );
         assert_eq!(BootOptions::from_boot(line, None), BootOptions::parse(line));
+    }
+
+    /// The block for `line`, whose first `user_len` bytes are the user's,
+    /// as the host writes it, with or without its parse of them.
+    fn params(line: &str, user_len: usize, with_options: bool) -> BootParams {
+        let user = &line[..user_len];
+        BootParams {
+            tsc_khz: 7,
+            discard: true,
+            user_cmdline_len: user_len as u32,
+            virtio: [0xd000_0000, 0, 0, 0],
+            virtio_len: 1,
+            options: if with_options {
+                BootOptions::parse(user).to_parsed(user)
+            } else {
+                None
+            },
+        }
+    }
+
+    #[test]
+    fn the_hosts_parse_equals_the_kernels() {
+        let line = "run_id=3 workload=seq-touch pages=9 summary=1 test= workload=hello \
+                    stats_interval_ms=20 tsc_khz=1 virtio_mmio.device=4K@0x1000:5";
+        let user_len = line.find("tsc_khz").unwrap_or(0);
+        let from_host = BootOptions::from_boot(line, Some(&params(line, user_len, true)));
+        assert!(params(line, user_len, true).options.is_some());
+        assert_eq!(from_host.workload, Some("hello"));
+        assert_eq!(from_host.test, Some(""));
+        assert_eq!(
+            (from_host.run_id, from_host.stats_interval_ms),
+            (Some(3), Some(20))
+        );
+        assert!(from_host.summary);
+        assert_eq!(
+            from_host,
+            BootOptions::from_boot(line, Some(&params(line, user_len, false)))
+        );
+        // The user's own tsc_khz= is not the block's to carry.
+        assert_eq!(BootOptions::parse("tsc_khz=5").to_parsed("tsc_khz=5"), None);
+    }
+
+    #[test]
+    fn a_parse_that_does_not_fit_the_line_is_not_used() {
+        let line = "workload=exit code=3";
+        let mut p = params(line, line.len(), true);
+        if let Some(o) = p.options.as_mut() {
+            o.workload = Some(Span { offset: 18, len: 9 });
+        }
+        assert_eq!(
+            BootOptions::from_boot(line, Some(&p)),
+            BootOptions::from_boot(line, Some(&params(line, line.len(), false)))
+        );
+    }
+
+    proptest::proptest! {
+        /// Any user line: the host's parse, handed over, gives the kernel
+        /// the options it would have parsed itself.
+        #[test]
+        fn handing_over_the_parse_changes_nothing(
+            words in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "workload", "test", "stats_interval_ms", "run_id", "summary",
+                        "tsc_khz", "discard", "pages", "é", "",
+                    ]),
+                    proptest::sample::select(vec!["", "1", "0", "hello", "x=y", "18446744073709551616", "ü"]),
+                    proptest::bool::ANY,
+                ),
+                0..8,
+            )
+        ) {
+            let user: Vec<String> = words
+                .iter()
+                .map(|(k, v, eq)| if *eq { format!("{k}={v}") } else { format!("{k}{v}") })
+                .collect();
+            let user = user.join(" ");
+            let line = format!("{user} tsc_khz=7 discard=1 virtio_mmio.device=4K@0xd0000000:5");
+            let with = BootOptions::from_boot(&line, Some(&params(&line, user.len(), true)));
+            let without = BootOptions::from_boot(&line, Some(&params(&line, user.len(), false)));
+            proptest::prop_assert_eq!(with, without);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! 0x0000_0500                  boot GDT (host-built, long-mode boot only)
 //! 0x0000_6000                  PVH hvm_start_info
 //! 0x0000_6100                  PVH memory map (hvm_memmap_table_entry[])
-//! 0x0000_6800                  Mobius boot parameters (`boot_params`, 64 bytes)
+//! 0x0000_6800                  Mobius boot parameters (`boot_params`, 128 bytes)
 //! 0x0000_9000                  boot PML4          (long-mode boot only)
 //! 0x0000_A000                  boot PDPT          (long-mode boot only)
 //! 0x0000_B000 .. 0x0000_F000   boot PDs, 2 MiB pages, identity map of RAM

@@ -61,8 +61,17 @@ pub fn cr3() -> u64 {
 pub fn enable_protection() -> bool {
     use x86_64::registers::control::{Cr0, Cr0Flags};
     use x86_64::registers::model_specific::{Efer, EferFlags};
-    // SAFETY: setting WP only makes the kernel stricter.
-    unsafe { Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT)) };
+    // The direct long-mode entry arrives with both set by the host: then
+    // skip the CPUID probes and register writes (each one emulated on
+    // kvm_pvm); the PVH entry arrives without.
+    let cr0 = Cr0::read();
+    if !cr0.contains(Cr0Flags::WRITE_PROTECT) {
+        // SAFETY: setting WP only makes the kernel stricter.
+        unsafe { Cr0::write(cr0 | Cr0Flags::WRITE_PROTECT) };
+    }
+    if Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE) {
+        return true;
+    }
     let max_ext = cpuid(0x8000_0000).0;
     let nx = max_ext >= 0x8000_0001 && cpuid(0x8000_0001).3 & (1 << 20) != 0;
     if nx {
