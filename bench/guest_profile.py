@@ -33,7 +33,7 @@ def params_block(user, khz):
     them (BootOptions::parse: the last occurrence of a key wins). Falls back
     to no parse, as the host does, if the user gave a key the block carries
     for the host (tsc_khz, discard, virtio_mmio.device)."""
-    flags, spans, nums = 1, {"workload": None, "test": None}, {}
+    flags, spans, nums = 1 | 0x80, {"workload": None, "test": None}, {}  # discard, console
     pos, words = 0, []
     for w in user.split(" "):
         if w:

@@ -1,16 +1,54 @@
-//! `print!`/`println!` on the serial console.
+//! `print!`/`println!` on the console: the `mobius` host's console-write
+//! port when the boot parameters offer it (one exit per call), else COM1.
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the host's console-write port is used.
+static CONSOLE_PORT: AtomicBool = AtomicBool::new(false);
+
+/// Print through the host's console-write port from now on.
+pub fn use_console_port() {
+    CONSOLE_PORT.store(true, Ordering::Relaxed);
+}
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
+    print_with_end(args, "");
+}
+
+#[doc(hidden)]
+pub fn _println(args: fmt::Arguments) {
+    print_with_end(args, "\n");
+}
+
+/// `args`, then `end`, as one console write.
+fn print_with_end(args: fmt::Arguments, end: &str) {
     #[cfg(target_os = "none")]
     {
-        let _ = crate::arch::x86_64::serial::Serial.write_fmt(args);
+        use crate::arch::x86_64::{console_port::LineBuffer, serial::Serial};
+        if CONSOLE_PORT.load(Ordering::Relaxed) {
+            let mut line = LineBuffer::new();
+            write_to(&mut line, args, end);
+            line.flush();
+        } else {
+            write_to(&mut Serial, args, end);
+        }
     }
     #[cfg(not(target_os = "none"))]
     {
-        std::print!("{args}");
+        std::print!("{args}{end}");
     }
+}
+
+/// A plain string (a format string without arguments) goes straight to the
+/// sink: the formatting machinery is ~130 emulated instructions even then.
+#[cfg(target_os = "none")]
+fn write_to(out: &mut impl Write, args: fmt::Arguments, end: &str) {
+    let _ = match args.as_str() {
+        Some(s) => out.write_str(s),
+        None => out.write_fmt(args),
+    };
+    let _ = out.write_str(end);
 }
 
 /// Print to the console.
@@ -23,7 +61,7 @@ macro_rules! print {
 #[macro_export]
 macro_rules! println {
     () => ($crate::print!("\n"));
-    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+    ($($arg:tt)*) => ($crate::console::_println(format_args!($($arg)*)));
 }
 
 /// A `fmt::Write` sink on the console.

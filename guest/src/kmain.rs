@@ -53,7 +53,6 @@ impl CycleSource for Tsc {
 /// Called by the boot code (both entries) with the PVH start-info address.
 pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     TSC_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
-    crate::arch::x86_64::serial::Serial::init();
     trap::init();
     let nx = cpu::enable_protection();
     // SAFETY: the boot code passes the loader's start-info pointer unchanged.
@@ -65,6 +64,9 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         }
     };
     let line = info.cmdline;
+    if info.params.as_ref().is_some_and(|p| p.console) {
+        crate::console::use_console_port();
+    }
     let options = BootOptions::from_boot(line, info.params.as_ref());
     TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);

@@ -196,6 +196,30 @@ fn discard_port_inside_and_outside_ram() {
 }
 
 #[test]
+fn console_write_port_prints_and_refuses_bad_buffers() {
+    if !kvm_or_skip("console_write_port_prints_and_refuses_bad_buffers") {
+        return;
+    }
+    let s = Scratch::new();
+    // 16 MiB of RAM: 0x100_0000 is just past it, u32::MAX far past it.
+    let code = elf::console_write_then("line one\n", &[0x100_0000, 0xff_fffe, u32::MAX], 5000);
+    let o = boot(&s, code, &["--memory", "16M"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&o), "line one\n");
+    assert_eq!(
+        err.matches("not inside guest RAM").count(),
+        1,
+        "warned once: {err}"
+    );
+    assert!(
+        err.contains("5000 bytes, more than the 4096 allowed"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn timings_are_reported() {
     if !kvm_or_skip("timings_are_reported") {
         return;

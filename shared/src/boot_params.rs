@@ -21,7 +21,7 @@
 //! |---|---|
 //! | 0..8 | [`MAGIC`] |
 //! | 8..12 | [`VERSION`] |
-//! | 12..16 | flags: [`FLAG_DISCARD`], [`FLAG_OPTIONS`] and the `FLAG_HAS_*`/[`FLAG_SUMMARY`] bits of the options |
+//! | 12..16 | flags: [`FLAG_DISCARD`], [`FLAG_CONSOLE`], [`FLAG_OPTIONS`] and the `FLAG_HAS_*`/[`FLAG_SUMMARY`] bits of the options |
 //! | 16..24 | TSC frequency in kHz (0: unknown) |
 //! | 24..28 | length of the user's part of the command line |
 //! | 28..32 | number of virtio-mmio windows (at most [`MAX_VIRTIO_DEVICES`]) |
@@ -48,7 +48,9 @@ pub const FLAG_HAS_STATS_INTERVAL: u32 = 1 << 4;
 pub const FLAG_HAS_RUN_ID: u32 = 1 << 5;
 /// `summary=1`.
 pub const FLAG_SUMMARY: u32 = 1 << 6;
-const KNOWN_FLAGS: u32 = (1 << 7) - 1;
+/// The host offers the console-write port (`ports::CONSOLE_WRITE`).
+pub const FLAG_CONSOLE: u32 = 1 << 7;
+const KNOWN_FLAGS: u32 = (1 << 8) - 1;
 
 /// Where a value lies in the command line: `line[offset..offset + len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +97,8 @@ pub struct BootParams {
     /// TSC frequency in kHz (`KVM_GET_TSC_KHZ`), 0 if unknown.
     pub tsc_khz: u64,
     pub discard: bool,
+    /// The host offers the console-write port.
+    pub console: bool,
     /// The command line's first `user_cmdline_len` bytes are the user's
     /// words; the host's follow.
     pub user_cmdline_len: u32,
@@ -138,6 +142,9 @@ impl BootParams {
         b[0..8].copy_from_slice(&MAGIC.to_le_bytes());
         b[8..12].copy_from_slice(&VERSION.to_le_bytes());
         let mut flags = if self.discard { FLAG_DISCARD } else { 0 };
+        if self.console {
+            flags |= FLAG_CONSOLE;
+        }
         if let Some(o) = &self.options {
             flags |= FLAG_OPTIONS;
             for (has, bit) in [
@@ -181,6 +188,7 @@ impl BootParams {
         let mut p = BootParams {
             tsc_khz: u64_at(b, 16),
             discard: flags & FLAG_DISCARD != 0,
+            console: flags & FLAG_CONSOLE != 0,
             user_cmdline_len: u32_at(b, 24),
             virtio: [0; MAX_VIRTIO_DEVICES],
             virtio_len: n,
@@ -211,6 +219,7 @@ mod tests {
         BootParams {
             tsc_khz: 2_596_000,
             discard: true,
+            console: true,
             user_cmdline_len: 14,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
@@ -252,7 +261,7 @@ mod tests {
     #[test]
     fn rejects_what_it_does_not_understand() {
         let good = sample().encode();
-        for (at, v) in [(0, b'm'), (8, 1), (12, 0x80), (28, 5)] {
+        for (at, v) in [(0, b'm'), (8, 1), (13, 1), (28, 5)] {
             let mut b = good;
             b[at] = v;
             assert_eq!(BootParams::decode(&b), None, "byte {at} = {v}");

@@ -267,6 +267,7 @@ mod tests {
         let p = BootParams {
             tsc_khz: 2_000_000,
             discard: false,
+            console: false,
             user_cmdline_len: 20,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
@@ -306,6 +307,7 @@ mod tests {
         BootParams {
             tsc_khz: 7,
             discard: true,
+            console: true,
             user_cmdline_len: user_len as u32,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,

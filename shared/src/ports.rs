@@ -17,3 +17,14 @@ pub const DEBUG_EXIT_SIZE: u16 = 4;
 /// only when the command line carries `discard=1`, so under a machine that does
 /// not offer it (QEMU) nothing assumes a discarded frame is zero.
 pub const DISCARD_FRAME: u16 = 0xf8;
+
+/// Console-write port: a 32-bit `out` of the guest-physical address of a
+/// buffer `{ len: u32 (little-endian), bytes: [u8; len] }` asks the host to
+/// print those bytes on the console, exactly as if they had been written to
+/// COM1 one by one. One exit per line instead of one per byte where the
+/// hypervisor splits string I/O (kvm_pvm does), and no UART polling. The
+/// guest uses it only when the boot parameters say the host offers it
+/// ([`crate::boot_params::FLAG_CONSOLE`]); elsewhere (QEMU) it uses COM1.
+pub const CONSOLE_WRITE: u16 = 0xfc;
+/// Most bytes one console write may carry; a longer one is refused.
+pub const CONSOLE_WRITE_MAX: u32 = 4096;

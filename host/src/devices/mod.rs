@@ -1,7 +1,8 @@
 //! Devices the guest talks to: the port-I/O devices of the run loop (COM1
-//! serial, debug exit, frame discard) and a small MMIO bus on which other
+//! serial, console write, debug exit, frame discard) and a small MMIO bus on which other
 //! devices (the virtio-mmio console) are registered at guest-physical windows.
 
+pub mod console;
 pub mod discard;
 pub mod serial;
 pub mod virtio;

@@ -101,6 +101,15 @@ impl SerialPort {
         let _ = self.uart.write(offset, value);
     }
 
+    /// Bytes the guest printed through the console-write port: the same
+    /// output, in order with the UART's (a complete line goes out at once).
+    pub fn write_text(&mut self, bytes: &[u8]) {
+        let out = self.uart.writer_mut();
+        // SerialOut only buffers; its errors surface (once) in flush_all.
+        let _ = out.write(bytes);
+        let _ = out.flush();
+    }
+
     /// Write out any pending partial line (the run loop does this when it stops).
     pub fn flush(&mut self) {
         self.uart.writer_mut().flush_all();

@@ -20,6 +20,8 @@ pub struct ExitCounts {
     pub unknown_mmio: u64,
     /// Discard requests outside guest RAM.
     pub bad_discard: u64,
+    /// Console writes refused (buffer outside RAM or too long).
+    pub bad_console_write: u64,
 }
 
 impl ExitCounts {
@@ -37,11 +39,12 @@ impl ExitCounts {
             ("unknown_io", self.unknown_io),
             ("unknown_mmio", self.unknown_mmio),
             ("bad_discard", self.bad_discard),
+            ("bad_console_write", self.bad_console_write),
         ]
         .into_iter()
     }
 
-    /// All VM exits (the unknown_* and bad_discard sub-counts excluded).
+    /// All VM exits (the unknown_* and bad_* sub-counts excluded).
     pub fn total(&self) -> u64 {
         self.io_in
             + self.io_out

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use mobius_shared::exit::GUEST_STATUS_MAX;
-use mobius_shared::ports::{COM1, DEBUG_EXIT, DISCARD_FRAME};
+use mobius_shared::ports::{COM1, CONSOLE_WRITE, DEBUG_EXIT, DISCARD_FRAME};
 use vm_memory::GuestMemoryMmap;
 
 use super::exits::ExitCounts;
+use crate::devices::console::{read_console_write, ConsoleWriteError};
 use crate::devices::discard::{discard_frame, Discard};
 use crate::devices::serial::{SerialPort, SERIAL_PORTS};
 use crate::devices::MmioBus;
@@ -163,6 +164,8 @@ impl VcpuRunner {
                     });
                 } else if port == DISCARD_FRAME {
                     self.discard(value);
+                } else if port == CONSOLE_WRITE {
+                    self.console_write(value);
                 } else {
                     self.exits.unknown_io += 1;
                     self.warn_once(
@@ -180,7 +183,7 @@ impl VcpuRunner {
                     data[0] = v;
                 } else {
                     data.fill(0xff);
-                    if port != DEBUG_EXIT && port != DISCARD_FRAME {
+                    if port != DEBUG_EXIT && port != DISCARD_FRAME && port != CONSOLE_WRITE {
                         self.exits.unknown_io += 1;
                         self.warn_once(
                             'i',
@@ -265,6 +268,17 @@ impl VcpuRunner {
             "guest halted (HLT) without reporting a status\n{}",
             self.describe_state()
         ))
+    }
+
+    fn console_write(&mut self, addr: u64) {
+        match read_console_write(&self.memory, self.ram_size, addr) {
+            Ok(bytes) => self.serial.write_text(&bytes),
+            Err(e) => {
+                self.exits.bad_console_write += 1;
+                let kind = matches!(e, ConsoleWriteError::TooLong { .. }) as u64;
+                self.warn_once('c', kind, &format!("{e}; ignored"));
+            }
+        }
     }
 
     fn discard(&mut self, pfn: u64) {

@@ -53,6 +53,28 @@ pub fn discard_then(pfns: &[u32], text: &str) -> Vec<u8> {
     code
 }
 
+/// Machine code: hand `text` to the console-write port (0xfc) as one
+/// buffer, then the port each address of `bad`, then a buffer claiming
+/// `too_long` bytes, then exit 0 (printing nothing on COM1).
+pub fn console_write_then(text: &str, bad: &[u32], too_long: u32) -> Vec<u8> {
+    let skip = 4 + text.len() + 4;
+    assert!(skip < 128, "text too long for a short jump");
+    let mut code = vec![0xeb, skip as u8]; // jmp over the two buffers
+    let good = LOAD_ADDR as u32 + 2;
+    code.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    code.extend_from_slice(text.as_bytes());
+    let long = good + 4 + text.len() as u32;
+    code.extend_from_slice(&too_long.to_le_bytes());
+    code.extend_from_slice(&[0x66, 0xba, 0xfc, 0x00]); // mov dx, 0xfc
+    for addr in [good].iter().chain(bad).chain([&long]) {
+        code.push(0xb8); // mov eax, addr
+        code.extend_from_slice(&addr.to_le_bytes());
+        code.push(0xef); // out dx, eax
+    }
+    code.extend(print_and_exit("", 0));
+    code
+}
+
 /// Machine code: read unknown port 0x80 and the MMIO byte at `addr` (below 4 GiB),
 /// then print `text` and exit 0.
 pub fn touch_unknown_then(addr: u32, text: &str) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! COM1, a 16550 UART, polled (no interrupts). The guest's console.
-use core::fmt;
-
 use core::arch::asm;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::cpu::{inb, outb};
 use mobius_shared::ports::COM1;
@@ -15,14 +15,21 @@ const FIFO_DEPTH: usize = 16;
 /// FCR: enable and clear both FIFOs.
 const FCR_ENABLE_CLEAR: u8 = 0x07;
 
+/// Whether the FIFOs are on (done before the first byte is sent).
+static FIFO_ON: AtomicBool = AtomicBool::new(false);
+
 /// The serial port as a `fmt::Write` sink.
 pub struct Serial;
 
 impl Serial {
     /// Enable the FIFOs, so that one "transmitter empty" check covers 16
     /// bytes: every port access is a VM exit, the dominant cost of output.
-    pub fn init() {
-        outb(COM1 + FCR, FCR_ENABLE_CLEAR);
+    /// On first use, not at boot: a kernel printing through the host's
+    /// console-write port never touches the UART.
+    fn init_once() {
+        if !FIFO_ON.swap(true, Ordering::Relaxed) {
+            outb(COM1 + FCR, FCR_ENABLE_CLEAR);
+        }
     }
 
     /// Wait (bounded) until the transmitter and its FIFO are empty. A UART
@@ -41,6 +48,7 @@ impl Serial {
     /// transmit register). KVM may hand a string OUT to the host as one
     /// exit; kvm_pvm still exits once per byte.
     pub fn write_bytes(bytes: &[u8]) {
+        Self::init_once();
         for chunk in bytes.chunks(FIFO_DEPTH) {
             Self::wait_empty();
             // SAFETY: reads `chunk.len()` bytes from `chunk` and writes them
