@@ -126,7 +126,7 @@ fn tsc_khz(options: &BootOptions) -> u64 {
 fn init_heap(info: &start_info::BootInfo) -> MemRegion {
     let kernel_end = (&raw const __kernel_end) as u64;
     let base = kernel_end.next_multiple_of(PAGE_SIZE);
-    let ram_end = info.ram_end();
+    let ram_end = info.ram.end();
     let size = (ram_end.saturating_sub(KERNEL_MIN_ADDR) / 4)
         .min(HEAP_MAX)
         .min(ram_end.saturating_sub(base))
@@ -139,13 +139,10 @@ fn init_heap(info: &start_info::BootInfo) -> MemRegion {
 
 /// The boot facts the VMM is built from, kept until it starts.
 struct VmmBoot {
-    ram: [MemRegion; start_info::MAX_RAM_REGIONS],
-    ram_len: usize,
+    ram: start_info::RamMap,
     reserved: [MemRegion; 2],
     nx: bool,
     discard: bool,
-    /// Frame counts to report while the VMM has not started.
-    frames: FrameStats,
 }
 
 /// Record what the VMM will need and install the page-fault hook. The VMM
@@ -161,21 +158,11 @@ fn prepare_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: 
         MemRegion::new(0, KERNEL_MIN_ADDR),
         MemRegion::new(KERNEL_MIN_ADDR, heap.base + heap.len - KERNEL_MIN_ADDR),
     ];
-    let total = usable_frames(info.ram(), &reserved);
-    let mut ram = [MemRegion::new(0, 0); start_info::MAX_RAM_REGIONS];
-    ram[..info.ram().len()].copy_from_slice(info.ram());
     VMM_BOOT.call_once(|| VmmBoot {
-        ram,
-        ram_len: info.ram().len(),
+        ram: info.ram,
         reserved,
         nx,
         discard,
-        frames: FrameStats {
-            total,
-            free: total,
-            zeroed: total,
-            ..FrameStats::default()
-        },
     });
     trap::set_page_fault_hook(page_fault);
 }
@@ -207,9 +194,19 @@ pub fn vmm_if_started() -> Option<&'static VmmLock<X86Mmu>> {
     VMM.get()
 }
 
-/// Frame counts while the VMM has not started: every usable frame free.
+/// Frame counts while the VMM has not started: every usable frame free
+/// (counted when asked, not at boot).
 pub fn frames_before_vmm() -> FrameStats {
-    VMM_BOOT.get().map(|b| b.frames).unwrap_or_default()
+    let Some(boot) = VMM_BOOT.get() else {
+        return FrameStats::default();
+    };
+    let total = usable_frames(boot.ram.iter(), &boot.reserved);
+    FrameStats {
+        total,
+        free: total,
+        zeroed: total,
+        ..FrameStats::default()
+    }
 }
 
 fn start_vmm(boot: &VmmBoot) -> VmmLock<X86Mmu> {
@@ -220,8 +217,9 @@ fn start_vmm(boot: &VmmBoot) -> VmmLock<X86Mmu> {
     } else {
         Box::new(CpuZeroing)
     };
+    let (ram, ram_len) = boot.ram.regions();
     let config = VmmConfig {
-        ram: &boot.ram[..boot.ram_len],
+        ram: &ram[..ram_len],
         reserved: &boot.reserved,
         zeroing,
         clock: Box::new(Tsc),

@@ -596,7 +596,7 @@ impl TableFrames for PoolTables<'_> {
 /// manage (its `stats().total`), counted without building it: no heap, a
 /// few instructions per range. The kernel reports this while its VMM has not
 /// started (it starts on first use).
-pub fn usable_frames(ram: &[MemRegion], reserved: &[MemRegion]) -> u64 {
+pub fn usable_frames(ram: impl IntoIterator<Item = MemRegion>, reserved: &[MemRegion]) -> u64 {
     let mut total = 0;
     for r in ram {
         let Some(start) = r.base.checked_add(PAGE_SIZE - 1) else {
@@ -664,7 +664,7 @@ mod tests {
             let reserved: Vec<MemRegion> =
                 reserved.iter().map(|&(b, l)| MemRegion::new(b * 700, l * 900)).collect();
             let fa = FrameAllocator::new(&ram, &reserved, Box::new(CpuZeroing));
-            proptest::prop_assert_eq!(usable_frames(&ram, &reserved), fa.stats().total);
+            proptest::prop_assert_eq!(usable_frames(ram.iter().copied(), &reserved), fa.stats().total);
         }
     }
     use crate::mm::soft_mmu::SoftMmu;

@@ -45,19 +45,70 @@ pub struct BootInfo {
     pub cmdline: &'static str,
     /// The `mobius` host's boot parameters block, if it wrote one.
     pub params: Option<BootParams>,
-    ram: [MemRegion; MAX_RAM_REGIONS],
-    ram_len: usize,
+    /// The loader's memory map.
+    pub ram: RamMap,
 }
 
-impl BootInfo {
-    /// The RAM regions of the memory map.
-    pub fn ram(&self) -> &[MemRegion] {
-        &self.ram[..self.ram_len]
+/// The loader's memory map, read where it lies: low memory below the kernel,
+/// which the kernel never hands out, so it stays valid. Nothing is copied at
+/// boot (every byte copied is emulated work on kvm_pvm); the RAM regions are
+/// gathered when the VMM starts or a snapshot counts frames.
+#[derive(Clone, Copy)]
+pub struct RamMap {
+    entries: &'static [MemmapEntry],
+}
+
+impl RamMap {
+    /// The RAM regions of the map (the first [`MAX_RAM_REGIONS`]).
+    pub fn iter(&self) -> RamRegions {
+        RamRegions {
+            entries: self.entries.iter(),
+            left: MAX_RAM_REGIONS,
+        }
+    }
+
+    /// The same, in an array, and how many there are.
+    pub fn regions(&self) -> ([MemRegion; MAX_RAM_REGIONS], usize) {
+        let mut ram = [MemRegion::new(0, 0); MAX_RAM_REGIONS];
+        let mut len = 0;
+        for region in self.iter() {
+            ram[len] = region;
+            len += 1;
+        }
+        (ram, len)
     }
 
     /// End of the highest RAM region.
-    pub fn ram_end(&self) -> u64 {
-        self.ram().iter().map(|r| r.base + r.len).max().unwrap_or(0)
+    pub fn end(&self) -> u64 {
+        let mut end = 0;
+        for r in self.iter() {
+            end = end.max(r.base.saturating_add(r.len));
+        }
+        end
+    }
+}
+
+/// The iterator of [`RamMap::iter`]: one plain loop, since adapter chains
+/// cost several times the instructions in emulated ring 0.
+pub struct RamRegions {
+    entries: core::slice::Iter<'static, MemmapEntry>,
+    left: usize,
+}
+
+impl Iterator for RamRegions {
+    type Item = MemRegion;
+
+    fn next(&mut self) -> Option<MemRegion> {
+        if self.left == 0 {
+            return None;
+        }
+        for e in self.entries.by_ref() {
+            if e.kind == MEMMAP_TYPE_RAM && e.size > 0 {
+                self.left -= 1;
+                return Some(MemRegion::new(e.addr, e.size));
+            }
+        }
+        None
     }
 }
 
@@ -83,21 +134,10 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
         return Err(StartInfoError::NoMemoryMap);
     }
     let n = info.memmap_entries.min(MAX_ENTRIES) as usize;
-    // SAFETY: the loader put `memmap_entries` entries at `memmap_paddr`.
+    // SAFETY: the loader put `memmap_entries` entries at `memmap_paddr`, in
+    // low memory that nothing writes after boot (see `RamMap`).
     let entries =
         unsafe { core::slice::from_raw_parts(info.memmap_paddr as *const MemmapEntry, n) };
-    let mut ram = [MemRegion::new(0, 0); MAX_RAM_REGIONS];
-    let mut ram_len = 0;
-    for e in entries
-        .iter()
-        .filter(|e| e.kind == MEMMAP_TYPE_RAM && e.size > 0)
-    {
-        if ram_len == MAX_RAM_REGIONS {
-            break;
-        }
-        ram[ram_len] = MemRegion::new(e.addr, e.size);
-        ram_len += 1;
-    }
     // SAFETY: the block's address is low RAM, identity-mapped, that any PVH
     // loader leaves to us; a loader that wrote something else there fails
     // the magic and version check.
@@ -112,8 +152,7 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
     Ok(BootInfo {
         cmdline,
         params,
-        ram,
-        ram_len,
+        ram: RamMap { entries },
     })
 }
 
