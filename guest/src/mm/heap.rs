@@ -119,6 +119,11 @@ impl ClassHeap {
         }
     }
 
+    /// Whether [`Self::init`] gave this heap a range.
+    pub fn has_range(&self) -> bool {
+        self.end != 0
+    }
+
     /// Take `[start, start + size)` as the heap (trimmed to whole pages).
     ///
     /// # Safety
