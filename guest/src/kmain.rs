@@ -140,7 +140,7 @@ fn init_heap(info: &start_info::BootInfo) -> MemRegion {
 /// The boot facts the VMM is built from, kept until it starts.
 struct VmmBoot {
     ram: start_info::RamMap,
-    reserved: [MemRegion; 2],
+    reserved: [MemRegion; 1],
     nx: bool,
     discard: bool,
 }
@@ -152,12 +152,10 @@ struct VmmBoot {
 /// virtual memory (`hello`, `exit`) should not pay for it. Until then no area
 /// exists, so every page fault is unresolved, as it would be anyway.
 fn prepare_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: bool) {
-    // Boot structures and firmware below 1 MiB, the kernel image (with its
-    // boot page tables, stacks and the kernel PDPT in .bss) and the heap.
-    let reserved = [
-        MemRegion::new(0, KERNEL_MIN_ADDR),
-        MemRegion::new(KERNEL_MIN_ADDR, heap.base + heap.len - KERNEL_MIN_ADDR),
-    ];
+    // Boot structures and firmware below 1 MiB, then the kernel image (with
+    // its boot page tables, stacks and the kernel PDPT in .bss) and the heap
+    // right after it: one range from 0 (one range is fewer steps to count).
+    let reserved = [MemRegion::new(0, heap.base + heap.len)];
     VMM_BOOT.call_once(|| VmmBoot {
         ram: info.ram,
         reserved,
