@@ -58,9 +58,10 @@ bench-faults: toolchain
 	bash bench/faults.sh $(MOBIUS) $(FAULTS) $(AREAS)
 
 ## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
+## AGAINST=path/to/other/mobius measures that build too, alternating run for run.
 bench-boot: guest
 	$(CARGO) build --release -p mobius
-	python3 bench/boot.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --cmdline "$(CMDLINE)"
+	python3 bench/boot.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --cmdline "$(CMDLINE)" $(if $(AGAINST),--against $(AGAINST))
 
 ## Ring-0 instruction profile of the guest (QEMU TCG trace, per function):
 ## on kvm_pvm every ring-0 instruction is emulated, so this count is the cost.

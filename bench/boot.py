@@ -81,18 +81,28 @@ def main():
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--qemu-runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--against", metavar="MOBIUS",
+                    help="another mobius binary (e.g. an older build) measured in the same "
+                         "loop, run for run alternating with --mobius: on a host whose "
+                         "speed drifts, only such paired numbers compare")
     args = ap.parse_args()
 
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         sys.exit("bench: /dev/kvm not available")
     base = [args.mobius, "run", "--cmdline", args.cmdline]
 
+    other = [args.against, "run", "--cmdline", args.cmdline] if args.against else None
     for _ in range(args.warmup):
         timed_run(base, expect=0)
-    times = []
+        if other:
+            timed_run(other, expect=0)
+    times, other_times = [], []
     for _ in range(args.runs):
         times.append(timed_run(base, expect=0)[0])
+        if other:
+            other_times.append(timed_run(other, expect=0)[0])
     proc = summary(times)
+    against = summary(other_times) if other else None
     true = shutil.which("true") or "/bin/true"
     baseline = summary([timed_run([true], expect=0)[0] for _ in range(args.runs)])
     # Linux doing the guest's work natively: a process that prints the line.
@@ -122,7 +132,7 @@ def main():
 
     qemu = shutil.which("qemu-system-x86_64")
     qsum = None
-    if qemu and os.path.exists(args.elf):
+    if qemu and os.path.exists(args.elf) and args.qemu_runs > 0:
         qargv = [qemu, "-M", "microvm", "-accel", "kvm", "-m", "128M", "-kernel", args.elf,
                  "-append", args.cmdline, "-nographic", "-no-reboot", "-nodefaults",
                  "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
@@ -140,6 +150,7 @@ def main():
         "| measure (ms) | median | p10 | p90 | min | max |",
         "|---|---|---|---|---|---|",
         f"| mobius run: process start to exit | {fmt(proc)} |",
+    ] + ([f"| `{args.against}` (alternating with the above) | {fmt(against)} |"] if against else []) + [
         f"| the harness alone: spawn and wait for `true` | {fmt(baseline)} |",
         f"| Linux, natively: a process printing the same line (`echo`) | {fmt(native)} |",
     ]
