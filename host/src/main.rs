@@ -11,6 +11,14 @@ use mobius::stats::command;
 use mobius::{run_vm, StatsHooks, Stop};
 use mobius_shared::exit::host;
 
+/// dlmalloc rather than musl's own malloc (mallocng), which maps and unmaps
+/// a small region for nearly every size class it touches: a boot made ~45
+/// mmap/munmap calls, and each fresh mapping's pages fault in one by one.
+/// dlmalloc takes 64 KiB at once: 119 -> 82 system calls per boot, and the
+/// median boot 0.32 ms faster (5.03 -> 4.71 ms, 120 alternating runs).
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let process_start = Instant::now();
     let cli = match Cli::try_parse() {
