@@ -27,7 +27,11 @@ def symbols(elf):
 LEAVES = {"memcpy", "memset", "memmove", "memcmp", "bcmp"}
 
 
-def params_block(user, khz):
+# QEMU 7.2's microvm puts the only virtio-mmio device in its last slot.
+QEMU_VIRTIO_WINDOW = 0xFEB02E00
+
+
+def params_block(user, khz, virtio=()):
     """The version-2 boot-parameters block (shared/src/boot_params.rs) that
     `mobius run` writes for the user's words `user`, including its parse of
     them (BootOptions::parse: the last occurrence of a key wins). Falls back
@@ -49,7 +53,8 @@ def params_block(user, khz):
         elif k == "summary":
             summary = v == "1"
         elif k in ("tsc_khz", "discard", "virtio_mmio.device"):
-            return b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), 0) + bytes(96)
+            return (b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), len(virtio))
+                    + windows(virtio) + bytes(64))
     flags |= 2
     for bit, present in ((4, spans["workload"]), (8, spans["test"]),
                          (16, nums.get("stats_interval_ms") is not None),
@@ -57,17 +62,22 @@ def params_block(user, khz):
         if present:
             flags |= bit
     span = lambda s: struct.pack("<HH", *(s or (0, 0)))
-    return (b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), 0) + bytes(32)
+    return (b"MobiusBP" + struct.pack("<IIQII", 2, flags, khz, len(user), len(virtio)) + windows(virtio)
             + span(spans["workload"]) + span(spans["test"])
             + struct.pack("<QQ", nums.get("stats_interval_ms") or 0, nums.get("run_id") or 0)
             + bytes(40))
+
+
+def windows(bases):
+    return b"".join(struct.pack("<Q", b) for b in bases) + bytes(8 * (4 - len(bases)))
 
 
 def trace_pcs(qemu, elf, cmdline, params=False):
     """Boot `elf` under QEMU TCG single-stepping and yield the address of
     every instruction executed, in order. With `params`, also load a mobius
     boot-parameters block at 0x6800 as `mobius run` writes it (the user's
-    words are those before the first ` tsc_khz=`)."""
+    words are those before the first ` tsc_khz=`) and give the guest a virtio
+    console, so that it takes `mobius run`'s path."""
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "trace.log")
         extra = []
@@ -77,8 +87,12 @@ def trace_pcs(qemu, elf, cmdline, params=False):
             m = re.search(r"tsc_khz=(\d+)", cmdline)
             khz = int(m.group(1)) if m else 0
             with open(blob, "wb") as f:
-                f.write(params_block(user, khz))
-            extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on"]
+                f.write(params_block(user, khz, [QEMU_VIRTIO_WINDOW]))
+            # The statistics go over a virtio console, as under `mobius run`.
+            extra = ["-device", f"loader,file={blob},addr=0x6800,force-raw=on",
+                     "-global", "virtio-mmio.force-legacy=false",
+                     "-device", "virtio-serial-device", "-chardev", "null,id=vc",
+                     "-device", "virtconsole,chardev=vc"]
         subprocess.run([qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg",
                         "-singlestep", "-m", "128M", "-kernel", elf, "-append", cmdline,
                         "-nographic", "-no-reboot", "-nodefaults", "-serial", "null",

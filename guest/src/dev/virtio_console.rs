@@ -113,8 +113,10 @@ impl Console {
     /// Probe and set up the device at `base`; `None` if it is not a modern
     /// virtio console or refuses our features.
     pub fn probe(base: u64) -> Option<Console> {
-        // Only windows inside the identity-mapped first 4 GiB, above RAM.
-        if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(4096) {
+        // Only windows inside the identity-mapped first 4 GiB, above RAM,
+        // aligned as virtio-mmio register blocks are (QEMU's microvm packs
+        // its windows 512 bytes apart).
+        if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(0x200) {
             return None;
         }
         if !crate::arch::x86_64::identity::map_device(base) {

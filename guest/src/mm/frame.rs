@@ -597,6 +597,32 @@ impl TableFrames for PoolTables<'_> {
 /// few instructions per range. The kernel reports this while its VMM has not
 /// started (it starts on first use).
 pub fn usable_frames(ram: impl IntoIterator<Item = MemRegion>, reserved: &[MemRegion]) -> u64 {
+    match reserved {
+        [low] if low.base == 0 && low.len > 0 => frames_above(ram, low.end().div_ceil(PAGE_SIZE)),
+        _ => usable_frames_scan(ram, reserved),
+    }
+}
+
+/// [`usable_frames`] when one range `[0, first)` (in frames, page 0 within
+/// it) is reserved, as the kernel reserves the low MiB, its image and its
+/// heap: a subtraction per RAM region instead of a walk past the range
+/// (~200 emulated instructions fewer at a snapshot before the VMM starts).
+fn frames_above(ram: impl IntoIterator<Item = MemRegion>, first: u64) -> u64 {
+    let mut total = 0;
+    for r in ram {
+        let Some(start) = r.base.checked_add(PAGE_SIZE - 1) else {
+            continue;
+        };
+        let (start, end) = ((start / PAGE_SIZE).max(first), r.end() / PAGE_SIZE);
+        if start < end {
+            total += end - start;
+        }
+    }
+    total
+}
+
+/// [`usable_frames`] for any reserved ranges: walk each RAM region past them.
+fn usable_frames_scan(ram: impl IntoIterator<Item = MemRegion>, reserved: &[MemRegion]) -> u64 {
     let mut total = 0;
     for r in ram {
         let Some(start) = r.base.checked_add(PAGE_SIZE - 1) else {
@@ -663,6 +689,27 @@ mod tests {
                 .collect();
             let reserved: Vec<MemRegion> =
                 reserved.iter().map(|&(b, l)| MemRegion::new(b * 700, l * 900)).collect();
+            let fa = FrameAllocator::new(&ram, &reserved, Box::new(CpuZeroing));
+            proptest::prop_assert_eq!(usable_frames(ram.iter().copied(), &reserved), fa.stats().total);
+        }
+
+        /// The same for the kernel's case, one reserved range from 0 (the
+        /// short count), ending anywhere, in a page or between pages.
+        #[test]
+        fn usable_frames_agrees_for_a_low_reserved_range(
+            ram in proptest::collection::vec((0u64..16, 0u64..4096), 1..4),
+            low in 1u64..12_000_000,
+        ) {
+            let mut at = 0;
+            let ram: Vec<MemRegion> = ram
+                .iter()
+                .map(|&(gap, len)| {
+                    let r = MemRegion::new(at + gap * 3001, len * 1000);
+                    at = r.end();
+                    r
+                })
+                .collect();
+            let reserved = [MemRegion::new(0, low)];
             let fa = FrameAllocator::new(&ram, &reserved, Box::new(CpuZeroing));
             proptest::prop_assert_eq!(usable_frames(ram.iter().copied(), &reserved), fa.stats().total);
         }
