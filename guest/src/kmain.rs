@@ -64,10 +64,10 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
         }
     };
     let line = info.cmdline;
-    if info.params.as_ref().is_some_and(|p| p.console) {
+    if info.params.is_some_and(|p| p.console()) {
         crate::console::use_console_port();
     }
-    let options = BootOptions::from_boot(line, info.params.as_ref());
+    let options = BootOptions::from_view(line, info.params);
     TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);
     prepare_vmm(&info, heap, nx, options.discard);

@@ -19,7 +19,7 @@ pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
 
-use crate::boot_params::{BootParams, ParsedOptions, Span};
+use crate::boot_params::{BootParams, ParamsView, ParsedOptions, Span};
 
 /// Summary of the statistics on the guest console at exit (`summary=1`).
 pub const SUMMARY: &str = "summary";
@@ -115,20 +115,34 @@ impl<'a> BootOptions<'a> {
     /// here), and the TSC frequency, discard and virtio windows come from
     /// `params`.
     pub fn from_boot(line: &'a str, params: Option<&BootParams>) -> Self {
+        match params {
+            Some(p) => {
+                let bytes = p.encode();
+                Self::from_view(line, ParamsView::new(&bytes))
+            }
+            None => Self::parse(line),
+        }
+    }
+
+    /// [`Self::from_boot`] from the block where it lies (what the kernel uses).
+    pub fn from_view(line: &'a str, params: Option<ParamsView<'_>>) -> Self {
         let Some(p) = params else {
             return Self::parse(line);
         };
-        let Some(user) = line.get(..p.user_cmdline_len as usize) else {
+        let Some(user) = line.get(..p.user_cmdline_len() as usize) else {
             return Self::parse(line);
         };
-        let parsed = p.options.and_then(|o| Self::from_parsed(user, &o));
+        let parsed = p.options().and_then(|o| Self::from_parsed(user, &o));
         let mut o = parsed.unwrap_or_else(|| Self::parse(user));
-        if p.tsc_khz != 0 {
-            o.tsc_khz = Some(p.tsc_khz);
+        let tsc_khz = p.tsc_khz();
+        if tsc_khz != 0 {
+            o.tsc_khz = Some(tsc_khz);
         }
-        o.discard = p.discard;
-        o.virtio = p.virtio;
-        o.virtio_len = p.virtio_len;
+        o.discard = p.discard();
+        o.virtio_len = p.virtio_len();
+        for (i, slot) in o.virtio[..o.virtio_len].iter_mut().enumerate() {
+            *slot = p.virtio(i);
+        }
         o
     }
 

@@ -1,7 +1,7 @@
 //! The PVH `hvm_start_info` handed over by the loader (Xen's
 //! `arch-x86/hvm/start_info.h`, version 1): memory map and command line.
 use crate::mm::frame::MemRegion;
-use mobius_shared::boot_params::{self, BootParams};
+use mobius_shared::boot_params::{self, ParamsView};
 use mobius_shared::layout::BOOT_PARAMS_ADDR;
 
 const MAGIC: u32 = 0x336e_c578;
@@ -44,7 +44,7 @@ pub struct BootInfo {
     /// user's words (the host's facts are in `params`).
     pub cmdline: &'static str,
     /// The `mobius` host's boot parameters block, if it wrote one.
-    pub params: Option<BootParams>,
+    pub params: Option<ParamsView<'static>>,
     /// The loader's memory map.
     pub ram: RamMap,
 }
@@ -142,13 +142,18 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
     // loader leaves to us; a loader that wrote something else there fails
     // the magic and version check.
     let params = unsafe { boot_params() };
-    // With the host's block, its words on the line are known already: read
-    // only the user's part (every byte read is emulated on kvm_pvm).
-    let max = params.map_or(MAX_CMDLINE, |p| {
-        (p.user_cmdline_len as usize).min(MAX_CMDLINE)
-    });
-    // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
-    let cmdline = unsafe { cmdline_at(info.cmdline_paddr, max) };
+    // With the host's block, its words on the line are known already and
+    // the block says how long the user's part is: read only that, without
+    // looking for the NUL (every byte read is emulated on kvm_pvm).
+    let cmdline = match params {
+        Some(p) => {
+            let len = (p.user_cmdline_len() as usize).min(MAX_CMDLINE);
+            // SAFETY: the host put a line of at least `len` bytes there.
+            unsafe { line_at(info.cmdline_paddr, len) }
+        }
+        // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
+        None => unsafe { cmdline_at(info.cmdline_paddr, MAX_CMDLINE) },
+    };
     Ok(BootInfo {
         cmdline,
         params,
@@ -160,10 +165,24 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
 ///
 /// # Safety
 /// [`BOOT_PARAMS_ADDR`] must be identity-mapped, readable memory.
-unsafe fn boot_params() -> Option<BootParams> {
-    // SAFETY: the caller vouches for the address; any bytes are a valid array.
+unsafe fn boot_params() -> Option<ParamsView<'static>> {
+    // SAFETY: the caller vouches for the address; any bytes are a valid
+    // array, and nothing writes the block after boot (low memory the
+    // kernel never hands out).
     let raw = unsafe { &*(BOOT_PARAMS_ADDR as *const [u8; boot_params::LEN]) };
-    BootParams::decode(raw)
+    ParamsView::new(raw)
+}
+
+/// The first `len` bytes of the line at `addr`, cut at the first byte that
+/// is not UTF-8.
+unsafe fn line_at(addr: u64, len: usize) -> &'static str {
+    if addr == 0 {
+        return "";
+    }
+    // SAFETY: the caller vouches for `len` bytes at `addr`.
+    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+    // core's ASCII check goes a word at a time.
+    as_str(bytes, bytes.is_ascii())
 }
 
 /// The NUL-terminated command line at `addr`, cut at `max` bytes and at the
@@ -185,9 +204,14 @@ unsafe fn cmdline_at(addr: u64, max: usize) -> &'static str {
     }
     // SAFETY: `len` bytes were just read.
     let bytes = unsafe { core::slice::from_raw_parts(base, len) };
-    if high_bits & 0x80 == 0 {
-        // The usual line is ASCII, which the scan above has just shown:
-        // spare the validator's ~100 emulated instructions.
+    as_str(bytes, high_bits & 0x80 == 0)
+}
+
+/// `bytes` as text, up to the first byte that is not UTF-8. The usual line
+/// is ASCII, which the caller has checked (`ascii`): then the validator's
+/// ~100 emulated instructions are spared.
+fn as_str(bytes: &'static [u8], ascii: bool) -> &'static str {
+    if ascii {
         // SAFETY: ASCII bytes are UTF-8.
         return unsafe { core::str::from_utf8_unchecked(bytes) };
     }
