@@ -169,6 +169,8 @@ def main():
         lines.append("peak RSS: /usr/bin/time not installed; not measured")
     if qsum:
         lines.append(f"QEMU microvm / mobius (median start to exit): {qsum['median'] / proc['median']:.1f}x")
+    elif args.qemu_runs == 0:
+        lines.append("QEMU: not measured (--qemu-runs 0)")
     else:
         lines.append("QEMU: not installed (or guest ELF missing); no comparison")
     text = "\n".join(lines) + "\n"
