@@ -7,7 +7,10 @@ Measures, in one run of this script:
   2. the host phases `mobius run --timings` reports (median of each);
   3. peak RSS of the mobius process (GNU time's %M, when /usr/bin/time exists);
   4. when qemu-system-x86_64 is installed: the same guest ELF under
-     `qemu-system-x86_64 -M microvm` with KVM, same measure, and the ratio.
+     `qemu-system-x86_64 -M microvm` with KVM, same measure, and the ratio;
+  5. how boot time grows with guest memory (--sizes): start to exit and the
+     `run` phase at each size, the sizes taken in turn within each round so
+     that the host's drift falls on all alike.
 
 Only the standard library is used. Results go to stdout (Markdown) and to
 bench-results/boot-<timestamp>.md.
@@ -81,6 +84,9 @@ def main():
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--qemu-runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--sizes", default="16M,128M,1G,3G",
+                    help="guest memory sizes for the growth table ('' for none)")
+    ap.add_argument("--size-runs", type=int, default=40)
     ap.add_argument("--against", metavar="MOBIUS",
                     help="another mobius binary (e.g. an older build) measured in the same "
                          "loop, run for run alternating with --mobius: on a host whose "
@@ -140,6 +146,16 @@ def main():
         qtimes = [timed_run(qargv, expect=1)[0] for _ in range(args.qemu_runs)]
         qsum = summary(qtimes)
 
+    sizes = [z for z in args.sizes.split(",") if z]
+    by_size = {z: ([], []) for z in sizes}
+    for _ in range(args.size_runs if sizes else 0):
+        for z in sizes:
+            t, _, _, err = timed_run([args.mobius, "run", "--memory", z, "--timings",
+                                      "--cmdline", args.cmdline], expect=0)
+            m = re.search(r"\brun=([0-9.]+)ms", err)
+            by_size[z][0].append(t * 1e3)
+            by_size[z][1].append(float(m.group(1)) if m else float("nan"))
+
     uname = os.uname()
     lines = [
         f"# mobius boot benchmark ({time.strftime('%Y-%m-%d %H:%M:%S %Z')})",
@@ -160,6 +176,16 @@ def main():
     for key, vals in phases.items():
         lines.append(f"| {key} | {statistics.median(vals):.3f} |")
     lines.append("")
+    if sizes:
+        lines += [f"guest memory size (--memory; {args.size_runs} runs each, sizes in turn):", "",
+                  "| memory | start to exit, median (ms) | p10-p90 | guest `run` phase, median (ms) |",
+                  "|---|---|---|---|"]
+        for z in sizes:
+            wall, run = by_size[z]
+            lines.append(f"| {z} | {statistics.median(wall):.2f} | "
+                         f"{percentile(wall, 10):.2f}-{percentile(wall, 90):.2f} | "
+                         f"{statistics.median(run):.3f} |")
+        lines.append("")
     if rss:
         lines.append(
             f"peak RSS of mobius (128 MiB guest): median {statistics.median(rss) / 1024:.2f} MiB, "
