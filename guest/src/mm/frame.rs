@@ -668,6 +668,20 @@ fn reserved_around(pos: u64, end: u64, reserved: &[MemRegion]) -> (u64, u64) {
 mod tests {
     use super::*;
 
+    /// Disjoint RAM regions, as a memory map has, from (gap, length) pairs:
+    /// each starts after the previous one ends (a gap, often none, then a
+    /// length), unaligned; the first often at 0, where page 0 is reserved.
+    fn memory_map(spec: &[(u64, u64)]) -> Vec<MemRegion> {
+        let mut at = 0;
+        spec.iter()
+            .map(|&(gap, len)| {
+                let r = MemRegion::new(at + gap * 3001, len * 1000);
+                at = r.end();
+                r
+            })
+            .collect()
+    }
+
     proptest::proptest! {
         /// The count without an allocator equals the allocator's own.
         #[test]
@@ -675,18 +689,7 @@ mod tests {
             ram in proptest::collection::vec((0u64..16, 0u64..4096), 1..4),
             reserved in proptest::collection::vec((0u64..8192, 0u64..4096), 0..5),
         ) {
-            // Disjoint RAM regions, as a memory map has: each starts after
-            // the previous one ends (a gap, often none, then a length),
-            // unaligned; the first often at 0, where page 0 is reserved.
-            let mut at = 0;
-            let ram: Vec<MemRegion> = ram
-                .iter()
-                .map(|&(gap, len)| {
-                    let r = MemRegion::new(at + gap * 3001, len * 1000);
-                    at = r.end();
-                    r
-                })
-                .collect();
+            let ram = memory_map(&ram);
             let reserved: Vec<MemRegion> =
                 reserved.iter().map(|&(b, l)| MemRegion::new(b * 700, l * 900)).collect();
             let fa = FrameAllocator::new(&ram, &reserved, Box::new(CpuZeroing));
@@ -700,15 +703,7 @@ mod tests {
             ram in proptest::collection::vec((0u64..16, 0u64..4096), 1..4),
             low in 1u64..12_000_000,
         ) {
-            let mut at = 0;
-            let ram: Vec<MemRegion> = ram
-                .iter()
-                .map(|&(gap, len)| {
-                    let r = MemRegion::new(at + gap * 3001, len * 1000);
-                    at = r.end();
-                    r
-                })
-                .collect();
+            let ram = memory_map(&ram);
             let reserved = [MemRegion::new(0, low)];
             let fa = FrameAllocator::new(&ram, &reserved, Box::new(CpuZeroing));
             proptest::prop_assert_eq!(usable_frames(ram.iter().copied(), &reserved), fa.stats().total);
