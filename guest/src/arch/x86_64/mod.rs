@@ -1,6 +1,6 @@
-//! x86-64 specifics: boot entries, CPU primitives, serial console and the
-//! host's console-write port, the PVH
-//! start info, GDT/IDT and traps, and the page tables behind `mm::paging::Mmu`.
+//! x86-64 specifics: boot entries, CPU primitives, the serial console and
+//! the host's console-write port, the PVH start info, GDT/IDT and traps, and
+//! the page tables behind `mm::paging::Mmu`.
 pub mod boot;
 pub mod console_port;
 pub mod cpu;
