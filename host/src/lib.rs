@@ -31,8 +31,8 @@ use devices::serial::SerialPort;
 use vm::run::{VcpuRunner, VcpuStop};
 
 /// How often the run loop looks for a halted vCPU when KVM emulates the
-/// APIC (HLT then stays in KVM_RUN): the delay before a halted guest is
-/// reported, against one extra exit per tick (~0.1 % of a long run here).
+/// APIC (HLT then stays in KVM_RUN): a halted guest is reported after two
+/// ticks, against one extra exit per tick (~0.1 % of a long run here).
 const HALT_WATCH_PERIOD: Duration = Duration::from_millis(10);
 
 /// The guest kernel ELF built by `build.rs` and carried inside this binary.

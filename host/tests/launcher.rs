@@ -85,6 +85,26 @@ fn hlt_waiting_for_an_interrupt_that_cannot_come_is_a_crash() {
 }
 
 #[test]
+fn hlt_waiting_for_the_apic_timer_is_left_to_wait() {
+    if !kvm_or_skip("hlt_waiting_for_the_apic_timer_is_left_to_wait") {
+        return;
+    }
+    let s = Scratch::new();
+    // 200 ms of timer: some twenty halt-watch ticks see the vCPU halted with
+    // the timer armed and must let it be. When the timer fires, the
+    // interrupt finds no IDT: a triple fault, not a halt.
+    let o = boot(
+        &s,
+        elf::apic_timer_then_halt(200_000_000),
+        &["--timeout", "20s"],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(host::GUEST_CRASH), "{err}");
+    assert!(err.contains("triple fault"), "{err}");
+    assert!(!err.contains("HLT"), "{err}");
+}
+
+#[test]
 fn triple_fault_reports_registers() {
     if !kvm_or_skip("triple_fault_reports_registers") {
         return;

@@ -25,6 +25,8 @@ const APIC_LVTT: usize = 0x320;
 const APIC_LVT_MASKED: u32 = 1 << 16;
 const APIC_TMICT: usize = 0x380;
 const APIC_TMCCT: usize = 0x390;
+/// The interrupt request register: 8 words of 32 vectors, 16 bytes apart.
+const APIC_IRR: usize = 0x200;
 
 /// Whether the vCPU is halted and nothing can wake it. Any error reading
 /// its state counts as "not proven halted": the loop keeps running it.
@@ -40,7 +42,7 @@ pub fn halted_for_good(vcpu: &VcpuFd) -> bool {
         return true;
     }
     match timer_state(vcpu) {
-        Some((apic_base, lapic, deadline)) => !timer_armed(apic_base, &lapic, deadline),
+        Some((apic_base, lapic, deadline)) => !can_wake(apic_base, &lapic, deadline),
         None => false,
     }
 }
@@ -66,6 +68,13 @@ fn reg(image: &[u8; 1024], offset: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&image[offset..offset + 4]);
     u32::from_le_bytes(b)
+}
+
+/// Whether the APIC can still wake the vCPU: an interrupt is waiting in
+/// the IRR, or its timer will fire.
+pub fn can_wake(apic_base: u64, image: &[u8; 1024], tsc_deadline: u64) -> bool {
+    let requested = (0..8).any(|i| reg(image, APIC_IRR + 0x10 * i) != 0);
+    (apic_base & APIC_BASE_ENABLE != 0 && requested) || timer_armed(apic_base, image, tsc_deadline)
 }
 
 /// Whether the APIC timer will fire: APIC enabled (globally and in SPIV),
@@ -122,6 +131,18 @@ mod tests {
         let deadline = 0x20 | (2 << 17);
         assert!(timer_armed(ON, &image(SPIV_ON, deadline, 0, 0), 12345));
         assert!(!timer_armed(ON, &image(SPIV_ON, deadline, 0, 0), 0));
+    }
+
+    #[test]
+    fn a_requested_interrupt_can_wake() {
+        let mut img = image(SPIV_ON, 0x20 | APIC_LVT_MASKED, 0, 0);
+        assert!(!can_wake(ON, &img, 0));
+        // Vector 0x20 waiting: IRR word 1, bit 0.
+        img[APIC_IRR + 0x10..APIC_IRR + 0x14].copy_from_slice(&1u32.to_le_bytes());
+        assert!(can_wake(ON, &img, 0));
+        assert!(!can_wake(0xfee0_0000, &img, 0), "not with the APIC off");
+        // An armed timer alone is enough.
+        assert!(can_wake(ON, &image(SPIV_ON, 0x20, 10, 5), 0));
     }
 
     #[test]

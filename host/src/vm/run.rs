@@ -52,6 +52,9 @@ pub struct VcpuRunner {
     /// KVM emulates the local APIC: HLT stays inside KVM_RUN, and the halt
     /// watch's ticks ([`super::signal`]) are when the loop checks for it.
     pub lapic_in_kernel: bool,
+    /// The last halt-watch tick found the vCPU halted for good; a second
+    /// one in a row ends the run (see [`super::halt`]).
+    halt_seen: bool,
     exits: ExitCounts,
     warned: HashSet<(char, u64)>,
     discard_failed: bool,
@@ -73,6 +76,7 @@ impl VcpuRunner {
             mmio,
             read_kvm_stats: false,
             lapic_in_kernel: false,
+            halt_seen: false,
             exits: ExitCounts::default(),
             warned: HashSet::new(),
             discard_failed: false,
@@ -125,16 +129,19 @@ impl VcpuRunner {
                 // was not for us (immediate_exit would refuse every entry).
                 self.exits.interrupted += 1;
                 self.vcpu.set_kvm_immediate_exit(0);
-                if super::signal::take_watch_tick()
-                    && self.lapic_in_kernel
-                    && super::halt::halted_for_good(&self.vcpu)
-                {
-                    return Some(self.halted());
+                if super::signal::take_watch_tick() && self.lapic_in_kernel {
+                    let halted = super::halt::halted_for_good(&self.vcpu);
+                    if halted && self.halt_seen {
+                        return Some(self.halted());
+                    }
+                    self.halt_seen = halted;
                 }
                 return None;
             }
             Err(e) => return Some(VcpuStop::RunError(format!("KVM_RUN failed: {e}"))),
         };
+        // The guest ran: whatever a halt-watch tick saw is stale.
+        self.halt_seen = false;
         match exit {
             VcpuExit::IoOut(port, data) => {
                 self.exits.io_out += 1;

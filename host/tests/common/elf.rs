@@ -36,6 +36,29 @@ pub fn halt_with_interrupts_on() -> Vec<u8> {
     vec![0xfb, 0xf4]
 }
 
+/// Machine code: enable the local APIC, arm its timer (one-shot, vector
+/// 0x20) for `count` bus cycles (1 ns each in KVM at divide-by-1), then
+/// `sti; hlt`. No IDT is loaded, so when the timer fires the machine
+/// triple-faults. The APIC is at its reset base, 0xfee00000: mapped by the
+/// long-mode entry's page tables (not under the PVH entry's flat mode...
+/// which has paging off, so it is reachable there too).
+pub fn apic_timer_then_halt(count: u32) -> Vec<u8> {
+    let mut code = Vec::new();
+    for (reg, value) in [
+        (0xf0u32, 0x1ffu32), // SPIV: APIC on, spurious vector 0xff
+        (0x3e0, 0xb),        // divide configuration: by 1
+        (0x320, 0x20),       // LVT timer: vector 0x20, one-shot, unmasked
+        (0x380, count),      // initial count: starts the timer
+    ] {
+        code.push(0xb8); // mov eax, imm32 (zero-extends in 64-bit mode)
+        code.extend_from_slice(&(0xfee0_0000 + reg).to_le_bytes());
+        code.extend_from_slice(&[0xc7, 0x00]); // mov dword [eax|rax], imm32
+        code.extend_from_slice(&value.to_le_bytes());
+    }
+    code.extend_from_slice(&[0xfb, 0xf4]); // sti; hlt
+    code
+}
+
 /// Machine code: `ud2` with no IDT loaded: a triple fault.
 pub fn triple_fault() -> Vec<u8> {
     vec![0x0f, 0x0b]
