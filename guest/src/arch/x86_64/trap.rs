@@ -75,11 +75,10 @@ fn page_fault_hook() -> Option<PageFaultHook> {
 
 core::arch::global_asm!(
     r#"
-    .section .text
+    .section .text.trap_stubs, "ax"
     /* Stub n sits at trap_stubs + 16 * n exactly (.org fails the build if a
-       stub outgrows its 16 bytes), so `init` computes gates from one
-       template. The block is 512-byte aligned: adding 16 * n never carries
-       out of the low 16 bits of an address. */
+       stub outgrows its 16 bytes), and linker.ld puts trap_stubs at
+       TRAP_STUBS_ADDR: so the IDT is built at compile time. */
     .macro TRAP_NOERR n
     .org trap_stubs + \n * 16
 trap_stub_\n:
@@ -200,7 +199,6 @@ probe_sites:
 );
 
 extern "C" {
-    static trap_stubs: u8;
     static trap_stub_table: [u64; 32];
     static probe_sites: [u64; 3];
     fn probe_read_u8(addr: u64) -> i64;
@@ -269,7 +267,7 @@ fn tss_descriptor(base: u64) -> [u64; 2] {
 /// Our own 32-entry IDT rather than the x86_64 crate's 256-entry one: its
 /// constructor is not `const`, and building and moving 4 KiB at boot cost
 /// 12 M cycles (4.6 ms) under kvm_pvm, where ring 0 is emulated. This one is
-/// zero in `.bss` and boot writes only the 24 exception gates.
+/// built at compile time ([`IDT`]).
 ///
 /// The 16 bytes as two words (offset 0..16, selector, IST, type and
 /// attributes, offset 16..32; then offset 32..64), built with a few shifts:
@@ -283,11 +281,11 @@ impl Gate {
     /// Present, DPL 0, 64-bit interrupt gate.
     const INTERRUPT_GATE: u64 = 0x8e;
 
-    fn interrupt(handler: u64, selector: u16, ist: u8) -> Gate {
+    const fn interrupt(handler: u64, selector: u16, ist: u8) -> Gate {
         Gate([
             (handler & 0xffff)
-                | u64::from(selector) << 16
-                | u64::from(ist) << 32
+                | (selector as u64) << 16
+                | (ist as u64) << 32
                 | Self::INTERRUPT_GATE << 40
                 | ((handler >> 16) & 0xffff) << 48,
             handler >> 32,
@@ -318,12 +316,24 @@ const GATES: [(u8, u8); 24] = {
     g
 };
 
-/// The IDT: written once by [`init`] before it is loaded, then only read by
-/// the CPU.
-struct IdtCell(core::cell::UnsafeCell<[Gate; 32]>);
-// SAFETY: written only during single-threaded boot (`init`).
-unsafe impl Sync for IdtCell {}
-static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new([Gate::MISSING; 32]));
+/// Where linker.ld puts `trap_stubs` (first in `.text`, at the kernel's load
+/// address; the link fails otherwise): the gates are then known at compile
+/// time. `gates_match_stubs` checks them against the stubs' real addresses.
+const TRAP_STUBS_ADDR: u64 = mobius_shared::layout::KERNEL_MIN_ADDR;
+
+/// The IDT, complete in the kernel image: boot only loads it (filling 24
+/// gates was ~75 emulated instructions on kvm_pvm).
+static IDT: [Gate; 32] = {
+    let mut idt = [Gate::MISSING; 32];
+    let mut i = 0;
+    while i < GATES.len() {
+        let (vector, ist) = GATES[i];
+        let stub = TRAP_STUBS_ADDR + 16 * vector as u64;
+        idt[vector as usize] = Gate::interrupt(stub, KERNEL_CODE, ist);
+        i += 1;
+    }
+    idt
+};
 
 /// An IST stack; only its address is used (the CPU writes it).
 #[repr(align(16))]
@@ -339,7 +349,7 @@ fn stack_top(stack: *const Stack) -> VirtAddr {
 pub fn init() {
     // SAFETY: boot is single-threaded and nothing else touches the TSS, the
     // GDT or the IDT; the stacks are statics used only as IST stacks.
-    let (tss, gdt, idt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get(), &mut *IDT.0.get()) };
+    let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
     tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
     tss.interrupt_stack_table[IST_PAGE_FAULT as usize] = stack_top(&raw const PAGE_FAULT_STACK);
     let [low, high] = tss_descriptor(TSS.0.get() as u64);
@@ -358,20 +368,11 @@ pub fn init() {
         ES::set_reg(SegmentSelector(KERNEL_DATA));
         load_tss(SegmentSelector(TSS_SELECTOR));
     }
-    // Stub n is at trap_stubs + 16 n (laid out so above): every gate is the
-    // first one's plus 16 n in the offset and its IST slot.
-    let [low, high] = Gate::interrupt((&raw const trap_stubs) as u64, KERNEL_CODE, 0).0;
-    for &(vector, ist) in &GATES {
-        idt[usize::from(vector)] = Gate([
-            low + (u64::from(vector) << 4) + (u64::from(ist) << 32),
-            high,
-        ]);
-    }
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
-        base: VirtAddr::from_ptr(IDT.0.get()),
+        base: VirtAddr::from_ptr(&raw const IDT),
     };
-    // SAFETY: the IDT is a static that lives for ever, with valid gates.
+    // SAFETY: the IDT is an immutable static with valid gates.
     unsafe { lidt(&pointer) };
 }
 
@@ -379,9 +380,8 @@ pub fn init() {
 /// the stub table, which `init` does not read), with the right IST slot and
 /// the reserved vectors empty. For the in-guest tests.
 pub fn gates_match_stubs() -> bool {
-    // SAFETY: the IDT is only written by `init`, before this can run; the
-    // stub table holds the 32 stubs.
-    let (idt, stubs) = unsafe { (&*IDT.0.get(), &trap_stub_table) };
+    // SAFETY: the stub table holds the 32 stubs' addresses.
+    let (idt, stubs) = (&IDT, unsafe { &trap_stub_table });
     idt.iter().enumerate().all(|(v, gate)| {
         match GATES.iter().find(|&&(vector, _)| usize::from(vector) == v) {
             Some(&(_, ist)) => gate.0 == Gate::interrupt(stubs[v], KERNEL_CODE, ist).0,
