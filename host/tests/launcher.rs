@@ -138,6 +138,24 @@ fn timeout_stops_a_spinning_guest() {
 }
 
 #[test]
+fn halt_watch_ticks_are_counted_apart_from_signals() {
+    if !kvm_or_skip("halt_watch_ticks_are_counted_apart_from_signals") {
+        return;
+    }
+    let s = Scratch::new();
+    // 300 ms of a running guest: some thirty ticks, each a KVM_RUN cut short,
+    // shown as their own exit reason; `interrupted` is the timeout's one kick.
+    let o = boot(&s, elf::spin(), &["--timeout", "300ms", "--timings"]);
+    let err = stderr(&o);
+    let ticks = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("halt_watch="))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(ticks.is_some_and(|n| n >= 5), "{err}");
+    assert!(err.contains(" interrupted=1 "), "{err}");
+}
+
+#[test]
 fn sigint_and_sigterm_stop_the_guest() {
     if !kvm_or_skip("sigint_and_sigterm_stop_the_guest") {
         return;

@@ -11,8 +11,11 @@ pub struct ExitCounts {
     pub mmio_write: u64,
     pub hlt: u64,
     pub shutdown: u64,
-    /// KVM_RUN interrupted by a signal (EINTR).
+    /// KVM_RUN interrupted by a signal (EINTR) other than a halt-watch tick.
     pub interrupted: u64,
+    /// KVM_RUN interrupted by a halt-watch tick (every 10 ms with KVM's
+    /// APIC, to see whether the vCPU halted for good).
+    pub halt_watch: u64,
     pub other: u64,
     /// Port accesses no device claimed (also counted in io_in/io_out).
     pub unknown_io: u64,
@@ -35,6 +38,7 @@ impl ExitCounts {
             ("hlt", self.hlt),
             ("shutdown", self.shutdown),
             ("interrupted", self.interrupted),
+            ("halt_watch", self.halt_watch),
             ("other", self.other),
             ("unknown_io", self.unknown_io),
             ("unknown_mmio", self.unknown_mmio),
@@ -53,6 +57,7 @@ impl ExitCounts {
             + self.hlt
             + self.shutdown
             + self.interrupted
+            + self.halt_watch
             + self.other
     }
 }

@@ -127,9 +127,14 @@ impl VcpuRunner {
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 // A signal: the loop looks at why; enter again only if it
                 // was not for us (immediate_exit would refuse every entry).
-                self.exits.interrupted += 1;
                 self.vcpu.set_kvm_immediate_exit(0);
-                if super::signal::take_watch_tick() && self.lapic_in_kernel {
+                let tick = super::signal::take_watch_tick();
+                if tick {
+                    self.exits.halt_watch += 1;
+                } else {
+                    self.exits.interrupted += 1;
+                }
+                if tick && self.lapic_in_kernel {
                     let halted = super::halt::halted_for_good(&self.vcpu);
                     if halted && self.halt_seen {
                         return Some(self.halted());
