@@ -264,7 +264,6 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         vm.take_mmio(),
     );
     runner.read_kvm_stats = config.kvm_stats;
-    runner.lapic_in_kernel = vm.lapic_in_kernel();
     let t_vcpu = Instant::now();
     timings.vcpu_setup = t_vcpu - t_load;
 

@@ -173,25 +173,6 @@ impl BootParams {
         }
         b
     }
-
-    /// Read a block; `None` unless the magic, the version and every field
-    /// are as this kernel understands them.
-    pub fn decode(b: &[u8; LEN]) -> Option<Self> {
-        let view = ParamsView::new(b)?;
-        let mut p = BootParams {
-            tsc_khz: view.tsc_khz(),
-            discard: view.discard(),
-            console: view.console(),
-            user_cmdline_len: view.user_cmdline_len(),
-            virtio: [0; MAX_VIRTIO_DEVICES],
-            virtio_len: view.virtio_len(),
-            options: view.options(),
-        };
-        for (i, slot) in p.virtio[..p.virtio_len].iter_mut().enumerate() {
-            *slot = view.virtio(i);
-        }
-        Some(p)
-    }
 }
 
 /// A valid block read where it lies, each field decoded when asked. The
@@ -266,6 +247,24 @@ impl<'a> ParamsView<'a> {
 mod tests {
     use super::*;
 
+    /// The whole block read back, for the round trips.
+    fn decode(b: &[u8; LEN]) -> Option<BootParams> {
+        let view = ParamsView::new(b)?;
+        let mut p = BootParams {
+            tsc_khz: view.tsc_khz(),
+            discard: view.discard(),
+            console: view.console(),
+            user_cmdline_len: view.user_cmdline_len(),
+            virtio: [0; MAX_VIRTIO_DEVICES],
+            virtio_len: view.virtio_len(),
+            options: view.options(),
+        };
+        for (i, slot) in p.virtio[..p.virtio_len].iter_mut().enumerate() {
+            *slot = view.virtio(i);
+        }
+        Some(p)
+    }
+
     fn sample() -> BootParams {
         BootParams {
             tsc_khz: 2_596_000,
@@ -286,14 +285,14 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        assert_eq!(BootParams::decode(&sample().encode()), Some(sample()));
+        assert_eq!(decode(&sample().encode()), Some(sample()));
         let none = BootParams::default();
-        assert_eq!(BootParams::decode(&none.encode()), Some(none));
+        assert_eq!(decode(&none.encode()), Some(none));
         let empty = BootParams {
             options: Some(ParsedOptions::default()),
             ..BootParams::default()
         };
-        assert_eq!(BootParams::decode(&empty.encode()), Some(empty));
+        assert_eq!(decode(&empty.encode()), Some(empty));
     }
 
     #[test]
@@ -315,8 +314,8 @@ mod tests {
         for (at, v) in [(0, b'm'), (8, 1), (13, 1), (28, 5)] {
             let mut b = good;
             b[at] = v;
-            assert_eq!(BootParams::decode(&b), None, "byte {at} = {v}");
+            assert_eq!(decode(&b), None, "byte {at} = {v}");
         }
-        assert_eq!(BootParams::decode(&[0; LEN]), None);
+        assert_eq!(decode(&[0; LEN]), None);
     }
 }

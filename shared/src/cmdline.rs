@@ -19,7 +19,7 @@ pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
 
-use crate::boot_params::{BootParams, ParamsView, ParsedOptions, Span};
+use crate::boot_params::{ParamsView, ParsedOptions, Span};
 
 /// Summary of the statistics on the guest console at exit (`summary=1`).
 pub const SUMMARY: &str = "summary";
@@ -109,22 +109,11 @@ pub struct BootOptions<'a> {
 }
 
 impl<'a> BootOptions<'a> {
-    /// The options of `line`, with the host's facts from `params` when the
-    /// host wrote them: then only the user's part of the line counts, taken
-    /// from the host's parse of it when the block carries one (else parsed
-    /// here), and the TSC frequency, discard and virtio windows come from
-    /// `params`.
-    pub fn from_boot(line: &'a str, params: Option<&BootParams>) -> Self {
-        match params {
-            Some(p) => {
-                let bytes = p.encode();
-                Self::from_view(line, ParamsView::new(&bytes))
-            }
-            None => Self::parse(line),
-        }
-    }
-
-    /// [`Self::from_boot`] from the block where it lies (what the kernel uses).
+    /// The options of `line`, with the host's facts from the boot parameters
+    /// block (read where it lies) when the host wrote one: then only the
+    /// user's part of the line counts, taken from the host's parse of it when
+    /// the block carries one (else parsed here), and the TSC frequency,
+    /// discard and virtio windows come from the block.
     pub fn from_view(line: &'a str, params: Option<ParamsView<'_>>) -> Self {
         let Some(p) = params else {
             return Self::parse(line);
@@ -235,6 +224,7 @@ pub fn virtio_mmio_base(v: &str) -> Option<u64> {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::boot_params::BootParams;
     use std::string::String;
     use std::vec::Vec;
     use std::{format, vec};
@@ -287,7 +277,7 @@ mod tests {
             virtio_len: 1,
             options: None,
         };
-        let o = BootOptions::from_boot(line, Some(&p));
+        let o = from_boot(line, Some(&p));
         assert_eq!(o.workload, Some("exit"));
         assert_eq!(o.tsc_khz, Some(2_000_000));
         assert!(!o.discard);
@@ -297,12 +287,9 @@ mod tests {
             user_cmdline_len: 999,
             ..p
         };
+        assert_eq!(from_boot(line, Some(&long)), BootOptions::parse(line));
         assert_eq!(
-            BootOptions::from_boot(line, Some(&long)),
-            BootOptions::parse(line)
-        );
-        assert_eq!(
-            BootOptions::from_boot(
+            from_boot(
                 "é",
                 Some(&BootParams {
                     user_cmdline_len: 1,
@@ -311,7 +298,14 @@ mod tests {
             ),
             BootOptions::parse("é")
         );
-        assert_eq!(BootOptions::from_boot(line, None), BootOptions::parse(line));
+        assert_eq!(from_boot(line, None), BootOptions::parse(line));
+    }
+
+    /// The options the kernel takes from `line` and the block `params`
+    /// would be, once written.
+    fn from_boot<'a>(line: &'a str, params: Option<&BootParams>) -> BootOptions<'a> {
+        let bytes = params.map(BootParams::encode);
+        BootOptions::from_view(line, bytes.as_ref().and_then(ParamsView::new))
     }
 
     /// The block for `line`, whose first `user_len` bytes are the user's,
@@ -338,7 +332,7 @@ mod tests {
         let line = "run_id=3 workload=seq-touch pages=9 summary=1 test= workload=hello \
                     stats_interval_ms=20 tsc_khz=1 virtio_mmio.device=4K@0x1000:5";
         let user_len = line.find("tsc_khz").unwrap_or(0);
-        let from_host = BootOptions::from_boot(line, Some(&params(line, user_len, true)));
+        let from_host = from_boot(line, Some(&params(line, user_len, true)));
         assert!(params(line, user_len, true).options.is_some());
         assert_eq!(from_host.workload, Some("hello"));
         assert_eq!(from_host.test, Some(""));
@@ -349,7 +343,7 @@ mod tests {
         assert!(from_host.summary);
         assert_eq!(
             from_host,
-            BootOptions::from_boot(line, Some(&params(line, user_len, false)))
+            from_boot(line, Some(&params(line, user_len, false)))
         );
         // The user's own tsc_khz= is not the block's to carry.
         assert_eq!(BootOptions::parse("tsc_khz=5").to_parsed("tsc_khz=5"), None);
@@ -363,8 +357,8 @@ mod tests {
             o.workload = Some(Span { offset: 18, len: 9 });
         }
         assert_eq!(
-            BootOptions::from_boot(line, Some(&p)),
-            BootOptions::from_boot(line, Some(&params(line, line.len(), false)))
+            from_boot(line, Some(&p)),
+            from_boot(line, Some(&params(line, line.len(), false)))
         );
     }
 
@@ -391,8 +385,8 @@ mod tests {
                 .collect();
             let user = user.join(" ");
             let line = format!("{user} tsc_khz=7 discard=1 virtio_mmio.device=4K@0xd0000000:5");
-            let with = BootOptions::from_boot(&line, Some(&params(&line, user.len(), true)));
-            let without = BootOptions::from_boot(&line, Some(&params(&line, user.len(), false)));
+            let with = from_boot(&line, Some(&params(&line, user.len(), true)));
+            let without = from_boot(&line, Some(&params(&line, user.len(), false)));
             proptest::prop_assert_eq!(with, without);
         }
     }

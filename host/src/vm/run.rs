@@ -49,9 +49,6 @@ pub struct VcpuRunner {
     pub mmio: MmioBus,
     /// Read KVM's binary statistics when the guest stops.
     pub read_kvm_stats: bool,
-    /// KVM emulates the local APIC: HLT stays inside KVM_RUN, and the halt
-    /// watch's ticks ([`super::signal`]) are when the loop checks for it.
-    pub lapic_in_kernel: bool,
     /// The last halt-watch tick found the vCPU halted for good; a second
     /// one in a row ends the run (see [`super::halt`]).
     halt_seen: bool,
@@ -75,7 +72,6 @@ impl VcpuRunner {
             serial,
             mmio,
             read_kvm_stats: false,
-            lapic_in_kernel: false,
             halt_seen: false,
             exits: ExitCounts::default(),
             warned: HashSet::new(),
@@ -128,19 +124,19 @@ impl VcpuRunner {
                 // A signal: the loop looks at why; enter again only if it
                 // was not for us (immediate_exit would refuse every entry).
                 self.vcpu.set_kvm_immediate_exit(0);
-                let tick = super::signal::take_watch_tick();
-                if tick {
-                    self.exits.halt_watch += 1;
-                } else {
+                if !super::signal::take_watch_tick() {
                     self.exits.interrupted += 1;
+                    return None;
                 }
-                if tick && self.lapic_in_kernel {
-                    let halted = super::halt::halted_for_good(&self.vcpu);
-                    if halted && self.halt_seen {
-                        return Some(self.halted());
-                    }
-                    self.halt_seen = halted;
+                // Ticks come only when KVM emulates the APIC (the halt
+                // watch is armed then, see `run_vm`): HLT stays inside
+                // KVM_RUN, and a tick is when the loop looks for it.
+                self.exits.halt_watch += 1;
+                let halted = super::halt::halted_for_good(&self.vcpu);
+                if halted && self.halt_seen {
+                    return Some(self.halted());
                 }
+                self.halt_seen = halted;
                 return None;
             }
             Err(e) => return Some(VcpuStop::RunError(format!("KVM_RUN failed: {e}"))),
