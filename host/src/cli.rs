@@ -1,12 +1,16 @@
 //! Command-line interface: `mobius run ...`. [`RunArgs`] is a flattenable
-//! group so that other subcommands (e.g. `stat`) take the same run options.
+//! group so that other subcommands (e.g. `stat`) take the same run options,
+//! and [`ArchiveArgs`] (what goes into the initramfs) is one inside it, so
+//! that `pack` takes it too.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
 
+use crate::boot::initramfs::{self, ArchiveSpec, FileSpec, InitramfsError};
 use crate::boot::BootMode;
 use crate::{KernelSource, RunConfig};
 
@@ -23,15 +27,91 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Boot the guest kernel and run it to completion; the exit status is the guest's.
-    Run(RunArgs),
-    /// Run a workload in the guest and report its page-fault counters like `perf stat`.
+    /// Boot the guest kernel and run it (or PROGRAM in it) to completion; the exit status is the guest's.
+    Run(RunCmd),
+    /// Run a workload or PROGRAM in the guest and report its page-fault counters like `perf stat`.
     Stat(StatArgs),
+    /// Write the initramfs for PROGRAM to FILE without booting (for QEMU's -initrd).
+    Pack(PackArgs),
     /// List the workloads the guest offers, with their parameters.
     List,
 }
 
-/// `mobius stat [options] -- WORKLOAD [KEY=VALUE...]`.
+/// `mobius run [options] [-- PROGRAM [ARGS...]]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunCmd {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A host x86-64 executable to run in the guest, and its arguments
+    #[arg(last = true, value_name = "PROGRAM [ARGS]")]
+    pub program: Vec<OsString>,
+}
+
+impl RunCmd {
+    /// The run configuration, with the initramfs packed from the host
+    /// files it names (none when it names none).
+    pub fn config(&self) -> Result<RunConfig, InitramfsError> {
+        let mut config = self.run.config();
+        config.initramfs = self.run.archive.spec(&self.program).build()?;
+        Ok(config)
+    }
+}
+
+/// `mobius pack -o FILE [--file ...] [--env ...] [--initrd ...] -- PROGRAM [ARGS...]`.
+#[derive(Debug, Clone, Args)]
+pub struct PackArgs {
+    /// Write the archive to FILE ('-' for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+    /// The host x86-64 executable to pack, and its arguments
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+    pub program: Vec<OsString>,
+}
+
+/// What goes into the guest's initramfs besides PROGRAM.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ArchiveArgs {
+    /// Copy host file HOST into the guest at GUEST (default /NAME; GUEST ending in '/' is a directory); repeatable
+    #[arg(long = "file", value_name = "HOST[:GUEST]", value_parser = parse_file_spec)]
+    pub files: Vec<FileSpec>,
+    /// Set an environment variable of PROGRAM; repeatable
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<String>,
+    /// A newc cpio archive of your own; the host's entries are added after its entries
+    #[arg(long, value_name = "ARCHIVE")]
+    pub initrd: Option<PathBuf>,
+}
+
+impl ArchiveArgs {
+    /// What to pack with `program` (PROGRAM and its arguments; may be empty).
+    pub fn spec(&self, program: &[OsString]) -> ArchiveSpec {
+        ArchiveSpec {
+            program: program.to_vec(),
+            files: self.files.clone(),
+            env: self.env.clone(),
+            initrd: self.initrd.clone(),
+        }
+    }
+}
+
+fn parse_file_spec(s: &str) -> Result<FileSpec, String> {
+    s.parse().map_err(|e| match e {
+        InitramfsError::BadFileSpec { why, .. } => why,
+        other => other.to_string(),
+    })
+}
+
+fn parse_env(s: &str) -> Result<String, String> {
+    match initramfs::check_env(s) {
+        Ok(()) => Ok(s.to_string()),
+        Err(InitramfsError::BadEnv(_)) => Err("expected KEY=VALUE with a non-empty KEY".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `mobius stat [options] -- WORKLOAD|PROGRAM [ARGS...]`.
 #[derive(Debug, Clone, Args)]
 #[command(trailing_var_arg = true)]
 pub struct StatArgs {
@@ -68,8 +148,9 @@ pub struct StatArgs {
     pub serial_stats: bool,
     #[command(flatten)]
     pub run: RunArgs,
-    /// The workload and its KEY=VALUE parameters (see `mobius list`)
-    #[arg(value_name = "WORKLOAD [KEY=VALUE]...")]
+    /// The workload and its KEY=VALUE parameters (see `mobius list`), or a
+    /// PROGRAM (a word with a '/' or naming an existing file) and its arguments
+    #[arg(value_name = "WORKLOAD [KEY=VALUE]...|PROGRAM [ARGS]...")]
     pub workload: Vec<String>,
 }
 
@@ -97,10 +178,13 @@ pub struct RunArgs {
     /// KVM device (for testing)
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_device: PathBuf,
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
 }
 
 impl RunArgs {
-    /// The validated run configuration.
+    /// The validated run configuration, without an initramfs (see
+    /// [`RunCmd::config`] and [`ArchiveArgs::spec`] for one).
     pub fn config(&self) -> RunConfig {
         RunConfig {
             kernel: match &self.kernel {
@@ -113,6 +197,7 @@ impl RunArgs {
             boot: self.boot,
             kvm_device: self.kvm_device.clone(),
             kvm_stats: false,
+            initramfs: None,
         }
     }
 }
@@ -245,8 +330,93 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("expected run");
         };
-        assert_eq!(args.memory, 256 << 20);
-        assert_eq!(args.boot, BootMode::Pvh);
+        assert_eq!(args.run.memory, 256 << 20);
+        assert_eq!(args.run.boot, BootMode::Pvh);
+        assert!(args.program.is_empty());
+        // Without a program there is no initramfs.
+        assert!(args.config().unwrap().initramfs.is_none());
+    }
+
+    #[test]
+    fn run_takes_a_program_and_archive_options() {
+        let cli = Cli::try_parse_from([
+            "mobius",
+            "run",
+            "--file",
+            "data.txt",
+            "--file",
+            "in.txt:/etc/",
+            "--env",
+            "HOME=/",
+            "--env",
+            "K=a=b",
+            "--initrd",
+            "user.cpio",
+            "-m",
+            "64M",
+            "--",
+            "./hello",
+            "--flag",
+            "-x",
+            "--",
+            "world",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.run.memory, 64 << 20);
+        assert_eq!(args.program, ["./hello", "--flag", "-x", "--", "world"]);
+        let a = &args.run.archive;
+        let guests: Vec<&str> = a.files.iter().map(|f| f.guest.as_str()).collect();
+        assert_eq!(guests, ["/data.txt", "/etc/in.txt"]);
+        assert_eq!(a.env, ["HOME=/", "K=a=b"]);
+        assert_eq!(a.initrd, Some(PathBuf::from("user.cpio")));
+        let spec = a.spec(&args.program);
+        assert_eq!(spec.program.len(), 5);
+
+        // Bad words are usage errors at parse time.
+        for bad in [
+            &["run", "--env", "NOVALUE"][..],
+            &["run", "--env", "=x"],
+            &["run", "--file", "a:relative"],
+            &["run", "--file", "a:/x/../y"],
+            &["run", "./hello"], // PROGRAM only after --
+        ] {
+            let words = std::iter::once("mobius").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(words).is_err(), "{bad:?}");
+        }
+        // A word that is not a program: "no such program", not a workload.
+        let cli = Cli::try_parse_from(["mobius", "run", "--", "hello"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        let err = args.config().unwrap_err();
+        assert!(err.to_string().contains("no such program 'hello'"), "{err}");
+        assert_eq!(
+            crate::Error::from(err).exit_status(),
+            mobius_shared::exit::host::USAGE
+        );
+    }
+
+    #[test]
+    fn pack_needs_output_and_program() {
+        let cli = Cli::try_parse_from([
+            "mobius", "pack", "-o", "out.cpio", "--env", "A=1", "--", "./prog", "arg",
+        ])
+        .unwrap();
+        let Command::Pack(args) = cli.command else {
+            panic!("expected pack");
+        };
+        assert_eq!(args.output, PathBuf::from("out.cpio"));
+        assert_eq!(args.program, ["./prog", "arg"]);
+        assert_eq!(args.archive.env, ["A=1"]);
+        assert!(Cli::try_parse_from(["mobius", "pack", "--", "./prog"]).is_err());
+        assert!(Cli::try_parse_from(["mobius", "pack", "-o", "x"]).is_err());
+        // pack boots nothing, so it takes no run options.
+        assert!(
+            Cli::try_parse_from(["mobius", "pack", "-o", "x", "-m", "64M", "--", "./p"]).is_err()
+        );
     }
 
     #[test]
@@ -276,5 +446,17 @@ mod tests {
         assert_eq!(args.run.memory, 64 << 20);
         assert_eq!(args.workload, ["seq-touch", "pages=10"]);
         assert!(Cli::try_parse_from(["mobius", "stat", "-r", "0", "--", "hello"]).is_err());
+
+        // A program and its arguments, with archive options.
+        let cli = Cli::try_parse_from([
+            "mobius", "stat", "--env", "A=1", "--file", "x", "--", "./prog", "-v", "pages=3",
+        ])
+        .unwrap();
+        let Command::Stat(args) = cli.command else {
+            panic!("expected stat");
+        };
+        assert_eq!(args.workload, ["./prog", "-v", "pages=3"]);
+        assert_eq!(args.run.archive.env, ["A=1"]);
+        assert_eq!(args.run.archive.files.len(), 1);
     }
 }

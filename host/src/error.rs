@@ -3,6 +3,7 @@
 
 use mobius_shared::exit::host;
 
+use crate::boot::initramfs::InitramfsError;
 use crate::boot::BootError;
 use crate::vm::VmError;
 
@@ -13,6 +14,9 @@ pub enum Error {
     Boot(#[from] BootError),
     #[error(transparent)]
     Vm(#[from] VmError),
+    /// The PROGRAM, a `--file`, `--env` or `--initrd` is unusable.
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
     /// A [`crate::RunHooks`] implementation failed (e.g. device setup).
     #[error("{0}")]
     Hook(Box<dyn std::error::Error + Send + Sync>),
@@ -28,6 +32,7 @@ impl Error {
             Error::Boot(e) if e.is_bad_kernel() => host::BAD_KERNEL,
             Error::Vm(e) if e.is_kvm_unavailable() => host::KVM_UNAVAILABLE,
             Error::Vm(VmError::MemorySize { .. }) => host::USAGE,
+            Error::Initramfs(_) => host::USAGE,
             _ => host::HOST_ERROR,
         }
     }

@@ -60,6 +60,9 @@ pub struct RunConfig {
     /// Read KVM's per-vCPU statistics at the end ([`RunOutcome::kvm_stats`];
     /// `mobius stat` wants them, a plain run does not pay for them).
     pub kvm_stats: bool,
+    /// A newc cpio archive handed to the guest as its PVH module, at the top
+    /// of RAM ([`boot::initramfs::ArchiveSpec::build`] makes one).
+    pub initramfs: Option<Vec<u8>>,
 }
 
 impl Default for RunConfig {
@@ -72,6 +75,7 @@ impl Default for RunConfig {
             boot: BootMode::Long,
             kvm_device: PathBuf::from("/dev/kvm"),
             kvm_stats: false,
+            initramfs: None,
         }
     }
 }
@@ -218,7 +222,11 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     let mut timings = Timings::default();
 
     let (name, image) = read_kernel(&config.kernel)?;
-    boot::elf::check(&name, &image, config.memory)?;
+    let info = boot::elf::check(&name, &image, config.memory)?;
+    if let Some(archive) = &config.initramfs {
+        // Fail before KVM is opened, as for a kernel too large.
+        boot::params::module_addr(config.memory, info.end, archive.len() as u64)?;
+    }
     let t = Instant::now();
     timings.kernel_read = t - start;
 
@@ -239,7 +247,14 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     if config.boot == BootMode::Long {
         boot::params::write_page_tables(&memory)?;
     }
-    boot::params::write_start_info(&memory, vm.ram_size())?;
+    let module = config
+        .initramfs
+        .as_deref()
+        .map(|data| boot::params::BootModule {
+            data,
+            kernel_end: kernel.end,
+        });
+    boot::params::write_start_info(&memory, vm.ram_size(), module)?;
     let t_load = Instant::now();
     timings.load = t_load - t_vm;
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use mobius::cli::{Cli, Command, RunArgs};
+use mobius::cli::{Cli, Command, PackArgs, RunCmd};
 use mobius::stats::command;
 use mobius::{run_vm, StatsHooks, Stop};
 use mobius_shared::exit::host;
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Run(args) => run(&args, process_start),
         Command::Stat(args) => command::stat(&args),
+        Command::Pack(args) => pack(&args),
         Command::List => command::list(),
     };
     ExitCode::from(status as u8)
@@ -50,9 +51,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(host::USAGE as u8)
 }
 
-fn run(args: &RunArgs, process_start: Instant) -> i32 {
+fn run(cmd: &RunCmd, process_start: Instant) -> i32 {
+    let args = &cmd.run;
+    let config = match cmd.config() {
+        Ok(config) => config,
+        Err(e) => {
+            let e = mobius::Error::from(e);
+            eprintln!("mobius: error: {e}");
+            return e.exit_status();
+        }
+    };
     let mut hooks = StatsHooks::new();
-    let outcome = match run_vm(&args.config(), &mut hooks) {
+    let outcome = match run_vm(&config, &mut hooks) {
         Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("mobius: error: {e}");
@@ -72,6 +82,32 @@ fn run(args: &RunArgs, process_start: Instant) -> i32 {
         );
     }
     outcome.exit_status()
+}
+
+/// `mobius pack`: write the initramfs for a program run, boot nothing.
+fn pack(args: &PackArgs) -> i32 {
+    use std::io::Write;
+    let archive = match args.archive.spec(&args.program).build_archive() {
+        Ok(archive) => archive,
+        Err(e) => {
+            let e = mobius::Error::from(e);
+            eprintln!("mobius: error: {e}");
+            return e.exit_status();
+        }
+    };
+    let written = if args.output.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&archive).and_then(|()| out.flush())
+    } else {
+        std::fs::write(&args.output, &archive)
+    };
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mobius: error: cannot write {}: {e}", args.output.display());
+            host::HOST_ERROR
+        }
+    }
 }
 
 /// One line on stderr for every ending that is not a guest status.

@@ -7,6 +7,21 @@
 /// Largest status the guest may report; larger values are treated as a crash.
 pub const GUEST_STATUS_MAX: u32 = 63;
 
+/// A debug-exit value `PROGRAM_EXIT | status` (`status` 0..=255) ends the run
+/// with the exit status of the program the guest ran (`mobius run -- PROGRAM`):
+/// the host exits with `status` itself, so `128 + signal` for a program the
+/// kernel killed, as a shell reports it.
+pub const PROGRAM_EXIT: u32 = 0x100;
+
+/// The program status a debug-exit value carries, if it is one.
+pub const fn program_status(value: u64) -> Option<u32> {
+    if value >= PROGRAM_EXIT as u64 && value <= PROGRAM_EXIT as u64 + 255 {
+        Some((value - PROGRAM_EXIT as u64) as u32)
+    } else {
+        None
+    }
+}
+
 /// Statuses the guest kernel reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]

@@ -8,6 +8,7 @@
 pub mod boot_params;
 pub mod cmdline;
 pub mod exit;
+pub mod initramfs;
 pub mod layout;
 pub mod ports;
 pub mod stats;

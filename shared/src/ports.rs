@@ -28,3 +28,8 @@ pub const DISCARD_FRAME: u16 = 0xf8;
 pub const CONSOLE_WRITE: u16 = 0xfc;
 /// Most bytes one console write may carry; a longer one is refused.
 pub const CONSOLE_WRITE_MAX: u32 = 4096;
+
+/// Console-write port for the error stream: the same buffer as
+/// [`CONSOLE_WRITE`], printed on the host's standard error. A program's
+/// file descriptor 2 goes here (its 1 goes to [`CONSOLE_WRITE`]).
+pub const CONSOLE_WRITE_ERR: u16 = 0xf0;

@@ -1,8 +1,10 @@
 //! Getting the guest kernel into memory: ELF checks and loading
 //! ([`elf`]), and the boot structures the entry expects ([`params`]): GDT,
-//! identity page tables, PVH `hvm_start_info`, memory map and command line.
+//! identity page tables, PVH `hvm_start_info` (with the initramfs of
+//! [`initramfs`] as its module), memory map and command line.
 
 pub mod elf;
+pub mod initramfs;
 pub mod params;
 
 use std::path::PathBuf;
@@ -61,6 +63,12 @@ pub enum BootError {
         memory: u64,
         needed: u64,
     },
+    #[error(
+        "the initramfs ({size} bytes) does not fit in guest memory above the kernel: \
+         it needs {needed} bytes of RAM, the guest has {memory} (use --memory {}M or more)",
+        needed.div_ceil(1 << 20)
+    )]
+    InitramfsTooLarge { size: u64, memory: u64, needed: u64 },
     #[error("kernel {name}: entry point {entry:#x} is not inside a loaded segment")]
     BadEntry { name: String, entry: u64 },
     #[error("kernel {0}: no PVH entry note (Xen ELF note type 18); use --boot long")]
@@ -87,6 +95,7 @@ impl BootError {
         matches!(
             self,
             BootError::MemoryTooSmall { .. }
+                | BootError::InitramfsTooLarge { .. }
                 | BootError::CmdlineTooLong { .. }
                 | BootError::CmdlineNul
         )

@@ -1,4 +1,5 @@
 //! `mobius stat` and `mobius list`.
+use std::ffi::{OsStr, OsString};
 use std::time::Instant;
 
 use mobius_shared::exit::host;
@@ -8,6 +9,7 @@ use mobius_shared::workloads::{self, CATALOGUE};
 use super::events::{self, Event};
 use super::format;
 use super::hooks::StatsHooks;
+use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
 use crate::{run_vm, RunOutcome, Stop};
 
@@ -51,11 +53,42 @@ pub fn summary_line(snap: Option<&Snapshot>) -> Option<String> {
     ))
 }
 
+/// What `stat` runs: its title, the guest command line, the initramfs.
+type Target = (String, String, Option<Vec<u8>>);
+
+/// The workload words or PROGRAM after `--`: a word with a '/' or naming an
+/// existing file is a PROGRAM, packed into an initramfs; otherwise a
+/// built-in workload.
+fn target(args: &StatArgs) -> Result<Target, String> {
+    let program = match args.workload.first() {
+        Some(word) if is_program_word(OsStr::new(word)) => {
+            args.workload.iter().map(OsString::from).collect()
+        }
+        _ => Vec::new(),
+    };
+    let (title, line) = if program.is_empty() {
+        workload_cmdline(args)?
+    } else {
+        let mut line = args.run.cmdline.trim().to_string();
+        if let Some(ms) = args.interval {
+            line.push_str(&format!(" stats_interval_ms={ms}"));
+        }
+        (args.workload.join(" "), line.trim().to_string())
+    };
+    let initramfs = args
+        .run
+        .archive
+        .spec(&program)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((title, line, initramfs))
+}
+
 /// Check the workload words and build the guest command line for them.
 fn workload_cmdline(args: &StatArgs) -> Result<(String, String), String> {
     let Some((name, params)) = args.workload.split_first() else {
         return Err(
-            "no workload given: mobius stat [options] -- WORKLOAD [KEY=VALUE...] (see mobius list)"
+            "no workload given: mobius stat [options] -- WORKLOAD [KEY=VALUE...] | PROGRAM [ARGS...] (see mobius list)"
                 .into(),
         );
     };
@@ -101,9 +134,15 @@ struct Run {
     notifications: u64,
 }
 
-fn one_run(args: &StatArgs, cmdline: &str, run_id: u64) -> Result<Run, i32> {
+fn one_run(
+    args: &StatArgs,
+    cmdline: &str,
+    initramfs: Option<&Vec<u8>>,
+    run_id: u64,
+) -> Result<Run, i32> {
     let mut config = args.run.config();
     config.cmdline = format!("{cmdline} run_id={run_id}");
+    config.initramfs = initramfs.cloned();
     config.kvm_stats = true;
     let mut hooks = StatsHooks::new();
     hooks.console_to_stderr = args.json;
@@ -143,8 +182,8 @@ pub fn stat(args: &StatArgs) -> i32 {
         println!("kvm.<name>  (KVM's per-vCPU statistics, e.g. kvm.exits, kvm.pf_taken; as the kernel offers them)");
         return 0;
     }
-    let (title, cmdline) =
-        match workload_cmdline(args).and_then(|r| check_events(&args.events).map(|_| r)) {
+    let (title, cmdline, initramfs) =
+        match target(args).and_then(|r| check_events(&args.events).map(|_| r)) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("mobius: error: {e}");
@@ -158,7 +197,7 @@ pub fn stat(args: &StatArgs) -> i32 {
     let mut status = 0;
     for i in 0..args.repeat {
         let run_id = u64::from(std::process::id()) << 32 | u64::from(i);
-        let run = match one_run(args, &cmdline, run_id) {
+        let run = match one_run(args, &cmdline, initramfs.as_ref(), run_id) {
             Ok(run) => run,
             Err(code) => return code,
         };

@@ -165,6 +165,8 @@ impl VcpuRunner {
                 } else if port == DEBUG_EXIT {
                     return Some(if value <= u64::from(GUEST_STATUS_MAX) {
                         VcpuStop::Exit(value as u32)
+                    } else if let Some(status) = mobius_shared::exit::program_status(value) {
+                        VcpuStop::Exit(status)
                     } else {
                         VcpuStop::Crash(format!(
                             "guest reported status {value}, above the largest guest status {GUEST_STATUS_MAX}"
@@ -174,6 +176,8 @@ impl VcpuRunner {
                     self.discard(value);
                 } else if port == CONSOLE_WRITE {
                     self.console_write(value);
+                } else if port == mobius_shared::ports::CONSOLE_WRITE_ERR {
+                    self.console_write_err(value);
                 } else {
                     self.exits.unknown_io += 1;
                     self.warn_once(
@@ -281,6 +285,24 @@ impl VcpuRunner {
     fn console_write(&mut self, addr: u64) {
         match read_console_write(&self.memory, self.ram_size, addr) {
             Ok(bytes) => self.serial.write_text(&bytes),
+            Err(e) => {
+                self.exits.bad_console_write += 1;
+                let kind = matches!(e, ConsoleWriteError::TooLong { .. }) as u64;
+                self.warn_once('c', kind, &format!("{e}; ignored"));
+            }
+        }
+    }
+
+    /// The guest program's standard error: straight to ours.
+    fn console_write_err(&mut self, addr: u64) {
+        use std::io::Write;
+        match read_console_write(&self.memory, self.ram_size, addr) {
+            Ok(bytes) => {
+                self.serial.flush();
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&bytes);
+                let _ = err.flush();
+            }
             Err(e) => {
                 self.exits.bad_console_write += 1;
                 let kind = matches!(e, ConsoleWriteError::TooLong { .. }) as u64;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod elf;
+pub mod programs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
