@@ -1,0 +1,487 @@
+//! A zero-copy reader of `newc` cpio archives (`cpio -H newc`, the format of
+//! Linux's initramfs), read in place.
+//!
+//! Each member is a 110-byte ASCII header — the magic `"070701"` (or
+//! `"070702"`, the "crc" variant whose `check` field is the 32-bit sum of a
+//! regular file's data bytes) and thirteen 8-digit hex fields (`ino`, `mode`, `uid`, `gid`,
+//! `nlink`, `mtime`, `filesize`, `devmajor`, `devminor`, `rdevmajor`,
+//! `rdevminor`, `namesize`, `check`) — then the NUL-terminated name
+//! (`namesize` counts the NUL), padded so the data starts 4-aligned, then
+//! `filesize` bytes of data, padded to 4. The member named `TRAILER!!!` ends
+//! the archive; anything after it is ignored.
+//!
+//! [`Archive::new`] validates the whole archive once; afterwards nothing
+//! fails. Nothing here panics on any input: every offset is computed with
+//! checked arithmetic and every slice taken with `get`.
+//!
+//! Paths are compared component by component: empty and `.` components are
+//! skipped, so `"/bin/x"`, `"bin/x"`, `"./bin/x"`, `"bin//x/"` are one path and
+//! `"."`, `"/"`, `""` name the root. `..` is not resolved (it is an ordinary
+//! component here).
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// File-type bits of `mode` (`S_IFMT`).
+pub const S_IFMT: u32 = 0o170_000;
+/// Directory.
+pub const S_IFDIR: u32 = 0o040_000;
+/// Regular file.
+pub const S_IFREG: u32 = 0o100_000;
+/// Symbolic link (the data is the target).
+pub const S_IFLNK: u32 = 0o120_000;
+
+/// Mode reported for directories that exist only as a prefix of a path.
+pub const IMPLICIT_DIR_MODE: u32 = S_IFDIR | 0o755;
+
+const HEADER_LEN: usize = 110;
+const MAGIC_NEWC: &[u8; 6] = b"070701";
+const MAGIC_CRC: &[u8; 6] = b"070702";
+const TRAILER: &[u8] = b"TRAILER!!!";
+
+const FIELD_NAMES: [&str; 13] = [
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+];
+const F_INO: usize = 0;
+const F_MODE: usize = 1;
+const F_NLINK: usize = 4;
+const F_MTIME: usize = 5;
+const F_FILESIZE: usize = 6;
+const F_NAMESIZE: usize = 11;
+const F_CHECK: usize = 12;
+
+/// Why an archive was rejected. Offsets are byte offsets of the member's
+/// header from the start of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpioError {
+    /// The header does not start with `070701` or `070702`.
+    BadMagic { offset: usize },
+    /// A header field holds something other than 8 hex digits.
+    BadHex { offset: usize, field: &'static str },
+    /// Fewer than 110 bytes left for a header.
+    TruncatedHeader { offset: usize },
+    /// The name runs past the end of the archive.
+    TruncatedName { offset: usize },
+    /// The data (or the padding before it) runs past the end of the archive.
+    TruncatedData { offset: usize },
+    /// `namesize` is 0, or the name's last byte is not its only NUL.
+    NameNotTerminated { offset: usize },
+    /// The name is not UTF-8.
+    NameNotUtf8 { offset: usize },
+    /// A `070702` regular file whose `check` is not the sum of its data bytes.
+    BadChecksum { offset: usize },
+    /// An offset or size computation overflowed.
+    SizeOverflow { offset: usize },
+    /// The archive ended without a `TRAILER!!!` member.
+    NoTrailer,
+}
+
+impl fmt::Display for CpioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CpioError::BadMagic { offset } => {
+                write!(
+                    f,
+                    "cpio: bad magic at offset {offset} (want 070701 or 070702)"
+                )
+            }
+            CpioError::BadHex { offset, field } => {
+                write!(
+                    f,
+                    "cpio: header at offset {offset}: field {field} is not 8 hex digits"
+                )
+            }
+            CpioError::TruncatedHeader { offset } => {
+                write!(f, "cpio: truncated header at offset {offset}")
+            }
+            CpioError::TruncatedName { offset } => {
+                write!(f, "cpio: member at offset {offset}: name runs past the end")
+            }
+            CpioError::TruncatedData { offset } => {
+                write!(f, "cpio: member at offset {offset}: data runs past the end")
+            }
+            CpioError::NameNotTerminated { offset } => {
+                write!(
+                    f,
+                    "cpio: member at offset {offset}: name is not NUL-terminated"
+                )
+            }
+            CpioError::NameNotUtf8 { offset } => {
+                write!(f, "cpio: member at offset {offset}: name is not UTF-8")
+            }
+            CpioError::BadChecksum { offset } => {
+                write!(f, "cpio: member at offset {offset}: data checksum mismatch")
+            }
+            CpioError::SizeOverflow { offset } => {
+                write!(f, "cpio: member at offset {offset}: size overflows")
+            }
+            CpioError::NoTrailer => write!(f, "cpio: no TRAILER!!! member"),
+        }
+    }
+}
+
+/// One member of the archive, borrowing the archive's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Normalised: no leading `/` or `./`, no trailing `/`; `""` is the root.
+    /// Interior `//` or `/./` are kept as they are in the archive (lookups
+    /// compare components, so they still match).
+    pub name: &'a str,
+    pub mode: u32,
+    pub ino: u32,
+    pub mtime: u32,
+    pub nlink: u32,
+    /// The member's data: file contents, or a symlink's target.
+    pub data: &'a [u8],
+}
+
+impl Entry<'_> {
+    /// `S_IFMT` bits say directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+    /// `S_IFMT` bits say regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+    /// `S_IFMT` bits say symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+}
+
+/// An immediate child of a directory, from [`Archive::read_dir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntry<'a> {
+    /// One path component (no `/`).
+    pub name: &'a str,
+    /// The member's mode, or [`IMPLICIT_DIR_MODE`] for a directory that only
+    /// exists as a prefix of a path.
+    pub mode: u32,
+    /// The member's inode number, 0 for an implicit directory.
+    pub ino: u32,
+}
+
+impl DirEntry<'_> {
+    /// `S_IFMT` bits say directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+}
+
+/// A validated archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Archive<'a> {
+    data: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Archive<'a> {
+    /// Validates every member up to and including the trailer.
+    pub fn new(data: &'a [u8]) -> Result<Archive<'a>, CpioError> {
+        let mut pos = 0usize;
+        let mut len = 0usize;
+        loop {
+            match parse_member(data, pos)? {
+                Member::Trailer => return Ok(Archive { data, len }),
+                Member::Entry(_, next) => {
+                    len = len.saturating_add(1);
+                    pos = next;
+                }
+            }
+        }
+    }
+
+    /// Number of members, the trailer not counted.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No members besides the trailer.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every member in archive order (the trailer excluded), duplicates
+    /// included.
+    pub fn entries(&self) -> Entries<'a> {
+        Entries {
+            data: self.data,
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// The last member named `path` (later members with the same name win,
+    /// as when Linux unpacks an initramfs). Only members present in the
+    /// archive are found: a directory that exists only as a prefix of other
+    /// paths (and the root, unless the archive has a `.` member) is not —
+    /// use [`Archive::is_dir`] for those.
+    ///
+    /// A regular file with `nlink >= 2` and no data is a hard link whose
+    /// data `cpio` stored with another member of the same `ino` and mode;
+    /// its `data` is taken from the last such member that has data.
+    pub fn find(&self, path: &str) -> Option<Entry<'a>> {
+        let mut found = self.entries().filter(|e| same_path(e.name, path)).last()?;
+        if found.is_file() && found.nlink >= 2 && found.data.is_empty() {
+            if let Some(other) = self
+                .entries()
+                .filter(|e| {
+                    e.ino == found.ino && e.mode == found.mode && e.nlink >= 2 && !e.data.is_empty()
+                })
+                .last()
+            {
+                found.data = other.data;
+            }
+        }
+        Some(found)
+    }
+
+    /// Whether `path` is a directory: the root; or the last member named
+    /// `path` is a directory; or no member is named `path` but some member's
+    /// path lies under it (an implicit directory).
+    pub fn is_dir(&self, path: &str) -> bool {
+        if components(path).next().is_none() {
+            return true;
+        }
+        match self.entries().filter(|e| same_path(e.name, path)).last() {
+            Some(e) => e.is_dir(),
+            None => self.entries().any(|e| {
+                strip_prefix_components(e.name, path).is_some_and(|mut r| r.next().is_some())
+            }),
+        }
+    }
+
+    /// The immediate children of directory `dir`, each name once, sorted by
+    /// name (bytewise). A child present as a member reports its last
+    /// member's mode and ino (even if it is not a directory); a child that
+    /// only exists as a prefix of deeper paths reports [`IMPLICIT_DIR_MODE`]
+    /// and ino 0.
+    ///
+    /// Empty if `dir` is missing, is not a directory, or has no children:
+    /// callers that must tell these apart ask [`Archive::is_dir`] first.
+    pub fn read_dir(&self, dir: &str) -> Vec<DirEntry<'a>> {
+        if !self.is_dir(dir) {
+            return Vec::new();
+        }
+        // name -> (mode, ino, explicit)
+        let mut children: BTreeMap<&'a str, (u32, u32, bool)> = BTreeMap::new();
+        for e in self.entries() {
+            let Some(mut rest) = strip_prefix_components(e.name, dir) else {
+                continue;
+            };
+            let Some(child) = rest.next() else { continue };
+            if rest.next().is_none() {
+                children.insert(child, (e.mode, e.ino, true));
+            } else {
+                children
+                    .entry(child)
+                    .or_insert((IMPLICIT_DIR_MODE, 0, false));
+            }
+        }
+        children
+            .into_iter()
+            .map(|(name, (mode, ino, _))| DirEntry { name, mode, ino })
+            .collect()
+    }
+}
+
+/// Iterator over an archive's members, from [`Archive::entries`].
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    data: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.done {
+            return None;
+        }
+        match parse_member(self.data, self.pos) {
+            Ok(Member::Entry(e, next)) => {
+                self.pos = next;
+                Some(e)
+            }
+            // The trailer, or (impossible once validated) an error.
+            _ => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+impl core::iter::FusedIterator for Entries<'_> {}
+
+/// The path components of `p`, empty and `.` components skipped.
+fn components(p: &str) -> impl Iterator<Item = &str> {
+    p.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+fn same_path(a: &str, b: &str) -> bool {
+    components(a).eq(components(b))
+}
+
+/// If `prefix`'s components are a prefix of `path`'s, the remaining
+/// components of `path`.
+fn strip_prefix_components<'p>(
+    path: &'p str,
+    prefix: &str,
+) -> Option<impl Iterator<Item = &'p str>> {
+    let mut rest = components(path);
+    for want in components(prefix) {
+        if rest.next()? != want {
+            return None;
+        }
+    }
+    Some(rest)
+}
+
+/// Strips leading `/` and `./` and trailing `/`; `"."` becomes `""`.
+fn normalise(mut name: &str) -> &str {
+    loop {
+        if let Some(r) = name.strip_prefix('/') {
+            name = r;
+        } else if let Some(r) = name.strip_prefix("./") {
+            name = r;
+        } else {
+            break;
+        }
+    }
+    name = name.trim_end_matches('/');
+    if name == "." {
+        ""
+    } else {
+        name
+    }
+}
+
+enum Member<'a> {
+    /// The member and the offset of the next header.
+    Entry(Entry<'a>, usize),
+    Trailer,
+}
+
+fn align4(x: usize) -> Option<usize> {
+    Some(x.checked_add(3)? & !3)
+}
+
+fn hex8(field: &[u8]) -> Option<u32> {
+    if field.len() != 8 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in field {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u32::from(d);
+    }
+    Some(v)
+}
+
+fn parse_member(data: &[u8], offset: usize) -> Result<Member<'_>, CpioError> {
+    if offset >= data.len() {
+        return Err(CpioError::NoTrailer);
+    }
+    let header_end = offset
+        .checked_add(HEADER_LEN)
+        .ok_or(CpioError::SizeOverflow { offset })?;
+    let Some(header) = data.get(offset..header_end) else {
+        // Report a wrong magic before a short header, if there is enough to tell.
+        if let Some(m) = data.get(offset..) {
+            let n = m.len().min(6);
+            if m.get(..n) != MAGIC_NEWC.get(..n) && m.get(..n) != MAGIC_CRC.get(..n) {
+                return Err(CpioError::BadMagic { offset });
+            }
+        }
+        return Err(CpioError::TruncatedHeader { offset });
+    };
+    let magic = header
+        .get(..6)
+        .ok_or(CpioError::TruncatedHeader { offset })?;
+    let crc = if magic == MAGIC_NEWC {
+        false
+    } else if magic == MAGIC_CRC {
+        true
+    } else {
+        return Err(CpioError::BadMagic { offset });
+    };
+    let mut fields = [0u32; 13];
+    for (i, (slot, name)) in fields.iter_mut().zip(FIELD_NAMES).enumerate() {
+        let start = 6 + 8 * i;
+        *slot = header
+            .get(start..start + 8)
+            .and_then(hex8)
+            .ok_or(CpioError::BadHex {
+                offset,
+                field: name,
+            })?;
+    }
+    let overflow = CpioError::SizeOverflow { offset };
+    let namesize = usize::try_from(fields[F_NAMESIZE]).map_err(|_| overflow)?;
+    let filesize = usize::try_from(fields[F_FILESIZE]).map_err(|_| overflow)?;
+    if namesize == 0 {
+        return Err(CpioError::NameNotTerminated { offset });
+    }
+    let name_end = header_end.checked_add(namesize).ok_or(overflow)?;
+    let raw_name = data
+        .get(header_end..name_end)
+        .ok_or(CpioError::TruncatedName { offset })?;
+    let (last, body) = raw_name
+        .split_last()
+        .ok_or(CpioError::NameNotTerminated { offset })?;
+    if *last != 0 || body.contains(&0) {
+        return Err(CpioError::NameNotTerminated { offset });
+    }
+    let name = core::str::from_utf8(body).map_err(|_| CpioError::NameNotUtf8 { offset })?;
+    if body == TRAILER {
+        // Nothing after the trailer's name is looked at (not even padding).
+        return Ok(Member::Trailer);
+    }
+    let data_start = align4(name_end).ok_or(overflow)?;
+    let data_end = data_start.checked_add(filesize).ok_or(overflow)?;
+    let contents = data
+        .get(data_start..data_end)
+        .ok_or(CpioError::TruncatedData { offset })?;
+    // Only regular files carry a checksum (GNU cpio writes 0 for symlinks;
+    // Linux checks it only when copying a regular file).
+    if crc && fields[F_MODE] & S_IFMT == S_IFREG {
+        let sum = contents
+            .iter()
+            .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
+        if sum != fields[F_CHECK] {
+            return Err(CpioError::BadChecksum { offset });
+        }
+    }
+    let next = align4(data_end).ok_or(overflow)?;
+    Ok(Member::Entry(
+        Entry {
+            name: normalise(name),
+            mode: fields[F_MODE],
+            ino: fields[F_INO],
+            mtime: fields[F_MTIME],
+            nlink: fields[F_NLINK],
+            data: contents,
+        },
+        next,
+    ))
+}
