@@ -11,6 +11,36 @@ pub fn use_console_port() {
     CONSOLE_PORT.store(true, Ordering::Relaxed);
 }
 
+/// Which stream a program's bytes go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// Write a program's raw bytes to the host's standard output or error (the
+/// console-write ports), or to COM1 where the host offers no ports (QEMU).
+pub fn write_program_output(stream: Stream, bytes: &[u8]) {
+    #[cfg(target_os = "none")]
+    {
+        use crate::arch::x86_64::{console_port, serial::Serial};
+        use mobius_shared::ports::{CONSOLE_WRITE, CONSOLE_WRITE_ERR};
+        if CONSOLE_PORT.load(Ordering::Relaxed) {
+            let port = match stream {
+                Stream::Out => CONSOLE_WRITE,
+                Stream::Err => CONSOLE_WRITE_ERR,
+            };
+            console_port::write_stream(port, bytes);
+        } else {
+            Serial::write_bytes(bytes);
+        }
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        let _ = (stream, bytes);
+    }
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     print_with_end(args, "");

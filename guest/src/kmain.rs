@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use alloc::boxed::Box;
 use spin::Once;
 
-use crate::arch::x86_64::{cpu, paging::X86Mmu, start_info, trap};
+use crate::arch::x86_64::{cpu, direct, paging::X86Mmu, start_info, trap};
 use crate::mm::frame::{usable_frames, CpuZeroing, DiscardZeroing, FrameZeroing, MemRegion};
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::stats::CycleSource;
@@ -54,6 +54,7 @@ impl CycleSource for Tsc {
 pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     TSC_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
     trap::init();
+    direct::init();
     let nx = cpu::enable_protection();
     // SAFETY: the boot code passes the loader's start-info pointer unchanged.
     let info = match unsafe { start_info::read(start_info_addr) } {
@@ -70,6 +71,18 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     let options = BootOptions::from_view(line, info.params);
     TSC_KHZ.store(tsc_khz(&options), Ordering::Relaxed);
     let heap = init_heap(&info);
+    let initramfs_error = info.module.and_then(|(base, len)| {
+        // SAFETY: the loader put `len` bytes there and nothing else uses
+        // them (the frame allocator gets the range as reserved).
+        let data = unsafe {
+            core::slice::from_raw_parts(direct::phys_to_virt(base) as *const u8, len as usize)
+        };
+        crate::fs::initramfs::init(data).err()
+    });
+    if let Some(e) = initramfs_error {
+        println!("mobius-guest: the initramfs is not a newc cpio archive: {e}");
+        cpu::exit(GuestStatus::BadCommandLine.code())
+    }
     prepare_vmm(&info, heap, nx, options.discard);
     crate::dev::init(options.virtio_devices());
     if let Some(id) = options.run_id {
@@ -78,6 +91,13 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     report::set_console_summary(options.summary);
     if let Some(ms) = options.stats_interval_ms {
         report::set_interval_ms(ms);
+    }
+    if line.split(' ').any(|w| w == "strace=1") {
+        crate::syscall::TRACE.store(true, Ordering::Relaxed);
+    }
+    if let Some(status) = crate::proc::init::run_program() {
+        report::final_report();
+        cpu::exit(mobius_shared::exit::PROGRAM_EXIT | status.shell_status())
     }
     let status = run(line, &options);
     report::final_report();
@@ -127,20 +147,23 @@ fn init_heap(info: &start_info::BootInfo) -> MemRegion {
     let kernel_end = (&raw const __kernel_end) as u64;
     let base = kernel_end.next_multiple_of(PAGE_SIZE);
     let ram_end = info.ram.end();
+    // Below the initramfs, which the host puts at the top of RAM.
+    let limit = info.module.map_or(ram_end, |(m, _)| m.min(ram_end));
     let size = (ram_end.saturating_sub(KERNEL_MIN_ADDR) / 4)
         .min(HEAP_MAX)
-        .min(ram_end.saturating_sub(base))
+        .min(limit.saturating_sub(base))
         & !(PAGE_SIZE - 1);
     // SAFETY: [base, base + size) is RAM after the kernel image that nothing
-    // else uses: the frame allocator gets it as reserved.
-    unsafe { crate::heap::init(base, size) };
+    // else uses (the frame allocator gets it as reserved), reached through
+    // the direct map so that every address space sees it.
+    unsafe { crate::heap::init(direct::phys_to_virt(base), size) };
     MemRegion::new(base, size)
 }
 
 /// The boot facts the VMM is built from, kept until it starts.
 struct VmmBoot {
     ram: start_info::RamMap,
-    reserved: [MemRegion; 1],
+    reserved: [MemRegion; 2],
     nx: bool,
     discard: bool,
 }
@@ -155,7 +178,12 @@ fn prepare_vmm(info: &start_info::BootInfo, heap: MemRegion, nx: bool, discard: 
     // Boot structures and firmware below 1 MiB, then the kernel image (with
     // its boot page tables, stacks and the kernel PDPT in .bss) and the heap
     // right after it: one range from 0 (one range is fewer steps to count).
-    let reserved = [MemRegion::new(0, heap.base + heap.len)];
+    // The initramfs, if any, stays where the loader put it (read in place).
+    let module = info.module.map_or(MemRegion::new(0, 0), |(base, len)| {
+        let start = base & !(PAGE_SIZE - 1);
+        MemRegion::new(start, (base + len).next_multiple_of(PAGE_SIZE) - start)
+    });
+    let reserved = [MemRegion::new(0, heap.base + heap.len), module];
     VMM_BOOT.call_once(|| VmmBoot {
         ram: info.ram,
         reserved,

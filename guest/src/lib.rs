@@ -9,7 +9,9 @@
 extern crate alloc;
 
 pub mod console;
+pub mod fs;
 pub mod mm;
+pub mod proc;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -25,5 +27,7 @@ pub mod ktest;
 pub mod kvmm;
 #[cfg(target_os = "none")]
 pub mod report;
+#[cfg(target_os = "none")]
+pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod workloads;

@@ -94,8 +94,8 @@ fn reg(base: usize, off: usize) -> *mut u32 {
 }
 
 fn rd(base: usize, off: usize) -> u32 {
-    // SAFETY: `base` is a virtio-mmio window announced by the host, identity
-    // mapped by the boot page tables; registers are 32-bit and aligned.
+    // SAFETY: `base` is a virtio-mmio window announced by the host, reached
+    // through the direct map; registers are 32-bit and aligned.
     unsafe { read_volatile(reg(base, off)) }
 }
 
@@ -122,7 +122,7 @@ impl Console {
         if !crate::arch::x86_64::identity::map_device(base) {
             return None;
         }
-        let b = base as usize;
+        let b = crate::arch::x86_64::direct::phys_to_virt(base) as usize;
         if rd(b, R_MAGIC) != MAGIC
             || rd(b, R_VERSION) != 2
             || rd(b, R_DEVICE_ID) != DEVICE_ID_CONSOLE
@@ -210,6 +210,15 @@ impl Console {
         if parts.is_empty() || parts.len() > MAX_PARTS {
             return false;
         }
+        let mut addrs = [0u64; MAX_PARTS];
+        for (a, part) in addrs.iter_mut().zip(parts) {
+            // The device reads physical memory: kernel data lies in the low
+            // identity map or the direct map, both physically contiguous.
+            match crate::arch::x86_64::direct::virt_to_phys(part.as_ptr() as u64) {
+                Some(p) => *a = p,
+                None => return false,
+            }
+        }
         let slot = self.sent % QSIZE;
         // SAFETY: single CPU; the device reads the descriptors only after the
         // notification below and has returned every earlier chain (we wait).
@@ -218,7 +227,7 @@ impl Console {
             let last = parts.len() - 1;
             for (i, part) in parts.iter().enumerate() {
                 r.desc[i] = Desc {
-                    addr: part.as_ptr() as u64,
+                    addr: addrs[i],
                     len: part.len() as u32,
                     flags: if i < last { DESC_NEXT } else { 0 },
                     next: (i + 1) as u16,

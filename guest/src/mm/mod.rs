@@ -20,4 +20,5 @@ pub mod paging;
 pub mod selftest;
 pub mod soft_mmu;
 pub mod stats;
+pub mod uaccess;
 pub mod vmm;

@@ -39,18 +39,18 @@ impl LineBuffer {
         if self.len == 0 {
             return;
         }
-        // Kernel memory (stacks included) is identity-mapped: the virtual
-        // address is the physical one the host reads. A buffer beyond 4 GiB
-        // (never, with a low-loaded kernel) goes out through COM1 instead.
-        let addr = self as *const Self as u64;
-        match u32::try_from(addr) {
+        // The host reads the buffer by its physical address: kernel stacks
+        // are in the low identity map or the direct map. A buffer elsewhere
+        // (never) goes out through COM1 instead.
+        let addr = super::direct::virt_to_phys(self as *const Self as u64);
+        match addr.and_then(|a| u32::try_from(a).ok()) {
             // SAFETY: `out` has no memory effects for the guest; `readonly`
             // keeps the buffer's stores ahead of it, for the host to read.
-            Ok(addr) => unsafe {
+            Some(addr) => unsafe {
                 asm!("out dx, eax", in("dx") CONSOLE_WRITE, in("eax") addr,
                      options(nostack, preserves_flags, readonly));
             },
-            Err(_) => Serial::write_bytes(self.filled()),
+            None => Serial::write_bytes(self.filled()),
         }
         self.len = 0;
     }
@@ -88,5 +88,27 @@ impl fmt::Write for LineBuffer {
             }
         }
         Ok(())
+    }
+}
+
+/// Hand `bytes` to the host on console-write port `port` (standard output
+/// or error), in buffers of at most the port's limit, each one exit.
+pub fn write_stream(port: u16, bytes: &[u8]) {
+    let max = mobius_shared::ports::CONSOLE_WRITE_MAX as usize;
+    let mut buf: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(4 + max.min(bytes.len()));
+    for chunk in bytes.chunks(max) {
+        buf.clear();
+        buf.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        buf.extend_from_slice(chunk);
+        let addr = super::direct::virt_to_phys(buf.as_ptr() as u64);
+        match addr.and_then(|a| u32::try_from(a).ok()) {
+            // SAFETY: `out` has no memory effects for the guest; `readonly`
+            // keeps the buffer's stores ahead of it, for the host to read.
+            Some(addr) => unsafe {
+                asm!("out dx, eax", in("dx") port, in("eax") addr,
+                     options(nostack, preserves_flags, readonly));
+            },
+            None => Serial::write_bytes(chunk),
+        }
     }
 }

@@ -101,3 +101,25 @@ pub fn halt_forever() -> ! {
         unsafe { asm!("cli; hlt", options(nomem, nostack)) }
     }
 }
+
+/// 64 random bits: RDRAND (retried a few times) where CPUID says the CPU
+/// has it, else the TSC run through a mixing function (splitmix64).
+pub fn random_u64() -> u64 {
+    if cpuid(1).2 & (1 << 30) != 0 {
+        for _ in 0..10 {
+            let (v, ok): (u64, u8);
+            // SAFETY: rdrand only writes its operand and CF.
+            unsafe {
+                asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok,
+                     options(nomem, nostack))
+            };
+            if ok != 0 {
+                return v;
+            }
+        }
+    }
+    let mut z = rdtsc().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,14 +1,20 @@
 //! Real x86-64 4-level page tables behind the VMM's [`Mmu`] trait.
 //!
-//! Layout (see `mm::vmm` for the VMM's ranges):
-//! * PML4 slot 0 — the boot identity map of the first 4 GiB with 2 MiB
-//!   pages, kernel-only; copied into every root, never changed or freed here.
+//! Layout (see `mm::vmm` for the VMM's ranges, `super::direct` for the
+//! kernel's windows on physical memory):
+//! * PML4 slot 0 — in the kernel's root (the boot tables, the template): the
+//!   boot identity map of the first 4 GiB with 2 MiB pages, never changed
+//!   here. In every other root it starts as the same entry and becomes
+//!   private on the first user mapping below 512 GiB (ELF programs are
+//!   linked at 4 MiB): a private PDPT and directory that keep only the low
+//!   identity map (`[0, LOW_IDENTITY_END)`, kernel-only) and hold user page
+//!   tables above it.
 //! * slots 1–255 — the user half, private to each root.
 //! * slot 256 — the kernel half; its PDPT is allocated once at boot
 //!   ([`X86Mmu::new`]) and copied into every root, so kernel mappings made
 //!   through any root are seen through all of them.
-//!
-//! Physical memory is reached through the identity map (physical == virtual).
+//! * slot 257 — the direct map of physical memory (`super::direct`), copied
+//!   into every root: page tables and frames are reached through it.
 //!
 //! Each non-leaf entry keeps, in its ignored bits 52–61, the number of live
 //! entries of the table it points to. `unmap` can then free a table the moment
@@ -19,6 +25,7 @@ use core::arch::asm;
 use x86_64::instructions::tlb;
 use x86_64::VirtAddr as X86VirtAddr;
 
+use super::direct::{phys_to_virt, DIRECT_SLOT, LOW_IDENTITY_END};
 use crate::mm::paging::{MapError, Mmu, PageAttrs, PhysAddr, TableFrames, VirtAddr, PAGE_SIZE};
 
 pub(super) const PRESENT: u64 = 1 << 0;
@@ -44,11 +51,11 @@ pub struct X86Mmu {
 }
 
 fn table(phys: PhysAddr) -> *mut u64 {
-    phys as *mut u64
+    phys_to_virt(phys) as *mut u64
 }
 
 fn read_entry(table_phys: PhysAddr, index: usize) -> u64 {
-    // SAFETY: `table_phys` is a page-table frame reached through the identity
+    // SAFETY: `table_phys` is a page-table frame reached through the direct
     // map and `index` < 512.
     unsafe { table(table_phys).add(index).read_volatile() }
 }
@@ -128,11 +135,10 @@ impl X86Mmu {
         if !va.is_multiple_of(PAGE_SIZE) || !is_canonical(va) {
             return Err(MapError::BadAddress);
         }
-        let idx = indices(va);
-        if idx[0] == IDENTITY_SLOT {
+        if va < LOW_IDENTITY_END {
             return Err(MapError::BadAddress);
         }
-        Ok(idx)
+        Ok(indices(va))
     }
 
     /// The tables on the way to `va`'s PTE: `[pml4, pdpt, pd, pt]` physical
@@ -151,6 +157,54 @@ impl X86Mmu {
             tables[level + 1] = Some(e & ADDR_MASK);
         }
         Ok(tables)
+    }
+
+    /// Whether `root`'s slot 0 is its own (not the boot identity map).
+    fn has_private_low(&self, root: PhysAddr) -> bool {
+        root != self.template
+            && read_entry(root, IDENTITY_SLOT) != read_entry(self.template, IDENTITY_SLOT)
+    }
+
+    /// Give `root` its own slot 0: a PDPT and a directory that keep the
+    /// low identity map (the kernel image) and nothing else, so user pages
+    /// can be mapped above it. The kernel's root (the template) keeps the
+    /// whole boot identity map: user pages below 512 GiB cannot go there.
+    fn make_private_low(
+        &mut self,
+        root: PhysAddr,
+        frames: &mut dyn TableFrames,
+    ) -> Result<(), MapError> {
+        if root == self.template {
+            return Err(MapError::BadAddress);
+        }
+        let boot_pdpt = read_entry(self.template, IDENTITY_SLOT) & ADDR_MASK;
+        let boot_pd = read_entry(boot_pdpt, 0);
+        if boot_pd & PRESENT == 0 || boot_pd & HUGE != 0 {
+            return Err(MapError::BadAddress);
+        }
+        let pdpt = frames.alloc_table().ok_or(MapError::OutOfFrames)?;
+        let Some(pd) = frames.alloc_table() else {
+            frames.free_table(pdpt);
+            return Err(MapError::OutOfFrames);
+        };
+        let low = (LOW_IDENTITY_END >> 21) as usize;
+        for i in 0..low {
+            write_entry(pd, i, read_entry(boot_pd & ADDR_MASK, i));
+        }
+        // The live-entry counts keep both tables for as long as the root
+        // lives: the identity entries are never unmapped.
+        write_entry(
+            pdpt,
+            0,
+            with_count(pd | PRESENT | WRITABLE | USER, low as u64),
+        );
+        write_entry(
+            root,
+            IDENTITY_SLOT,
+            with_count(pdpt | PRESENT | WRITABLE | USER, 1),
+        );
+        tlb::flush_all();
+        Ok(())
     }
 
     /// Add `delta` to the live-entry count kept in `parent[index]`, except in
@@ -175,11 +229,13 @@ impl Mmu for X86Mmu {
             read_entry(self.template, IDENTITY_SLOT),
         );
         write_entry(root, KERNEL_SLOT, read_entry(self.template, KERNEL_SLOT));
+        write_entry(root, DIRECT_SLOT, read_entry(self.template, DIRECT_SLOT));
         Ok(root)
     }
 
     fn free_root(&mut self, root: PhysAddr, frames: &mut dyn TableFrames) {
-        for slot in 1..KERNEL_SLOT {
+        let first = if self.has_private_low(root) { 0 } else { 1 };
+        for slot in first..KERNEL_SLOT {
             let e = read_entry(root, slot);
             if e & PRESENT != 0 {
                 free_subtree(e & ADDR_MASK, 1, frames);
@@ -197,6 +253,9 @@ impl Mmu for X86Mmu {
         frames: &mut dyn TableFrames,
     ) -> Result<(), MapError> {
         let idx = Self::check(page)?;
+        if idx[0] == IDENTITY_SLOT && !self.has_private_low(root) {
+            self.make_private_low(root, frames)?;
+        }
         let mut tables = Self::walk(root, &idx)?;
         if let Some(pt) = tables[3] {
             if read_entry(pt, idx[3]) & PRESENT != 0 {
@@ -320,9 +379,9 @@ impl Mmu for X86Mmu {
         // One `rep stosq` instead of a store loop: on kvm_pvm each ring-0
         // instruction is emulated, and a string instruction is one of them.
         // SAFETY: `frame` is a whole RAM frame owned by the caller, reached
-        // through the identity map.
+        // through the direct map.
         unsafe {
-            asm!("rep stosq", inout("rdi") frame => _, inout("rcx") PAGE_SIZE / 8 => _,
+            asm!("rep stosq", inout("rdi") phys_to_virt(frame) => _, inout("rcx") PAGE_SIZE / 8 => _,
                  in("rax") 0u64, options(nostack, preserves_flags));
         }
     }
@@ -333,7 +392,11 @@ impl Mmu for X86Mmu {
             .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: the range lies inside `frame`, a RAM frame owned by the caller.
         unsafe {
-            core::ptr::copy_nonoverlapping(data.as_ptr(), (frame as usize + offset) as *mut u8, len)
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (phys_to_virt(frame) as usize + offset) as *mut u8,
+                len,
+            )
         }
     }
 
@@ -344,7 +407,7 @@ impl Mmu for X86Mmu {
         // SAFETY: as for `write_frame`.
         unsafe {
             core::ptr::copy_nonoverlapping(
-                (frame as usize + offset) as *const u8,
+                (phys_to_virt(frame) as usize + offset) as *const u8,
                 out.as_mut_ptr(),
                 len,
             )

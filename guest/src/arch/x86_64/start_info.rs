@@ -47,6 +47,33 @@ pub struct BootInfo {
     pub params: Option<ParamsView<'static>>,
     /// The loader's memory map.
     pub ram: RamMap,
+    /// The first boot module (the initramfs): physical address and size.
+    pub module: Option<(u64, u64)>,
+}
+
+/// One `hvm_modlist_entry`.
+#[repr(C)]
+struct ModlistEntry {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
+/// The first module of the start info, if it has one of a sane size inside
+/// the first 4 GiB (the direct map's reach).
+///
+/// # Safety
+/// `info` is the loader's start info; its module list, when present, is
+/// in identity-mapped low memory.
+unsafe fn first_module(info: &StartInfo) -> Option<(u64, u64)> {
+    if info.nr_modules == 0 || info.modlist_paddr == 0 || info.modlist_paddr >= 1 << 20 {
+        return None;
+    }
+    // SAFETY: the caller vouches for the list's address (checked below 1 MiB).
+    let m = unsafe { &*(info.modlist_paddr as *const ModlistEntry) };
+    let end = m.paddr.checked_add(m.size)?;
+    (m.size > 0 && end <= 4 << 30).then_some((m.paddr, m.size))
 }
 
 /// The loader's memory map, read where it lies: low memory below the kernel,
@@ -154,10 +181,13 @@ pub unsafe fn read(addr: u64) -> Result<BootInfo, StartInfoError> {
         // SAFETY: the loader put a NUL-terminated line at `cmdline_paddr`.
         None => unsafe { cmdline_at(info.cmdline_paddr, MAX_CMDLINE) },
     };
+    // SAFETY: the start info is the loader's.
+    let module = unsafe { first_module(info) };
     Ok(BootInfo {
         cmdline,
         params,
         ram: RamMap { entries },
+        module,
     })
 }
 

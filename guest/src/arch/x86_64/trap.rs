@@ -1,7 +1,11 @@
-//! GDT with TSS (IST stacks for #DF and #PF), the IDT, exception entry stubs,
-//! and dispatch: page faults go to the hook the kernel installs (the Möbius
-//! VMM); everything else, and every fault nobody resolves, prints a diagnostic
-//! and ends the run with [`GuestStatus::Exception`].
+//! GDT (kernel and user segments, TSS with an IST stack for #DF and the
+//! ring-0 stack of the running thread), the IDT, exception and interrupt
+//! entry stubs, and dispatch. Every trap from ring 3 (system calls
+//! included, see `super::user`) goes to the user hook the kernel installs;
+//! in ring 0, page faults go to the page-fault hook (the Möbius VMM), the
+//! timer to the timer hook, and everything else, and every fault nobody
+//! resolves, prints a diagnostic and ends the run with
+//! [`GuestStatus::Exception`].
 //!
 //! Expected faults (tests probing a protection violation) use [`probe_read`] /
 //! [`probe_write`]: a fault on their one memory instruction that the VMM does
@@ -20,9 +24,18 @@ use super::cpu;
 use mobius_shared::exit::GuestStatus;
 
 const IST_DOUBLE_FAULT: u16 = 0;
-const IST_PAGE_FAULT: u16 = 1;
 const IST_STACK_SIZE: usize = 16 * 1024;
 const PAGE_FAULT: u64 = 14;
+const GENERAL_PROTECTION: u64 = 13;
+/// The local APIC timer's vector.
+pub const TIMER_VECTOR: u64 = 32;
+/// The local APIC's spurious-interrupt vector (low four bits set, as older
+/// APICs require).
+pub const SPURIOUS_VECTOR: u64 = 47;
+/// Vectors with a stub and a gate: the 32 exceptions, then interrupts.
+const VECTORS: usize = 48;
+/// [`TrapFrame::vector`] of a system call (no IDT vector: `syscall`).
+pub const SYSCALL_VECTOR: u64 = 0x100;
 
 /// Registers saved by the entry stubs, lowest address first.
 #[repr(C)]
@@ -52,11 +65,54 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+impl TrapFrame {
+    /// Whether the trap came from ring 3.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
 /// A page-fault resolver: `(frame, cr2) -> resolved?`. On `true` the faulting
 /// instruction is retried.
 pub type PageFaultHook = fn(&TrapFrame, u64) -> bool;
+/// What the kernel does with a trap from ring 3 (system call, fault,
+/// interrupt): it may change the frame (the return values, or another
+/// thread's state after a switch) before the return to ring 3.
+pub type UserHook = fn(&mut TrapFrame);
+/// What the kernel does with a timer interrupt taken in ring 0.
+pub type TimerHook = fn(&mut TrapFrame);
 
 static PAGE_FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static USER_HOOK: AtomicUsize = AtomicUsize::new(0);
+static TIMER_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Install the handler of every trap from ring 3.
+pub fn set_user_hook(hook: UserHook) {
+    USER_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Install the handler of timer interrupts taken in ring 0.
+pub fn set_timer_hook(hook: TimerHook) {
+    TIMER_HOOK.store(hook as usize, Ordering::Release);
+}
+
+fn user_hook() -> Option<UserHook> {
+    match USER_HOOK.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `set_user_hook` stores non-zero values, and it stores
+        // a `UserHook`.
+        f => Some(unsafe { core::mem::transmute::<usize, UserHook>(f) }),
+    }
+}
+
+fn timer_hook() -> Option<TimerHook> {
+    match TIMER_HOOK.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `set_timer_hook` stores non-zero values, and it
+        // stores a `TimerHook`.
+        f => Some(unsafe { core::mem::transmute::<usize, TimerHook>(f) }),
+    }
+}
 static IN_PAGE_FAULT: AtomicBool = AtomicBool::new(false);
 
 /// Install the page-fault resolver (the VMM's fault path).
@@ -128,8 +184,19 @@ trap_stubs:
     TRAP_ERR 29
     TRAP_ERR 30
     TRAP_NOERR 31
+    .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    TRAP_NOERR \n
+    .endr
 
+    /* Every trap: from ring 3 (the CS in the frame), take the kernel's GS
+       base (the per-CPU block) and give it back on the way out. */
 trap_common:
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
+    .global trap_save
+trap_save:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -148,6 +215,8 @@ trap_common:
     movq %rsp, %rdi
     cld
     call {dispatch}
+    .global trap_return
+trap_return:
     popq %r15
     popq %r14
     popq %r13
@@ -163,7 +232,10 @@ trap_common:
     popq %rcx
     popq %rbx
     popq %rax
-    addq $16, %rsp
+    testb $3, 24(%rsp)
+    jz 2f
+    swapgs
+2:  addq $16, %rsp
     iretq
 
     .global probe_read_u8
@@ -185,7 +257,7 @@ probe_fixup:
     .balign 8
     .global trap_stub_table
 trap_stub_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
     .quad trap_stub_\n
     .endr
     .global probe_sites
@@ -199,7 +271,7 @@ probe_sites:
 );
 
 extern "C" {
-    static trap_stub_table: [u64; 32];
+    static trap_stub_table: [u64; VECTORS];
     static probe_sites: [u64; 3];
     fn probe_read_u8(addr: u64) -> i64;
     fn probe_write_u8(addr: u64, value: u64) -> i64;
@@ -222,18 +294,24 @@ pub fn probe_write(addr: u64, value: u8) -> bool {
 
 /// Selectors of the kernel GDT (the same code and data slots as the boot GDT
 /// of `boot.rs` and of the host, so CS needs no reload when it is loaded).
-const KERNEL_CODE: u16 = 0x08;
-const KERNEL_DATA: u16 = 0x10;
-const TSS_SELECTOR: u16 = 0x18;
+pub const KERNEL_CODE: u16 = 0x08;
+pub const KERNEL_DATA: u16 = 0x10;
+/// User selectors (RPL 3) in Linux's layout, which `syscall`/`sysret`
+/// imply through STAR (`super::user`): 32-bit code, data, 64-bit code.
+pub const USER_CODE32: u16 = 0x23;
+pub const USER_DATA: u16 = 0x2b;
+pub const USER_CODE: u16 = 0x33;
+const TSS_SELECTOR: u16 = 0x40;
 
-/// The kernel GDT: null, 64-bit code, data, and the two slots of the TSS
-/// descriptor (written by [`init`]: its base is an address).
+/// The kernel GDT: null, kernel 64-bit code and data, an unused slot, user
+/// 32-bit code, data and 64-bit code, an unused slot, and the two slots of
+/// the TSS descriptor (written by [`init`]: its base is an address).
 ///
 /// Plain words rather than the x86_64 crate's `GlobalDescriptorTable`: on
 /// kvm_pvm every ring-0 instruction is emulated, and building and moving the
 /// crate's tables through `Once`s cost ~600 instructions (~0.4 ms) of boot.
 #[repr(C, align(16))]
-struct Gdt([u64; 5]);
+struct Gdt([u64; 10]);
 struct GdtCell(core::cell::UnsafeCell<Gdt>);
 // SAFETY: written only during single-threaded boot (`init`).
 unsafe impl Sync for GdtCell {}
@@ -242,10 +320,16 @@ static GDT: GdtCell = GdtCell(core::cell::UnsafeCell::new(Gdt([
     0x00af_9a00_0000_ffff, // 0x08: 64-bit code, DPL 0
     0x00cf_9200_0000_ffff, // 0x10: data
     0,
+    0x00cf_fa00_0000_ffff, // 0x20: 32-bit code, DPL 3
+    0x00cf_f200_0000_ffff, // 0x28: data, DPL 3
+    0x00af_fa00_0000_ffff, // 0x30: 64-bit code, DPL 3
+    0,
+    0, // 0x40: TSS
     0,
 ])));
 
-/// The TSS: only the IST pointers are used (no ring change, no I/O bitmap).
+/// The TSS: the IST pointer of #DF and `rsp0`, the stack a trap from ring 3
+/// lands on (the running thread's kernel stack); no I/O bitmap.
 struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
 // SAFETY: written only during single-threaded boot (`init`), then read by the CPU.
 unsafe impl Sync for TssCell {}
@@ -297,15 +381,17 @@ impl Gate {
 /// none). Reserved vectors (9, 15, 22-27, 31) are never raised: no gate.
 /// A list rather than a filtered loop over all 32: each ring-0 instruction
 /// of boot is emulated on kvm_pvm.
-const GATES: [(u8, u8); 24] = {
-    let mut g = [(0u8, 0u8); 24];
+const GATES: [(u8, u8); 26] = {
+    let mut g = [(0u8, 0u8); 26];
     let mut i = 0;
     let mut v = 0u8;
-    while v < 32 {
-        if !matches!(v, 9 | 15 | 22..=27 | 31) {
+    while v < VECTORS as u8 {
+        let interrupt = v as u64 == TIMER_VECTOR || v as u64 == SPURIOUS_VECTOR;
+        if (v < 32 && !matches!(v, 9 | 15 | 22..=27 | 31)) || interrupt {
+            // #PF has no IST stack: a fault from ring 3 runs on the thread's
+            // kernel stack, where it may sleep (a page being read).
             let ist = match v as u64 {
                 8 => IST_DOUBLE_FAULT as u8 + 1,
-                PAGE_FAULT => IST_PAGE_FAULT as u8 + 1,
                 _ => 0,
             };
             g[i] = (v, ist);
@@ -323,8 +409,8 @@ const TRAP_STUBS_ADDR: u64 = mobius_shared::layout::KERNEL_MIN_ADDR;
 
 /// The IDT, complete in the kernel image: boot only loads it (filling 24
 /// gates was ~75 emulated instructions on kvm_pvm).
-static IDT: [Gate; 32] = {
-    let mut idt = [Gate::MISSING; 32];
+static IDT: [Gate; VECTORS] = {
+    let mut idt = [Gate::MISSING; VECTORS];
     let mut i = 0;
     while i < GATES.len() {
         let (vector, ist) = GATES[i];
@@ -339,7 +425,6 @@ static IDT: [Gate; 32] = {
 #[repr(align(16))]
 struct Stack(#[allow(dead_code)] [u8; IST_STACK_SIZE]);
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
-static mut PAGE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 
 fn stack_top(stack: *const Stack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
@@ -351,10 +436,10 @@ pub fn init() {
     // GDT or the IDT; the stacks are statics used only as IST stacks.
     let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
     tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
-    tss.interrupt_stack_table[IST_PAGE_FAULT as usize] = stack_top(&raw const PAGE_FAULT_STACK);
+    tss.privilege_stack_table[0] = stack_top(&raw const DOUBLE_FAULT_STACK);
     let [low, high] = tss_descriptor(TSS.0.get() as u64);
-    gdt.0[3] = low;
-    gdt.0[4] = high;
+    gdt.0[8] = low;
+    gdt.0[9] = high;
     let gdt_pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<Gdt>() - 1) as u16,
         base: VirtAddr::from_ptr(GDT.0.get()),
@@ -369,7 +454,7 @@ pub fn init() {
         load_tss(SegmentSelector(TSS_SELECTOR));
     }
     let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<[Gate; 32]>() - 1) as u16,
+        limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16,
         base: VirtAddr::from_ptr(&raw const IDT),
     };
     // SAFETY: the IDT is an immutable static with valid gates.
@@ -402,11 +487,39 @@ pub fn load_empty_idt() {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    if frame.vector == PAGE_FAULT {
-        page_fault(frame);
-    } else {
-        fatal(frame, None, "unhandled exception");
+    if frame.from_user() {
+        let fault = frame.vector == GENERAL_PROTECTION
+            || (frame.vector == PAGE_FAULT && cpu::cr2() == frame.rip);
+        if fault && super::user::is_syscall_trap(frame) {
+            super::user::syscall_from_trap(frame);
+        }
+        match user_hook() {
+            Some(hook) => hook(frame),
+            None => fatal(frame, None, "trap from ring 3 with no process support"),
+        }
+        return;
     }
+    match frame.vector {
+        PAGE_FAULT => page_fault(frame),
+        TIMER_VECTOR => match timer_hook() {
+            Some(hook) => hook(frame),
+            None => super::apic::eoi(),
+        },
+        SPURIOUS_VECTOR => {}
+        _ => fatal(frame, None, "unhandled exception"),
+    }
+}
+
+/// Set the stack a trap from ring 3 lands on (TSS `rsp0`).
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: single CPU; the CPU reads rsp0 only on a trap from ring 3,
+    // which cannot happen while the kernel runs this.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_truncate(top) };
+}
+
+/// The name of an exception vector ("#GP general protection").
+pub fn vector_name(vector: u64) -> &'static str {
+    vector_names(vector)
 }
 
 fn page_fault(frame: &mut TrapFrame) {
@@ -449,7 +562,7 @@ fn fatal(frame: &TrapFrame, cr2: Option<u64>, what: &str) -> ! {
     cpu::exit(GuestStatus::Exception.code())
 }
 
-fn vector_name(vector: u64) -> &'static str {
+fn vector_names(vector: u64) -> &'static str {
     const NAMES: [&str; 22] = [
         "#DE divide error",
         "#DB debug",

@@ -6,6 +6,7 @@
 //! | Half | Range | Notes |
 //! |---|---|---|
 //! | user | [`USER_START`]` = 0x0000_0080_0000_0000` .. [`USER_END`]` = 0x0000_8000_0000_0000` | private per [`AddressSpace`]; PML4 slots 1–255 |
+//! | process low range | [`PROCESS_LOW_START`]` = 0x0000_0000_0040_0000` .. [`USER_START`] | process spaces only ([`Vmm::create_process_space`]): where Linux programs are linked (4 MiB) and their heap grows; starts out reserved |
 //! | kernel | [`KERNEL_START`]` = 0xFFFF_8000_0000_0000` .. [`KERNEL_END`]` = 0xFFFF_8080_0000_0000` | one node tree shared by all spaces; PML4 slot 256 |
 //!
 //! Everything else — page 0, the kernel's own identity map in PML4 slot 0,
@@ -88,6 +89,7 @@ mod area;
 mod error;
 mod flags;
 mod node;
+mod resize;
 
 pub use area::{
     rec, AreaDesc, AreaKind, AreaType, CallbackFault, CallbackFn, CallbackMapper, DescId, Descs,
@@ -99,6 +101,10 @@ pub use node::{Node, NodeKind, NodeTree};
 
 /// First address of the user half.
 pub const USER_START: VirtAddr = 0x0000_0080_0000_0000;
+/// First address of a process space's user half ([`Vmm::create_process_space`]):
+/// static Linux programs are linked at 4 MiB. Below it lies the kernel's low
+/// identity map, which every address space keeps.
+pub const PROCESS_LOW_START: VirtAddr = 0x0000_0000_0040_0000;
 /// End (exclusive) of the user half: the top of the lower canonical half.
 pub const USER_END: VirtAddr = 0x0000_8000_0000_0000;
 /// First address of the kernel half (start of the upper canonical half).
@@ -133,7 +139,9 @@ pub enum Half {
 
 /// The half containing `addr`, if any.
 pub fn half_of(addr: VirtAddr) -> Option<Half> {
-    if (USER_START..USER_END).contains(&addr) {
+    if (PROCESS_LOW_START..USER_END).contains(&addr) {
+        // Below USER_START only process spaces have a user tree; elsewhere
+        // the tree's own range check refuses the address.
         Some(Half::User)
     } else if (KERNEL_START..KERNEL_END).contains(&addr) {
         Some(Half::Kernel)
@@ -423,6 +431,30 @@ impl<M: Mmu> Vmm<M> {
 
     /// Create an address space with a fresh root whose kernel half is shared.
     pub fn create_space(&mut self) -> Result<SpaceId, VmError> {
+        self.create_space_from(USER_START)
+    }
+
+    /// Create the address space of a process (Möbius `process_t`): like
+    /// [`Vmm::create_space`], but its user half starts at
+    /// [`PROCESS_LOW_START`], where Linux programs are linked. That low
+    /// range starts as one reservation, so automatic placement (`mmap`
+    /// without an address) still begins at [`USER_START`] and leaves the
+    /// room above a program for its heap; a program's segments and heap are
+    /// fixed mappings carved out of the reservation.
+    pub fn create_process_space(&mut self) -> Result<SpaceId, VmError> {
+        let space = self.create_space_from(PROCESS_LOW_START)?;
+        let pages = (USER_START - PROCESS_LOW_START) / PAGE_SIZE;
+        self.insert_node(
+            space,
+            Half::User,
+            PROCESS_LOW_START,
+            pages,
+            NodeKind::Reserved,
+        );
+        Ok(space)
+    }
+
+    fn create_space_from(&mut self, user_start: VirtAddr) -> Result<SpaceId, VmError> {
         self.frames.ensure_known_zero(1, &mut self.mmu);
         let root = self
             .mmu
@@ -430,7 +462,7 @@ impl<M: Mmu> Vmm<M> {
             .map_err(map_err)?;
         let space = AddressSpace {
             root,
-            user: NodeTree::new(USER_START, USER_END),
+            user: NodeTree::new(user_start, USER_END),
         };
         let slot = self.spaces.iter().position(Option::is_none);
         let index = slot.unwrap_or(self.spaces.len());

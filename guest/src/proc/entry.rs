@@ -1,0 +1,103 @@
+//! What happens when ring 3 traps: system calls go to the table, page
+//! faults to the VMM for the current process, the timer to the scheduler,
+//! and anything else (or a fault the VMM cannot resolve) ends the process
+//! with the signal Linux would send, reported on standard error.
+use alloc::format;
+
+use super::task::{self, ExitStatus};
+use crate::arch::x86_64::trap::{self, TrapFrame, SPURIOUS_VECTOR, SYSCALL_VECTOR, TIMER_VECTOR};
+use crate::arch::x86_64::{apic, cpu};
+use crate::console::{write_program_output, Stream};
+use crate::mm::fault;
+use crate::mm::vmm::{Access, FaultOutcome};
+
+const SIGILL: u8 = 4;
+const SIGTRAP: u8 = 5;
+const SIGBUS: u8 = 7;
+const SIGFPE: u8 = 8;
+const SIGSEGV: u8 = 11;
+
+/// Install the hooks: every trap from ring 3, and the timer in ring 0.
+pub fn install() {
+    trap::set_user_hook(user_trap);
+    trap::set_timer_hook(|_| apic::eoi());
+}
+
+fn user_trap(frame: &mut TrapFrame) {
+    match frame.vector {
+        SYSCALL_VECTOR => crate::syscall::dispatch(frame),
+        14 => page_fault(frame),
+        TIMER_VECTOR => {
+            apic::eoi();
+            task::yield_now();
+        }
+        SPURIOUS_VECTOR => {}
+        0 => kill(frame, SIGFPE, "divide error"),
+        1 | 3 => kill(frame, SIGTRAP, "breakpoint"),
+        6 => kill(frame, SIGILL, "invalid opcode"),
+        16 | 19 => kill(frame, SIGFPE, "floating-point exception"),
+        17 => kill(frame, SIGBUS, "alignment check"),
+        13 => kill(frame, SIGSEGV, "general protection fault"),
+        _ => kill(frame, SIGSEGV, trap::vector_name(frame.vector)),
+    }
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    let cr2 = cpu::cr2();
+    let Some((_, _, space)) = task::current() else {
+        kill(frame, SIGSEGV, "page fault with no process");
+    };
+    let e = frame.error_code;
+    let access = Access {
+        present: e & 1 != 0,
+        write: e & 2 != 0,
+        user: true,
+        instruction: e & 16 != 0,
+    };
+    let outcome = fault::handle(crate::kvmm::vmm(), space, cr2, access);
+    if outcome.is_resolved() {
+        return;
+    }
+    let what = match (outcome, access.write, access.instruction) {
+        (FaultOutcome::Protection, true, _) => "write to read-only page",
+        (FaultOutcome::Protection, _, true) => "execute of no-execute page",
+        (FaultOutcome::Protection, _, _) => "access to kernel page",
+        (FaultOutcome::OutOfFrames, _, _) => "out of memory at",
+        (FaultOutcome::ReadFailed, _, _) => "read of page failed at",
+        (_, true, _) => "write to unmapped address",
+        (_, _, true) => "execute at unmapped address",
+        _ => "read of unmapped address",
+    };
+    let signal = if outcome == FaultOutcome::ReadFailed {
+        SIGBUS
+    } else {
+        SIGSEGV
+    };
+    let text = format!("{what} {cr2:#x}");
+    kill(frame, signal, &text);
+}
+
+/// End the current process for `why` with `signal`, reported on stderr the
+/// way the example reads:
+/// `mobius: process 3 (/prog) killed: write to read-only page 0x… at rip 0x… (SIGSEGV)`.
+pub fn kill(frame: &TrapFrame, signal: u8, why: &str) -> ! {
+    let (pid, name) = task::with_current(|p| (p.pid, p.name.clone())).unwrap_or_default();
+    let line = format!(
+        "mobius: process {pid} ({name}) killed: {why} at rip {:#x} ({})\n",
+        frame.rip,
+        signal_name(signal)
+    );
+    write_program_output(Stream::Err, line.as_bytes());
+    task::exit_current(ExitStatus::Signal(signal))
+}
+
+fn signal_name(signal: u8) -> &'static str {
+    match signal {
+        SIGILL => "SIGILL",
+        SIGTRAP => "SIGTRAP",
+        SIGBUS => "SIGBUS",
+        SIGFPE => "SIGFPE",
+        SIGSEGV => "SIGSEGV",
+        _ => "signal",
+    }
+}

@@ -1,0 +1,124 @@
+//! System calls: the Linux x86-64 table a static musl or glibc program
+//! needs. Arguments arrive in rdi, rsi, rdx, r10, r8, r9 with the number in
+//! rax; the result (or `-errno`) goes back in rax. Every pointer goes
+//! through `mm::uaccess` (`EFAULT`, never a kernel fault). A number the
+//! kernel does not implement answers `ENOSYS` and is counted per number.
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::proc::task;
+
+mod errno;
+mod file;
+mod memory;
+mod misc;
+
+pub use errno::*;
+
+/// The arguments of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Args {
+    pub a: [u64; 6],
+}
+
+/// Most distinct numbers whose `ENOSYS` calls are counted one by one.
+pub const NR_MAX: usize = 512;
+
+static ENOSYS_COUNTS: spin::Mutex<[u32; NR_MAX]> = spin::Mutex::new([0; NR_MAX]);
+
+/// Handle the system call in `frame` and put its result in `rax`.
+pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
+    let args = Args {
+        a: [
+            frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+        ],
+    };
+    task::with_current(|p| p.counters.syscalls += 1);
+    let result = match nr {
+        0 => file::read(args),
+        1 => file::write(args),
+        2 => file::open(args),
+        3 => file::close(args),
+        4 | 6 => file::stat(args),
+        5 => file::fstat(args),
+        7 => misc::poll(args.a[0], args.a[1]),
+        8 => file::lseek(args),
+        9 => memory::mmap(args),
+        10 => memory::mprotect(args),
+        11 => memory::munmap(args),
+        12 => memory::brk(args),
+        13 => misc::rt_sigaction(args),
+        14 => misc::rt_sigprocmask(args),
+        16 => file::ioctl(args),
+        17 => file::pread64(args),
+        19 => file::readv(args),
+        20 => file::writev(args),
+        21 => file::access(args),
+        24 => misc::sched_yield(),
+        28 => memory::madvise(args),
+        39 => misc::getpid(),
+        60 | 231 => misc::exit(args),
+        62 => misc::kill_self(args.a[0], args.a[1]),
+        63 => misc::uname(args),
+        72 => file::fcntl(args),
+        79 => file::getcwd(args),
+        89 => file::readlink(args),
+        96 => misc::gettimeofday(args),
+        102 | 104 | 107 | 108 => 0,
+        110 => misc::getppid(),
+        131 => misc::sigaltstack(args),
+        158 => misc::arch_prctl(args),
+        186 => misc::gettid(),
+        200 => misc::kill_self(args.a[0], args.a[1]),
+        201 => misc::time(args),
+        217 => file::getdents64(args),
+        218 => misc::set_tid_address(args),
+        228 => misc::clock_gettime(args),
+        234 => misc::kill_self(args.a[1], args.a[2]),
+        257 => file::openat(args),
+        262 => file::newfstatat(args),
+        267 => file::readlinkat(args),
+        271 => misc::poll(args.a[0], args.a[1]),
+        273 => 0, // set_robust_list: accepted (no robust futexes to clean up without threads)
+        318 => misc::getrandom(args),
+        _ => enosys(nr),
+    };
+    if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
+        let line = alloc::format!(
+            "mobius-strace: {nr}({:#x}, {:#x}, {:#x}, {:#x}) = {result}\n",
+            args.a[0],
+            args.a[1],
+            args.a[2],
+            args.a[3]
+        );
+        crate::console::write_program_output(crate::console::Stream::Err, line.as_bytes());
+    }
+    frame.rax = result as u64;
+}
+
+/// Whether every system call is reported on standard error (`strace=1` on
+/// the kernel command line).
+pub static TRACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn enosys(nr: u64) -> i64 {
+    if let Some(c) = usize::try_from(nr).ok().and_then(|n| {
+        ENOSYS_COUNTS
+            .lock()
+            .get_mut(n)
+            .map(|c| *c = c.saturating_add(1))
+    }) {
+        c
+    }
+    task::with_current(|p| p.counters.enosys += 1);
+    -ENOSYS
+}
+
+/// The `ENOSYS` numbers seen so far and how often, for the report at exit.
+pub fn enosys_counts() -> alloc::vec::Vec<(u64, u32)> {
+    ENOSYS_COUNTS
+        .lock()
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(n, &c)| (n as u64, c))
+        .collect()
+}
