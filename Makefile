@@ -14,7 +14,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run test guest qemu bench bench-boot bench-faults profile toolchain lint fmt clean
+.PHONY: run programs test guest qemu bench bench-boot bench-faults profile toolchain lint fmt clean
 
 ## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
 ## toolchain file's targets only when it installs the toolchain: a machine that
@@ -22,9 +22,16 @@ QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 toolchain:
 	@if command -v rustup >/dev/null 2>&1; then rustup target add $(GUEST_TARGET) $(HOST_TARGET) >/dev/null 2>&1 || rustup target add $(GUEST_TARGET) $(HOST_TARGET); fi
 
-## Build everything and boot the default workload.
-run: toolchain
-	$(CARGO) run --release -p mobius -- run
+## Build everything and show the main job: a real static Linux program
+## (tests/programs/touch, 100 pages of mmap) run as a Möbius process in
+## ring 3 under `mobius stat`, its page faults counted.
+PROGRAMS := $(TARGET_DIR)/programs
+run: toolchain programs
+	$(CARGO) run --release -p mobius -- stat -- $(PROGRAMS)/touch mmap 100
+
+## The test programs of tests/programs (Rust for musl, C with gcc -static).
+programs: toolchain
+	bash tests/programs/build.sh $(PROGRAMS)
 
 ## All tests: workspace unit and integration tests (boot tests need /dev/kvm;
 ## they print SKIP without it, and fail instead when MOBIUS_REQUIRE_KVM=1).

@@ -95,6 +95,7 @@ pub extern "C" fn kernel_entry(start_info_addr: u64) -> ! {
     if line.split(' ').any(|w| w == "strace=1") {
         crate::syscall::TRACE.store(true, Ordering::Relaxed);
     }
+    TSC_READY.store(cpu::rdtsc(), Ordering::Relaxed);
     if let Some(status) = crate::proc::init::run_program() {
         report::final_report();
         cpu::exit(mobius_shared::exit::PROGRAM_EXIT | status.shell_status())

@@ -119,7 +119,9 @@ pub fn copy_to_user<M: Mmu>(
     }
     for (page, offset, range) in page_pieces(addr, data.len()) {
         let frame = user_frame(vmm, space, page, true)?;
-        vmm.lock().mmu_mut().write_frame(frame, offset, &data[range]);
+        vmm.lock()
+            .mmu_mut()
+            .write_frame(frame, offset, &data[range]);
     }
     Ok(())
 }
