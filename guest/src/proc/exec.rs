@@ -10,7 +10,7 @@ use alloc::sync::Arc;
 
 use super::elf::{self, ElfError, ElfImage};
 use super::stack::{self, StackError};
-use crate::mm::paging::{page_align_up, Mmu, VirtAddr, PAGE_SIZE};
+use crate::mm::paging::{Mmu, VirtAddr, PAGE_SIZE};
 use crate::mm::uaccess;
 use crate::mm::vmm::{FileBacking, MemFlags, Section, SpaceId, VmError, VmmLock, USER_END};
 
@@ -63,8 +63,6 @@ pub struct Loaded {
     pub sp: VirtAddr,
     /// The initial program break (page after the highest segment).
     pub brk: VirtAddr,
-    /// Lowest and highest (exclusive) address of the loaded image.
-    pub image: (VirtAddr, VirtAddr),
 }
 
 /// The program to load: its bytes (for the headers) and the file its pages
@@ -95,7 +93,7 @@ pub fn load<M: Mmu>(
     let bias = if image.dynamic { PIE_BASE } else { 0 };
     map_segments(vmm, space, &image, bias, &program.file)?;
     map_stack(vmm, space)?;
-    let (lo, hi) = image.span();
+    let (_, hi) = image.span();
     let phdr = image.phdr.map_or(0, |p| p + bias);
     let auxv = [
         (stack::AT_PHDR, phdr),
@@ -130,7 +128,6 @@ pub fn load<M: Mmu>(
         entry: image.entry + bias,
         sp: initial.sp,
         brk: hi + bias,
-        image: (lo + bias, hi + bias),
     })
 }
 
@@ -180,9 +177,4 @@ fn map_stack<M: Mmu>(vmm: &VmmLock<M>, space: SpaceId) -> Result<(), ExecError> 
     vm.reserve(space, STACK_GUARD / PAGE_SIZE, base - STACK_GUARD)
         .map_err(ExecError::NoMemory)?;
     Ok(())
-}
-
-/// The page-rounded break for a requested one.
-pub fn brk_pages(addr: VirtAddr) -> Option<VirtAddr> {
-    page_align_up(addr)
 }

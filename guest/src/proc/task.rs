@@ -44,13 +44,6 @@ impl ExitStatus {
     }
 }
 
-/// Per-process counters (reported when it ends).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcCounters {
-    pub syscalls: u64,
-    pub enosys: u64,
-}
-
 /// A process: an address space, descriptors, and its threads.
 pub struct Process {
     pub pid: Pid,
@@ -64,15 +57,6 @@ pub struct Process {
     pub brk_start: u64,
     pub brk: u64,
     pub brk_mapped: u64,
-    pub counters: ProcCounters,
-    pub exit: Option<ExitStatus>,
-}
-
-/// What a thread is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Runnable,
-    Running,
 }
 
 /// A thread's saved context; boxed so its address stays put while the
@@ -85,11 +69,9 @@ struct Context {
 /// A thread of a process.
 struct Thread {
     pid: Pid,
-    state: State,
     stack: Box<KernelStack>,
     context: Box<Context>,
     fs_base: u64,
-    clear_child_tid: u64,
 }
 
 /// Everything the scheduler knows.
@@ -143,11 +125,9 @@ pub fn spawn(space: SpaceId, name: String, frame: TrapFrame, brk: u64) -> Pid {
         pid,
         Thread {
             pid,
-            state: State::Runnable,
             stack,
             context,
             fs_base: 0,
-            clear_child_tid: 0,
         },
     );
     let parent = t
@@ -165,8 +145,6 @@ pub fn spawn(space: SpaceId, name: String, frame: TrapFrame, brk: u64) -> Pid {
             brk_start: brk,
             brk,
             brk_mapped: brk,
-            counters: ProcCounters::default(),
-            exit: None,
         },
     );
     if t.first_pid.is_none() {
@@ -202,16 +180,6 @@ pub fn set_fs_base(base: u64) {
         }
     }
     user::set_fs_base(base);
-}
-
-/// Remember the current thread's `set_tid_address` pointer.
-pub fn set_clear_child_tid(addr: u64) {
-    let mut t = TABLE.lock();
-    if let Some(tid) = t.current {
-        if let Some(th) = t.threads.get_mut(&tid) {
-            th.clear_child_tid = addr;
-        }
-    }
 }
 
 /// The idle loop: run threads until every process has ended; returns the
@@ -253,7 +221,6 @@ unsafe fn switch_to(tid: Tid, save: *mut u64) {
         let Some(th) = t.threads.get_mut(&tid) else {
             return;
         };
-        th.state = State::Running;
         let top = th.stack.top();
         let rsp = th.context.rsp;
         th.context.fpu.restore();
@@ -291,7 +258,7 @@ fn load_space(space: SpaceId) {
 /// Give the CPU to the next runnable thread, if any (timer preemption,
 /// `sched_yield`). Called on the current thread's kernel stack.
 pub fn yield_now() {
-    let (tid, next, save) = {
+    let (next, save) = {
         let mut t = TABLE.lock();
         let Some(tid) = t.current else { return };
         let Some(next) = t.run_queue.pop_front() else {
@@ -299,12 +266,10 @@ pub fn yield_now() {
         };
         t.run_queue.push_back(tid);
         let th = t.threads.get_mut(&tid).expect("current thread");
-        th.state = State::Runnable;
         th.context.fpu.save();
         let save: *mut u64 = &mut th.context.rsp;
-        (tid, next, save)
+        (next, save)
     };
-    let _ = tid;
     // SAFETY: `save` points into the thread's boxed context, which lives
     // until the thread is reaped (never while it is runnable).
     unsafe { switch_to(next, save) };
@@ -313,7 +278,7 @@ pub fn yield_now() {
 /// End the current process with `status`: tear down its address space,
 /// record the status, and switch away for good.
 pub fn exit_current(status: ExitStatus) -> ! {
-    let (space, name, pid, counters) = {
+    let space = {
         let mut t = TABLE.lock();
         let tid = t.current.take().expect("a current thread");
         let th = t.threads.remove(&tid).expect("current thread");
@@ -322,9 +287,8 @@ pub fn exit_current(status: ExitStatus) -> ! {
         if t.first_pid == Some(p.pid) {
             t.first_exit = Some(status);
         }
-        (p.space, p.name, p.pid, p.counters)
+        p.space
     };
-    let _ = (name, pid, counters);
     // The space may not be live in CR3 while it is destroyed.
     let vmm = crate::kvmm::vmm();
     let kernel_root = vmm.lock().root(KERNEL_SPACE);

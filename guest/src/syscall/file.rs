@@ -140,7 +140,9 @@ fn iovecs(space: SpaceId, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, i64> 
         .collect())
 }
 
-pub fn writev(a: Args) -> i64 {
+/// `readv`/`writev`: `each` moves one `iovec`; the calls stop at the first
+/// error (reported only if nothing moved before it) or short transfer.
+fn vectored(a: Args, mut each: impl FnMut(u64, u64) -> i64) -> i64 {
     let Some(space) = space() else { return -EBADF };
     let v = match iovecs(space, a.a[1], a.a[2]) {
         Ok(v) => v,
@@ -148,27 +150,7 @@ pub fn writev(a: Args) -> i64 {
     };
     let mut total = 0i64;
     for (base, len) in v {
-        if len == 0 {
-            continue;
-        }
-        let n = write_to(a.a[0], base, len);
-        if n < 0 {
-            return if total > 0 { total } else { n };
-        }
-        total += n;
-    }
-    total
-}
-
-pub fn readv(a: Args) -> i64 {
-    let Some(space) = space() else { return -EBADF };
-    let v = match iovecs(space, a.a[1], a.a[2]) {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
-    let mut total = 0i64;
-    for (base, len) in v {
-        let n = read_from(a.a[0], base, len, None);
+        let n = each(base, len);
         if n < 0 {
             return if total > 0 { total } else { n };
         }
@@ -178,6 +160,14 @@ pub fn readv(a: Args) -> i64 {
         }
     }
     total
+}
+
+pub fn writev(a: Args) -> i64 {
+    vectored(a, |base, len| write_to(a.a[0], base, len))
+}
+
+pub fn readv(a: Args) -> i64 {
+    vectored(a, |base, len| read_from(a.a[0], base, len, None))
 }
 
 /// A path argument, resolved against the root (there is no other

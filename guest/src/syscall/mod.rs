@@ -2,9 +2,9 @@
 //! needs. Arguments arrive in rdi, rsi, rdx, r10, r8, r9 with the number in
 //! rax; the result (or `-errno`) goes back in rax. Every pointer goes
 //! through `mm::uaccess` (`EFAULT`, never a kernel fault). A number the
-//! kernel does not implement answers `ENOSYS` and is counted per number.
+//! kernel does not implement answers `ENOSYS` (`strace=1` shows which;
+//! counting them per number for `mobius stat` is still to come).
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::proc::task;
 
 mod errno;
 mod file;
@@ -19,11 +19,6 @@ pub struct Args {
     pub a: [u64; 6],
 }
 
-/// Most distinct numbers whose `ENOSYS` calls are counted one by one.
-pub const NR_MAX: usize = 512;
-
-static ENOSYS_COUNTS: spin::Mutex<[u32; NR_MAX]> = spin::Mutex::new([0; NR_MAX]);
-
 /// Handle the system call in `frame` and put its result in `rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
@@ -32,7 +27,6 @@ pub fn dispatch(frame: &mut TrapFrame) {
             frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
         ],
     };
-    task::with_current(|p| p.counters.syscalls += 1);
     let result = match nr {
         0 => file::read(args),
         1 => file::write(args),
@@ -80,7 +74,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         271 => misc::poll(args.a[0], args.a[1]),
         273 => 0, // set_robust_list: accepted (no robust futexes to clean up without threads)
         318 => misc::getrandom(args),
-        _ => enosys(nr),
+        _ => -ENOSYS,
     };
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
         let line = alloc::format!(
@@ -98,27 +92,3 @@ pub fn dispatch(frame: &mut TrapFrame) {
 /// Whether every system call is reported on standard error (`strace=1` on
 /// the kernel command line).
 pub static TRACE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-fn enosys(nr: u64) -> i64 {
-    if let Some(c) = usize::try_from(nr).ok().and_then(|n| {
-        ENOSYS_COUNTS
-            .lock()
-            .get_mut(n)
-            .map(|c| *c = c.saturating_add(1))
-    }) {
-        c
-    }
-    task::with_current(|p| p.counters.enosys += 1);
-    -ENOSYS
-}
-
-/// The `ENOSYS` numbers seen so far and how often, for the report at exit.
-pub fn enosys_counts() -> alloc::vec::Vec<(u64, u32)> {
-    ENOSYS_COUNTS
-        .lock()
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c > 0)
-        .map(|(n, &c)| (n as u64, c))
-        .collect()
-}

@@ -436,7 +436,6 @@ pub fn init() {
     // GDT or the IDT; the stacks are statics used only as IST stacks.
     let (tss, gdt) = unsafe { (&mut *TSS.0.get(), &mut *GDT.0.get()) };
     tss.interrupt_stack_table[IST_DOUBLE_FAULT as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
-    tss.privilege_stack_table[0] = stack_top(&raw const DOUBLE_FAULT_STACK);
     let [low, high] = tss_descriptor(TSS.0.get() as u64);
     gdt.0[8] = low;
     gdt.0[9] = high;
@@ -488,9 +487,11 @@ pub fn load_empty_idt() {
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if frame.from_user() {
-        let fault = frame.vector == GENERAL_PROTECTION
-            || (frame.vector == PAGE_FAULT && cpu::cr2() == frame.rip);
-        if fault && super::user::is_syscall_trap(frame) {
+        // The address compare first: CR2 is read (an emulated instruction on
+        // kvm_pvm) only for a fault at the syscall entry itself.
+        let at_entry = (frame.vector == GENERAL_PROTECTION || frame.vector == PAGE_FAULT)
+            && super::user::is_syscall_trap(frame);
+        if at_entry && (frame.vector == GENERAL_PROTECTION || cpu::cr2() == frame.rip) {
             super::user::syscall_from_trap(frame);
         }
         match user_hook() {
