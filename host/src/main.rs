@@ -72,6 +72,9 @@ fn run(cmd: &RunCmd, process_start: Instant) -> i32 {
     if let Some(line) = command::summary_line(hooks.collector.lock().final_snapshot()) {
         eprintln!("{line}");
     }
+    if let Some(summary) = hooks.collector.lock().errors().summary() {
+        eprintln!("{summary}");
+    }
     if let Some(report) = outcome.stop.report() {
         eprintln!("{report}");
     }

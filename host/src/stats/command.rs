@@ -147,6 +147,7 @@ fn one_run(
     let mut hooks = StatsHooks::new();
     hooks.console_to_stderr = args.json;
     hooks.virtio = !args.serial_stats;
+    hooks.collector.lock().expect_run_id(run_id);
     if args.interval.is_some() {
         let sep = args.separator.clone();
         hooks.collector.lock().set_callback(Box::new(move |s| {
@@ -160,17 +161,11 @@ fn one_run(
         e.exit_status()
     })?;
     let c = hooks.collector.lock();
-    let last = c
-        .snapshots()
-        .iter()
-        .rev()
-        .find(|s| s.reason == SnapshotReason::Exit && s.run_id == run_id)
-        .cloned();
     Ok(Run {
         outcome,
-        last,
+        last: c.exit_snapshot().cloned(),
         errors: c.errors(),
-        snapshots: c.snapshots().len() as u64,
+        snapshots: c.decoded(),
         notifications: c.notifications(),
     })
 }
@@ -211,10 +206,7 @@ pub fn stat(args: &StatArgs) -> i32 {
         if run.last.is_none() {
             eprintln!("mobius: warning: the guest sent no final statistics snapshot");
         }
-        errors.malformed += run.errors.malformed;
-        errors.oversized += run.errors.oversized;
-        errors.unknown_version += run.errors.unknown_version;
-        errors.bad_magic += run.errors.bad_magic;
+        errors.add(&run.errors);
         if run.outcome.kvm_stats.is_empty() && args.events.iter().any(|e| e.starts_with("kvm.")) {
             eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
         }
@@ -244,11 +236,8 @@ pub fn stat(args: &StatArgs) -> i32 {
             eprint!("{}", format::histograms(s));
         }
     }
-    if errors.total() > 0 {
-        eprintln!(
-            "mobius: warning: {} statistics frames from the guest were unusable (malformed {}, oversized {}, unknown version {}, bad magic {})",
-            errors.total(), errors.malformed, errors.oversized, errors.unknown_version, errors.bad_magic
-        );
+    if let Some(summary) = errors.summary() {
+        eprintln!("{summary}");
     }
     status
 }

@@ -175,7 +175,7 @@ impl VirtioConsole {
 
     /// Take every available chain of the transmit queue.
     fn notify(&mut self, queue: usize) {
-        self.counters.notifications += 1;
+        self.counters.notifications = self.counters.notifications.saturating_add(1);
         if queue == RECEIVE_QUEUE {
             return;
         }
@@ -196,9 +196,10 @@ impl VirtioConsole {
         let mut frames: Vec<Result<Vec<u8>, usize>> = Vec::new();
         let mut used = Vec::new();
         let mut total = 0usize;
+        let mut bad_descriptors = 0u64;
         while let Some(chain) = q.pop_descriptor_chain(&mem) {
             used.push(chain.head_index());
-            self.counters.chains += 1;
+            self.counters.chains = self.counters.chains.saturating_add(1);
             let mut frame = Vec::new();
             let mut claimed = 0usize;
             let mut unreadable = false;
@@ -211,14 +212,15 @@ impl VirtioConsole {
                 frame.resize(claimed, 0);
                 if mem.read_slice(&mut frame[start..], desc.addr()).is_err() {
                     unreadable = true;
-                    self.counters.bad_descriptors += 1;
                     break;
                 }
             }
             total += frame.len();
             if claimed > MAX_FRAME_LEN {
                 frames.push(Err(claimed));
-            } else if !unreadable {
+            } else if unreadable {
+                bad_descriptors += 1;
+            } else {
                 frames.push(Ok(frame));
             }
             if total >= MAX_BYTES_PER_NOTIFY {
@@ -232,11 +234,14 @@ impl VirtioConsole {
         if failed {
             self.bad_queue("used ring outside guest memory");
         }
-        if self.counters.bad_descriptors > 0 && !self.warned {
-            self.warned = true;
-            eprintln!("mobius: warning: virtio console: descriptor outside guest memory; ignored");
+        if bad_descriptors > 0 {
+            self.counters.bad_descriptors = self
+                .counters
+                .bad_descriptors
+                .saturating_add(bad_descriptors);
+            self.transport_error("descriptor outside guest memory", bad_descriptors);
         }
-        self.counters.bytes += total as u64;
+        self.counters.bytes = self.counters.bytes.saturating_add(total as u64);
         self.interrupt_status |= INT_USED_RING;
         let mut sink = self.sink.lock();
         sink.note_notification();
@@ -250,10 +255,17 @@ impl VirtioConsole {
     }
 
     fn bad_queue(&mut self, why: &str) {
-        self.counters.bad_queue += 1;
+        self.counters.bad_queue = self.counters.bad_queue.saturating_add(1);
+        self.transport_error(why, 1);
+    }
+
+    /// Warn about the first unusable request; the collector counts them all
+    /// and `mobius run`/`stat` sum them up at exit.
+    fn transport_error(&mut self, why: &str, n: u64) {
+        self.sink.lock().note_transport_errors(n);
         if !self.warned {
             self.warned = true;
-            eprintln!("mobius: warning: virtio console: {why}; ignored");
+            eprintln!("mobius: warning: virtio console: {why}; ignored (further ones counted, summed up at exit)");
         }
     }
 }
@@ -414,7 +426,7 @@ mod tests {
         assert_eq!(rig.used_idx(), 1);
         assert_eq!(rig.r(INTERRUPT_STATUS) & INT_USED_RING, INT_USED_RING);
         let c = rig.sink.lock();
-        assert_eq!(c.snapshots().len(), 1);
+        assert_eq!(c.decoded(), 1);
         assert_eq!(c.notifications(), 1);
     }
 
@@ -443,8 +455,36 @@ mod tests {
         rig.desc(3, u64::MAX - 8, 64, 0, 0);
         rig.offer(3);
         let c = rig.sink.lock();
-        assert!(c.snapshots().is_empty());
+        assert_eq!(c.decoded(), 0);
         assert!(c.bytes() <= MAX_BYTES_PER_NOTIFY as u64 * 4);
+        assert!(c.errors().transport >= 1, "{:?}", c.errors());
+    }
+
+    /// A guest sending valid frames in a loop, then bogus descriptors in a
+    /// loop: the host keeps a fixed few snapshots and counts the rest.
+    #[test]
+    fn a_flood_of_frames_and_bad_descriptors_stays_bounded() {
+        let mut rig = Rig::new();
+        rig.setup(DESC, AVAIL, USED);
+        let f = frame();
+        rig.mem
+            .write_slice(&f, GuestAddress(BUF))
+            .expect("in memory");
+        rig.desc(0, BUF, f.len() as u32, 0, 0);
+        rig.desc(1, MEM + 0x1000, 64, 0, 0);
+        const N: u64 = 100_000;
+        for _ in 0..N {
+            rig.offer(0);
+        }
+        for _ in 0..N {
+            rig.offer(1);
+        }
+        let c = rig.sink.lock();
+        assert_eq!(c.decoded(), N);
+        assert!(c.retained() <= crate::stats::MAX_RETAINED_SNAPSHOTS);
+        assert_eq!(c.errors().transport, N);
+        assert_eq!(c.notifications(), 2 * N);
+        assert_eq!(rig.dev.counters.bad_descriptors, N);
     }
 
     #[test]
