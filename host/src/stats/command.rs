@@ -1,6 +1,7 @@
 //! `mobius stat` and `mobius list`.
 use std::ffi::{OsStr, OsString};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mobius_shared::exit::host;
 use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason};
@@ -9,6 +10,7 @@ use mobius_shared::workloads::{self, CATALOGUE};
 use super::events::{self, Event};
 use super::format;
 use super::hooks::StatsHooks;
+use super::interval::IntervalGate;
 use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
 use crate::{run_vm, RunOutcome, Stop};
@@ -148,18 +150,26 @@ fn one_run(
     hooks.console_to_stderr = args.json;
     hooks.virtio = !args.serial_stats;
     hooks.collector.lock().expect_run_id(run_id);
-    if args.interval.is_some() {
+    let gate = args.interval.map(|ms| {
+        let gate = Arc::new(Mutex::new(IntervalGate::new(Duration::from_millis(ms))));
         let sep = args.separator.clone();
+        let shared = gate.clone();
         hooks.collector.lock().set_callback(Box::new(move |s| {
-            if s.reason == SnapshotReason::Interval {
+            let mut gate = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if s.reason == SnapshotReason::Interval && gate.admit(Instant::now()) {
                 eprintln!("{}", format::interval_line(s, sep.as_deref()));
             }
         }));
-    }
+        gate
+    });
     let outcome = run_vm(&config, &mut hooks).map_err(|e| {
         eprintln!("mobius: error: {e}");
         e.exit_status()
     })?;
+    let note = gate.and_then(|g| g.lock().unwrap_or_else(|p| p.into_inner()).summary());
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     let c = hooks.collector.lock();
     Ok(Run {
         outcome,

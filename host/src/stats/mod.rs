@@ -5,7 +5,8 @@
 //! The guest is untrusted: frames are capped at [`MAX_FRAME_LEN`] before
 //! decoding, and every malformed, oversized or unknown-version frame is
 //! counted in [`DecodeErrors`] and reported while the run goes on. Whatever
-//! it sends, the host keeps at most [`MAX_RETAINED_SNAPSHOTS`] snapshots.
+//! it sends, the host keeps at most [`MAX_RETAINED_SNAPSHOTS`] snapshots and
+//! prints at most one `-I` line per interval ([`interval`]).
 pub mod collector;
 pub mod command;
 pub mod errors;
@@ -14,6 +15,7 @@ pub mod events;
 mod extremes;
 pub mod format;
 pub mod hooks;
+pub mod interval;
 pub mod serial;
 
 pub use collector::{SharedCollector, StatsCollector, MAX_RETAINED_SNAPSHOTS, SERIAL_PREFIX};
