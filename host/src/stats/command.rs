@@ -180,6 +180,25 @@ fn one_run(
     })
 }
 
+/// Say how a run ended when it was not with status 0, the way `mobius run`
+/// does, and why there is no final snapshot when there is none.
+fn report_run(run: &Run, number: u32, title: &str) {
+    let status = run.outcome.exit_status();
+    if let Some(report) = run.outcome.stop.report() {
+        eprintln!("{report}");
+    }
+    if !matches!(run.outcome.stop, Stop::Guest(0)) {
+        eprintln!("mobius: error: run {number} of '{title}' ended with status {status}");
+    }
+    if run.last.is_none() {
+        let why = match run.outcome.stop {
+            Stop::Guest(0) => String::new(),
+            ref stop => format!(": {}", stop.cause()),
+        };
+        eprintln!("mobius: warning: the guest sent no final statistics snapshot{why}");
+    }
+}
+
 /// `mobius stat`: run, collect, print.
 pub fn stat(args: &StatArgs) -> i32 {
     if args.list_events {
@@ -207,15 +226,7 @@ pub fn stat(args: &StatArgs) -> i32 {
             Err(code) => return code,
         };
         status = run.outcome.exit_status();
-        if !matches!(run.outcome.stop, Stop::Guest(0)) {
-            eprintln!(
-                "mobius: error: run {} of '{title}' ended with status {status}",
-                i + 1
-            );
-        }
-        if run.last.is_none() {
-            eprintln!("mobius: warning: the guest sent no final statistics snapshot");
-        }
+        report_run(&run, i + 1, &title);
         errors.add(&run.errors);
         if run.outcome.kvm_stats.is_empty() && args.events.iter().any(|e| e.starts_with("kvm.")) {
             eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
