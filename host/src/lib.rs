@@ -11,6 +11,7 @@ pub mod cli;
 pub mod devices;
 pub mod error;
 pub mod stats;
+mod stop;
 pub mod vm;
 
 use std::borrow::Cow;

@@ -1,6 +1,7 @@
 //! `mobius stat` and `mobius list`.
 use std::ffi::{OsStr, OsString};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mobius_shared::exit::host;
 use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason};
@@ -9,6 +10,7 @@ use mobius_shared::workloads::{self, CATALOGUE};
 use super::events::{self, Event};
 use super::format;
 use super::hooks::StatsHooks;
+use super::interval::IntervalGate;
 use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
 use crate::{run_vm, RunOutcome, Stop};
@@ -147,32 +149,54 @@ fn one_run(
     let mut hooks = StatsHooks::new();
     hooks.console_to_stderr = args.json;
     hooks.virtio = !args.serial_stats;
-    if args.interval.is_some() {
+    hooks.collector.lock().expect_run_id(run_id);
+    let gate = args.interval.map(|ms| {
+        let gate = Arc::new(Mutex::new(IntervalGate::new(Duration::from_millis(ms))));
         let sep = args.separator.clone();
+        let shared = gate.clone();
         hooks.collector.lock().set_callback(Box::new(move |s| {
-            if s.reason == SnapshotReason::Interval {
+            let mut gate = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if s.reason == SnapshotReason::Interval && gate.admit(Instant::now()) {
                 eprintln!("{}", format::interval_line(s, sep.as_deref()));
             }
         }));
-    }
+        gate
+    });
     let outcome = run_vm(&config, &mut hooks).map_err(|e| {
         eprintln!("mobius: error: {e}");
         e.exit_status()
     })?;
+    let note = gate.and_then(|g| g.lock().unwrap_or_else(|p| p.into_inner()).summary());
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     let c = hooks.collector.lock();
-    let last = c
-        .snapshots()
-        .iter()
-        .rev()
-        .find(|s| s.reason == SnapshotReason::Exit && s.run_id == run_id)
-        .cloned();
     Ok(Run {
         outcome,
-        last,
+        last: c.exit_snapshot().cloned(),
         errors: c.errors(),
-        snapshots: c.snapshots().len() as u64,
+        snapshots: c.decoded(),
         notifications: c.notifications(),
     })
+}
+
+/// Say how a run ended when it was not with status 0, the way `mobius run`
+/// does, and why there is no final snapshot when there is none.
+fn report_run(run: &Run, number: u32, title: &str) {
+    let status = run.outcome.exit_status();
+    if let Some(report) = run.outcome.stop.report() {
+        eprintln!("{report}");
+    }
+    if !matches!(run.outcome.stop, Stop::Guest(0)) {
+        eprintln!("mobius: error: run {number} of '{title}' ended with status {status}");
+    }
+    if run.last.is_none() {
+        let why = match run.outcome.stop {
+            Stop::Guest(0) => String::new(),
+            ref stop => format!(": {}", stop.cause()),
+        };
+        eprintln!("mobius: warning: the guest sent no final statistics snapshot{why}");
+    }
 }
 
 /// `mobius stat`: run, collect, print.
@@ -202,19 +226,8 @@ pub fn stat(args: &StatArgs) -> i32 {
             Err(code) => return code,
         };
         status = run.outcome.exit_status();
-        if !matches!(run.outcome.stop, Stop::Guest(0)) {
-            eprintln!(
-                "mobius: error: run {} of '{title}' ended with status {status}",
-                i + 1
-            );
-        }
-        if run.last.is_none() {
-            eprintln!("mobius: warning: the guest sent no final statistics snapshot");
-        }
-        errors.malformed += run.errors.malformed;
-        errors.oversized += run.errors.oversized;
-        errors.unknown_version += run.errors.unknown_version;
-        errors.bad_magic += run.errors.bad_magic;
+        report_run(&run, i + 1, &title);
+        errors.add(&run.errors);
         if run.outcome.kvm_stats.is_empty() && args.events.iter().any(|e| e.starts_with("kvm.")) {
             eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
         }
@@ -244,11 +257,8 @@ pub fn stat(args: &StatArgs) -> i32 {
             eprint!("{}", format::histograms(s));
         }
     }
-    if errors.total() > 0 {
-        eprintln!(
-            "mobius: warning: {} statistics frames from the guest were unusable (malformed {}, oversized {}, unknown version {}, bad magic {})",
-            errors.total(), errors.malformed, errors.oversized, errors.unknown_version, errors.bad_magic
-        );
+    if let Some(summary) = errors.summary() {
+        eprintln!("{summary}");
     }
     status
 }
