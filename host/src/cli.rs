@@ -12,7 +12,7 @@ use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
 
 use crate::boot::initramfs::{self, ArchiveSpec, FileSpec, InitramfsError};
 use crate::boot::BootMode;
-use crate::{KernelSource, RunConfig};
+use crate::{KernelSource, RunConfig, Seccomp};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -175,6 +175,9 @@ pub struct RunArgs {
     /// Print host phase times to stderr
     #[arg(long)]
     pub timings: bool,
+    /// Do not confine mobius with its seccomp filter (for debugging)
+    #[arg(long)]
+    pub no_seccomp: bool,
     /// KVM device (for testing)
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_device: PathBuf,
@@ -198,6 +201,11 @@ impl RunArgs {
             kvm_device: self.kvm_device.clone(),
             kvm_stats: false,
             initramfs: None,
+            seccomp: if self.no_seccomp {
+                Seccomp::Off
+            } else {
+                Seccomp::Vcpu
+            },
         }
     }
 }
@@ -335,6 +343,13 @@ mod tests {
         assert!(args.program.is_empty());
         // Without a program there is no initramfs.
         assert!(args.config().unwrap().initramfs.is_none());
+        // The seccomp filter is on unless --no-seccomp.
+        assert_eq!(args.config().unwrap().seccomp, Seccomp::Vcpu);
+        let cli = Cli::try_parse_from(["mobius", "run", "--no-seccomp"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.config().unwrap().seccomp, Seccomp::Off);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::hooks::StatsHooks;
 use super::interval::IntervalGate;
 use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
-use crate::{run_vm, RunOutcome, Stop};
+use crate::{run_vm, RunOutcome, Seccomp, Stop};
 
 /// `mobius list`: the workloads the guest offers.
 pub fn list() -> i32 {
@@ -141,8 +141,13 @@ fn one_run(
     cmdline: &str,
     initramfs: Option<&Vec<u8>>,
     run_id: u64,
+    final_run: bool,
 ) -> Result<Run, i32> {
     let mut config = args.run.config();
+    if config.seccomp != Seccomp::Off && !final_run {
+        // This thread builds another VM after this one.
+        config.seccomp = Seccomp::VcpuAndNextVm;
+    }
     config.cmdline = format!("{cmdline} run_id={run_id}");
     config.initramfs = initramfs.cloned();
     config.kvm_stats = true;
@@ -221,7 +226,8 @@ pub fn stat(args: &StatArgs) -> i32 {
     let mut status = 0;
     for i in 0..args.repeat {
         let run_id = u64::from(std::process::id()) << 32 | u64::from(i);
-        let run = match one_run(args, &cmdline, initramfs.as_ref(), run_id) {
+        let final_run = i + 1 == args.repeat;
+        let run = match one_run(args, &cmdline, initramfs.as_ref(), run_id, final_run) {
             Ok(run) => run,
             Err(code) => return code,
         };
