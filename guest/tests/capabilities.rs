@@ -861,3 +861,19 @@ fn present_hint_from_the_error_code() {
     assert_eq!(o, FaultOutcome::Resolved(FaultKind::Upgrade));
     invariants(&vmm);
 }
+
+/// Issue 9 item 1: `destroy_space` refuses the space the CPU runs on.
+#[test]
+fn destroy_space_refuses_the_live_space() {
+    let vmm = setup(256);
+    let a = vmm.lock().create_space().unwrap();
+    let root = vmm.lock().root(a).unwrap();
+    vmm.lock().mmu_mut().live_root = Some(root);
+    assert_eq!(
+        vmm.lock().destroy_space(a),
+        Err(mobius_guest::mm::vmm::VmError::SpaceLive)
+    );
+    vmm.lock().mmu_mut().live_root = None;
+    vmm.lock().destroy_space(a).unwrap();
+    invariants(&vmm);
+}

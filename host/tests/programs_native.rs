@@ -250,3 +250,33 @@ fn c_cat() {
         stderr(&o)
     );
 }
+
+/// The process programs natively: what the guest must print too.
+#[test]
+fn spawn_and_threads_natively() {
+    let hello = program("hello");
+    let hello = hello.to_str().expect("utf-8 path");
+    let o = run("spawn", &["status", "7"]);
+    assert_eq!(stdout(&o), "spawn: child exited with 7\n");
+    let o = run("spawn", &["capture", hello, "a", "b"]);
+    assert_eq!(
+        stdout(&o),
+        "child: hello, world\nchild: argv[1]=a\nchild: argv[2]=b\nspawn: child exited with 0\n"
+    );
+    let o = run("spawn", &["run", "5", hello]);
+    assert_eq!(stdout(&o), format!("spawn: 5 runs of {hello} ok\n"));
+    let o = run("spawn", &["missing"]);
+    assert_eq!(stdout(&o), "spawn: missing program: ENOENT ok\n");
+    let o = run("spawn", &["killed"]);
+    assert_eq!(stdout(&o), "spawn: child killed by signal 11\n");
+    let o = run("threads", &["4", "2000"]);
+    assert_eq!(
+        stdout(&o),
+        "threads: 4 threads, counter 8000, sum 19990000\n"
+    );
+    let o = run("c-spawn", &[hello, "x"]);
+    assert_eq!(
+        stdout(&o),
+        "read 23 bytes\nchild: hello, world\nchild: argv[1]=x\nexit 0\nthreads 2 counter 20000\n"
+    );
+}

@@ -5,6 +5,8 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
+use super::pipe::PipeEnd;
+
 /// Most descriptors a process may hold (`RLIMIT_NOFILE`); `EMFILE` past it.
 pub const MAX_FDS: usize = 1024;
 
@@ -27,7 +29,17 @@ pub enum OpenFile {
         mode: u32,
         pos: usize,
     },
+    /// `/dev/null` (`zero: false`: reads end at once) or `/dev/zero`
+    /// (reads give zeroes); writes to either are discarded.
+    Null { zero: bool },
+    /// One end of a pipe; `nonblock` is `O_NONBLOCK` (`EAGAIN` instead of
+    /// sleeping).
+    Pipe { end: PipeEnd, nonblock: bool },
 }
+
+/// A descriptor number no table can hold (`EBADF`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadFd;
 
 /// A shared open file (several descriptors after `dup`).
 pub type FileRef = Arc<Mutex<OpenFile>>;
@@ -70,15 +82,74 @@ impl FdTable {
         Some(i as u64)
     }
 
-    /// Close `fd`; `false` if it was not open.
-    pub fn close(&mut self, fd: u64) -> bool {
-        match usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)) {
-            Some(slot @ Some(_)) => {
-                *slot = None;
+    /// Put `file` in the lowest free slot at or above `min` (`F_DUPFD`).
+    pub fn insert_from(&mut self, min: u64, file: FileRef, cloexec: bool) -> Option<u64> {
+        let min = usize::try_from(min).ok().filter(|m| *m < MAX_FDS)?;
+        let free = (min..MAX_FDS).find(|i| self.slots.get(*i).is_none_or(Option::is_none))?;
+        if free >= self.slots.len() {
+            self.slots.resize(free + 1, None);
+        }
+        self.slots[free] = Some((file, cloexec));
+        Some(free as u64)
+    }
+
+    /// Put `file` at `fd` (`dup2`), returning what was there (to be dropped
+    /// by the caller outside any lock). `Err` if `fd` is out of range.
+    pub fn insert_at(
+        &mut self,
+        fd: u64,
+        file: FileRef,
+        cloexec: bool,
+    ) -> Result<Option<FileRef>, BadFd> {
+        let i = usize::try_from(fd)
+            .ok()
+            .filter(|i| *i < MAX_FDS)
+            .ok_or(BadFd)?;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        Ok(self.slots[i].replace((file, cloexec)).map(|(f, _)| f))
+    }
+
+    /// Close `fd`, returning the file it held (`None` if it was not open);
+    /// the caller drops it outside the table's lock.
+    pub fn close(&mut self, fd: u64) -> Option<FileRef> {
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))?;
+        slot.take().map(|(f, _)| f)
+    }
+
+    /// The close-on-exec flag of `fd`.
+    pub fn cloexec(&self, fd: u64) -> Option<bool> {
+        let i = usize::try_from(fd).ok()?;
+        self.slots.get(i)?.as_ref().map(|(_, c)| *c)
+    }
+
+    /// Set the close-on-exec flag of `fd`; `false` if it is not open.
+    pub fn set_cloexec(&mut self, fd: u64, on: bool) -> bool {
+        let slot = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i));
+        match slot {
+            Some(Some((_, c))) => {
+                *c = on;
                 true
             }
             _ => false,
         }
+    }
+
+    /// Close every close-on-exec descriptor (`execve`), returning the files
+    /// for the caller to drop outside the lock.
+    pub fn take_cloexec(&mut self) -> Vec<FileRef> {
+        let mut out = Vec::new();
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|(_, c)| *c) {
+                if let Some((f, _)) = slot.take() {
+                    out.push(f);
+                }
+            }
+        }
+        out
     }
 
     /// Open descriptors.

@@ -1,5 +1,6 @@
-//! Files: the initramfs (a `newc` cpio archive read in place) and the
-//! descriptor table of a process.
+//! Files: the initramfs (a `newc` cpio archive read in place), pipes, and
+//! the descriptor table of a process.
 pub mod cpio;
 pub mod fd;
 pub mod initramfs;
+pub mod pipe;

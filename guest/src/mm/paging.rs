@@ -115,6 +115,13 @@ pub trait Mmu {
         Ok(true)
     }
 
+    /// Whether the CPU runs on `root` right now (it is in CR3): such a
+    /// space must not be torn down.
+    fn is_live(&self, root: PhysAddr) -> bool {
+        let _ = root;
+        false
+    }
+
     /// Fill a whole frame with zeroes.
     fn zero_frame(&mut self, frame: PhysAddr);
     /// Copy `data` into physical memory at `frame + offset` (within one frame).

@@ -37,6 +37,8 @@ pub struct SoftMmu {
     pub tables_freed: u64,
     /// Calls to `zero_frame`.
     pub frames_zeroed: u64,
+    /// The root a test says the CPU runs on (CR3 of the software machine).
+    pub live_root: Option<PhysAddr>,
 }
 
 impl core::fmt::Debug for SoftMmu {
@@ -212,6 +214,10 @@ impl SoftMmu {
 }
 
 impl Mmu for SoftMmu {
+    fn is_live(&self, root: PhysAddr) -> bool {
+        self.live_root == Some(root)
+    }
+
     fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError> {
         let root = self.new_table(frames)?;
         let t = self.tables.get_mut(&root).expect("root");

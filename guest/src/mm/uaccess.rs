@@ -185,3 +185,24 @@ pub fn write_u64<M: Mmu>(
 ) -> Result<(), BadAddress> {
     copy_to_user(vmm, space, addr, &value.to_le_bytes())
 }
+
+/// Read a `u32` from user memory.
+pub fn read_u32<M: Mmu>(
+    vmm: &VmmLock<M>,
+    space: SpaceId,
+    addr: VirtAddr,
+) -> Result<u32, BadAddress> {
+    let mut b = [0u8; 4];
+    copy_from_user(vmm, space, addr, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Write a `u32` to user memory.
+pub fn write_u32<M: Mmu>(
+    vmm: &VmmLock<M>,
+    space: SpaceId,
+    addr: VirtAddr,
+    value: u32,
+) -> Result<(), BadAddress> {
+    copy_to_user(vmm, space, addr, &value.to_le_bytes())
+}

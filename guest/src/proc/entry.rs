@@ -4,7 +4,8 @@
 //! with the signal Linux would send, reported on standard error.
 use alloc::format;
 
-use super::task::{self, ExitStatus};
+use super::process::{self, ExitStatus};
+use super::task;
 use crate::arch::x86_64::trap::{self, TrapFrame, SPURIOUS_VECTOR, SYSCALL_VECTOR, TIMER_VECTOR};
 use crate::arch::x86_64::{apic, cpu};
 use crate::console::{write_program_output, Stream};
@@ -27,10 +28,7 @@ fn user_trap(frame: &mut TrapFrame) {
     match frame.vector {
         SYSCALL_VECTOR => crate::syscall::dispatch(frame),
         14 => page_fault(frame),
-        TIMER_VECTOR => {
-            apic::eoi();
-            task::yield_now();
-        }
+        TIMER_VECTOR => task::on_timer(),
         SPURIOUS_VECTOR => {}
         0 => kill(frame, SIGFPE, "divide error"),
         1 | 3 => kill(frame, SIGTRAP, "breakpoint"),
@@ -40,6 +38,9 @@ fn user_trap(frame: &mut TrapFrame) {
         13 => kill(frame, SIGSEGV, "general protection fault"),
         _ => kill(frame, SIGSEGV, trap::vector_name(frame.vector)),
     }
+    // A thread whose process is being ended (by `exit_group` of another
+    // thread, a `kill`, a deadlock) leaves here instead of returning.
+    process::exit_if_killed();
 }
 
 fn page_fault(frame: &mut TrapFrame) {
@@ -81,14 +82,14 @@ fn page_fault(frame: &mut TrapFrame) {
 /// way the example reads:
 /// `mobius: process 3 (/prog) killed: write to read-only page 0x… at rip 0x… (SIGSEGV)`.
 pub fn kill(frame: &TrapFrame, signal: u8, why: &str) -> ! {
-    let (pid, name) = task::with_current(|p| (p.pid, p.name.clone())).unwrap_or_default();
+    let (pid, name) = process::with_current(|p| (p.pid, p.name.clone())).unwrap_or_default();
     let line = format!(
         "mobius: process {pid} ({name}) killed: {why} at rip {:#x} ({})\n",
         frame.rip,
         signal_name(signal)
     );
     write_program_output(Stream::Err, line.as_bytes());
-    task::exit_current(ExitStatus::Signal(signal))
+    process::exit_current(ExitStatus::Signal(signal))
 }
 
 fn signal_name(signal: u8) -> &'static str {

@@ -10,4 +10,6 @@ pub mod entry;
 #[cfg(target_os = "none")]
 pub mod init;
 #[cfg(target_os = "none")]
+pub mod process;
+#[cfg(target_os = "none")]
 pub mod task;

@@ -1,62 +1,71 @@
-//! Processes and threads in the running kernel: the table, the run queue,
-//! starting, switching, and ending them (Möbius `process_t` / `thread_t`).
+//! Threads and the scheduler (Möbius `thread_t`): the table every process
+//! and thread lives in, the run queue, blocking and waking, sleeping, and
+//! the idle loop.
 //!
 //! Every thread has its own kernel stack; a trap from ring 3 lands on it
 //! (TSS rsp0) and the switch between threads is a switch of kernel stacks
 //! ([`crate::arch::x86_64::user::switch`]). The boot context is the idle
 //! loop ([`run_until_done`]): it runs whatever is runnable and halts with
-//! interrupts on when nothing is. The kernel is not preemptible; the timer
-//! preempts ring 3 only, and is armed only while two threads want the CPU.
+//! interrupts on when nothing is. The kernel is not preemptible (interrupts
+//! are off in ring 0); the APIC timer preempts ring 3, and is armed only
+//! while another thread waits for the CPU or a sleeper's deadline nears.
+//!
+//! A thread that blocks ([`block`]) gives up the CPU inside its system call
+//! and returns from [`block`] when woken ([`Table::wake`]), when its
+//! deadline passes, or when its process is being ended: then it unwinds
+//! with `EINTR` and ends itself on the way back to ring 3
+//! ([`super::process::exit_if_killed`]), so that everything its kernel
+//! stack holds is released the ordinary way.
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::string::String;
 use alloc::vec::Vec;
 
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
 
+use super::process::Process;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::user::{self, FpuState, KernelStack};
-use crate::arch::x86_64::{apic, cpu};
-use crate::fs::fd::FdTable;
-use crate::mm::vmm::{SpaceId, KERNEL_SPACE};
+use crate::arch::x86_64::{apic, cpu, tsc};
+use crate::mm::vmm::SpaceId;
 
 /// Process id.
 pub type Pid = u32;
-/// Thread id.
+/// Thread id (one number space with process ids, as on Linux).
 pub type Tid = u32;
 
-/// How a process ended.
+/// What a blocked thread waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// `exit(code)`.
-    Code(u8),
-    /// Killed by signal `n`.
-    Signal(u8),
+pub enum Wait {
+    /// A child of its process ends (`wait4`).
+    Child,
+    /// The `vfork` child `pid` execs or ends.
+    Vfork(Pid),
+    /// The futex word at this user address of this space.
+    Futex(SpaceId, u64),
+    /// A change on the pipe with this id (data, room, an end closed).
+    Pipe(usize),
+    /// Any pipe changing (`poll`), or its deadline.
+    Poll,
+    /// Only its deadline (`nanosleep`).
+    Sleep,
 }
 
-impl ExitStatus {
-    /// The status a shell reports: the code, or 128 + signal.
-    pub fn shell_status(self) -> u32 {
-        match self {
-            ExitStatus::Code(c) => u32::from(c),
-            ExitStatus::Signal(s) => 128 + u32::from(s),
-        }
-    }
+/// How [`block`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something it waited for happened (check again).
+    Woken,
+    /// Its deadline passed.
+    TimedOut,
+    /// Its process is ending: unwind with `EINTR`.
+    Interrupted,
 }
 
-/// A process: an address space, descriptors, and its threads.
-pub struct Process {
-    pub pid: Pid,
-    pub parent: Pid,
-    pub space: SpaceId,
-    /// The path it runs (for reports).
-    pub name: String,
-    pub fds: FdTable,
-    /// Program break: where the heap starts, where it ends now, and the
-    /// page-rounded end of what is mapped for it.
-    pub brk_start: u64,
-    pub brk: u64,
-    pub brk_mapped: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Runnable,
+    Running,
+    Blocked(Wait),
 }
 
 /// A thread's saved context; boxed so its address stays put while the
@@ -67,26 +76,35 @@ struct Context {
 }
 
 /// A thread of a process.
-struct Thread {
-    pid: Pid,
+pub struct Thread {
+    pub pid: Pid,
     stack: Box<KernelStack>,
     context: Box<Context>,
-    fs_base: u64,
+    pub fs_base: u64,
+    state: State,
+    /// TSC deadline of a sleep or timed wait.
+    deadline: Option<u64>,
+    /// Why it last left `Blocked`.
+    wake: Wake,
+    /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: zeroed and woken at exit.
+    pub clear_child_tid: u64,
 }
 
-/// Everything the scheduler knows.
-struct Table {
-    processes: BTreeMap<Pid, Process>,
-    threads: BTreeMap<Tid, Thread>,
+/// Every process and thread.
+pub struct Table {
+    pub processes: BTreeMap<Pid, Process>,
+    pub threads: BTreeMap<Tid, Thread>,
     run_queue: VecDeque<Tid>,
     current: Option<Tid>,
     next_id: u32,
-    /// Stacks of threads that ended, freed from the idle loop (a thread
-    /// cannot free the stack it runs on).
+    /// Stacks of threads that ended, freed later from a live stack (a
+    /// thread cannot free the stack it runs on).
     dead_stacks: Vec<Box<KernelStack>>,
-    /// The first process's status, when it has ended.
-    first_exit: Option<ExitStatus>,
-    first_pid: Option<Pid>,
+    /// The first process (the one the host started) and how it ended.
+    pub first: Option<Pid>,
+    pub first_exit: Option<super::process::ExitStatus>,
+    /// TSC when the running thread got the CPU (CPU-time accounting).
+    since: u64,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -96,8 +114,9 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     current: None,
     next_id: 1,
     dead_stacks: Vec::new(),
+    first: None,
     first_exit: None,
-    first_pid: None,
+    since: 0,
 });
 
 /// The idle context's saved stack pointer.
@@ -105,73 +124,188 @@ static mut IDLE_RSP: u64 = 0;
 /// Where a dying thread's last stack pointer goes (never switched back to).
 static mut DISCARD_RSP: u64 = 0;
 
-/// Time slice of a thread while others are waiting: 10 ms of APIC timer
-/// ticks at the 1 GHz / 16 clock KVM's APIC runs (62.5 M/s).
-const SLICE_TICKS: u32 = 625_000;
+/// Time slice of a thread while others are waiting: 10 ms.
+const SLICE_NS: u64 = 10_000_000;
+/// Most threads (and so kernel stacks, 16 KiB each) alive at once:
+/// `clone` answers `EAGAIN` past it, so no program can take the kernel
+/// heap with threads.
+pub const MAX_THREADS: usize = 512;
 
-/// Start a process running `frame` in `space` (already loaded). Returns
-/// its pid.
-pub fn spawn(space: SpaceId, name: String, frame: TrapFrame, brk: u64) -> Pid {
-    let mut t = TABLE.lock();
-    let pid = t.next_id;
-    t.next_id += 1;
-    let mut stack = Box::new(KernelStack([0; user::KERNEL_STACK_SIZE]));
-    let rsp = user::prepare_stack(&mut stack, &frame);
-    let context = Box::new(Context {
-        rsp,
-        fpu: FpuState::initial(),
-    });
-    t.threads.insert(
-        pid,
-        Thread {
+/// The table, locked. Never hold it across a switch, a user copy, or
+/// anything that drops a descriptor (closing a pipe end wakes through it).
+pub fn table() -> MutexGuard<'static, Table> {
+    TABLE.lock()
+}
+
+impl Table {
+    /// A new process or thread id.
+    pub fn alloc_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// The running thread's id.
+    pub fn current_tid(&self) -> Option<Tid> {
+        self.current
+    }
+
+    /// The running thread's process id.
+    pub fn current_pid(&self) -> Option<Pid> {
+        Some(self.threads.get(&self.current?)?.pid)
+    }
+
+    /// The running thread's process.
+    pub fn current_process(&mut self) -> Option<&mut Process> {
+        let pid = self.current_pid()?;
+        self.processes.get_mut(&pid)
+    }
+
+    /// Add a runnable thread of `pid` that enters ring 3 with `frame`, FPU
+    /// state `fpu` and FS base `fs_base`. `None` past [`MAX_THREADS`].
+    pub fn add_thread(
+        &mut self,
+        tid: Tid,
+        pid: Pid,
+        frame: &TrapFrame,
+        fpu: FpuState,
+        fs_base: u64,
+    ) -> Option<Tid> {
+        // Running on a live stack: the dead ones can go now.
+        self.dead_stacks.clear();
+        if self.threads.len() >= MAX_THREADS {
+            return None;
+        }
+        let mut stack = KernelStack::new_boxed();
+        let rsp = user::prepare_stack(&mut stack, frame);
+        let context = Box::new(Context { rsp, fpu });
+        let thread = Thread {
             pid,
             stack,
             context,
-            fs_base: 0,
-        },
-    );
-    let parent = t
-        .current
-        .and_then(|c| t.threads.get(&c))
-        .map_or(0, |th| th.pid);
-    t.processes.insert(
-        pid,
-        Process {
-            pid,
-            parent,
-            space,
-            name,
-            fds: FdTable::with_console(),
-            brk_start: brk,
-            brk,
-            brk_mapped: brk,
-        },
-    );
-    if t.first_pid.is_none() {
-        t.first_pid = Some(pid);
+            fs_base,
+            state: State::Runnable,
+            deadline: None,
+            wake: Wake::Woken,
+            clear_child_tid: 0,
+        };
+        self.threads.insert(tid, thread);
+        self.run_queue.push_back(tid);
+        Some(tid)
     }
-    t.run_queue.push_back(pid);
-    pid
+
+    /// Take thread `tid` out of the table (it never runs again); its stack
+    /// is freed later. Returns its `clear_child_tid` address.
+    pub fn remove_thread(&mut self, tid: Tid) -> u64 {
+        self.run_queue.retain(|t| *t != tid);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        match self.threads.remove(&tid) {
+            Some(th) => {
+                self.dead_stacks.push(th.stack);
+                th.clear_child_tid
+            }
+            None => 0,
+        }
+    }
+
+    /// Make up to `max` threads blocked on a wait that `matches` runnable.
+    /// Returns how many.
+    pub fn wake(&mut self, matches: impl Fn(&Wait) -> bool, max: usize) -> usize {
+        let mut n = 0;
+        for (tid, th) in self.threads.iter_mut() {
+            if n == max {
+                break;
+            }
+            if let State::Blocked(w) = th.state {
+                if matches(&w) {
+                    th.state = State::Runnable;
+                    th.wake = Wake::Woken;
+                    self.run_queue.push_back(*tid);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Move up to `max` threads blocked on `from` to wait on `to` instead
+    /// (`FUTEX_REQUEUE`). Returns how many.
+    pub fn requeue(&mut self, from: Wait, to: Wait, max: usize) -> usize {
+        let mut n = 0;
+        for th in self.threads.values_mut() {
+            if n == max {
+                break;
+            }
+            if th.state == State::Blocked(from) {
+                th.state = State::Blocked(to);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Interrupt every blocked thread of `pid` (its process is ending).
+    pub fn interrupt(&mut self, pid: Pid) {
+        for (tid, th) in self.threads.iter_mut() {
+            if th.pid == pid && matches!(th.state, State::Blocked(_)) {
+                th.state = State::Runnable;
+                th.wake = Wake::Interrupted;
+                self.run_queue.push_back(*tid);
+            }
+        }
+    }
+
+    /// Wake the sleepers whose deadline has passed; returns the earliest
+    /// deadline still pending.
+    fn wake_expired(&mut self, now: u64) -> Option<u64> {
+        let mut earliest: Option<u64> = None;
+        for (tid, th) in self.threads.iter_mut() {
+            let (State::Blocked(_), Some(d)) = (th.state, th.deadline) else {
+                continue;
+            };
+            if d <= now {
+                th.state = State::Runnable;
+                th.wake = Wake::TimedOut;
+                th.deadline = None;
+                self.run_queue.push_back(*tid);
+            } else {
+                earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+            }
+        }
+        earliest
+    }
+
+    /// Charge the running thread's process for the CPU since it got it.
+    fn account(&mut self, now: u64) {
+        let used = now.saturating_sub(self.since);
+        self.since = now;
+        if let Some(p) = self.current_process() {
+            p.stats.cpu_cycles = p.stats.cpu_cycles.saturating_add(used);
+        }
+    }
+
+    /// Free the stacks of ended threads (call only from a live stack).
+    pub fn free_dead_stacks(&mut self) {
+        self.dead_stacks.clear();
+    }
+
+    /// Whether no thread can run and none sleeps: nothing will ever wake.
+    fn stuck(&self) -> bool {
+        self.run_queue.is_empty() && self.threads.values().all(|t| t.deadline.is_none())
+    }
 }
 
-/// Run `f` on the current process (none in the idle loop).
-pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> Option<R> {
+/// The running thread's id, its process id and that process's space.
+pub fn current() -> Option<(Tid, Pid, SpaceId)> {
     let mut t = TABLE.lock();
     let tid = t.current?;
-    let pid = t.threads.get(&tid)?.pid;
-    t.processes.get_mut(&pid).map(f)
+    let p = t.current_process()?;
+    Some((tid, p.pid, p.space))
 }
 
-/// The current thread id and its process's pid and space.
-pub fn current() -> Option<(Tid, Pid, SpaceId)> {
-    let t = TABLE.lock();
-    let tid = t.current?;
-    let pid = t.threads.get(&tid)?.pid;
-    let space = t.processes.get(&pid)?.space;
-    Some((tid, pid, space))
-}
-
-/// Set the current thread's FS base (TLS).
+/// Set the running thread's FS base (TLS).
 pub fn set_fs_base(base: u64) {
     let mut t = TABLE.lock();
     if let Some(tid) = t.current {
@@ -182,32 +316,66 @@ pub fn set_fs_base(base: u64) {
     user::set_fs_base(base);
 }
 
+/// Set the running thread's `clear_child_tid` address.
+pub fn set_clear_child_tid(addr: u64) {
+    let mut t = TABLE.lock();
+    if let Some(tid) = t.current {
+        if let Some(th) = t.threads.get_mut(&tid) {
+            th.clear_child_tid = addr;
+        }
+    }
+}
+
 /// The idle loop: run threads until every process has ended; returns the
-/// first process's exit status.
-pub fn run_until_done() -> ExitStatus {
+/// first process's exit status. With nothing runnable it halts until the
+/// next interrupt (the timer of the earliest sleeper); when nothing can
+/// ever wake again it ends every process (`deadlock`).
+pub fn run_until_done() -> super::process::ExitStatus {
     apic::init();
     loop {
         let next = {
             let mut t = TABLE.lock();
             t.dead_stacks.clear();
             if t.processes.is_empty() {
-                return t.first_exit.unwrap_or(ExitStatus::Code(0));
+                return t.first_exit.unwrap_or(super::process::ExitStatus::Code(0));
             }
-            t.run_queue.pop_front()
+            let earliest = t.wake_expired(cpu::rdtsc());
+            match t.run_queue.pop_front() {
+                Some(tid) => Ok(tid),
+                None if t.stuck() => Err(None),
+                None => Err(earliest),
+            }
         };
         match next {
-            Some(tid) => {
+            Ok(tid) => {
                 // SAFETY: interrupts are off in the kernel; IDLE_RSP is the
                 // idle context's own slot.
                 unsafe { switch_to(tid, &raw mut IDLE_RSP) };
             }
-            None => {
-                // Nothing runnable: wait for an interrupt with interrupts on.
+            Err(Some(deadline)) => {
+                arm_until(deadline);
+                // Nothing runnable: zero a few free frames for the pool
+                // (row 33), then wait for the timer with interrupts on.
+                if let Some(vmm) = crate::mm::kernel::vmm_if_started() {
+                    vmm.lock().zero_some(8);
+                }
                 // SAFETY: sti; hlt; cli only waits.
                 unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
             }
+            Err(None) => super::process::end_deadlock(),
         }
     }
+}
+
+/// Arm the timer to fire at TSC `deadline` (and at least every slice).
+fn arm_until(deadline: u64) {
+    let ns = tsc::cycles_to_ns(deadline.saturating_sub(cpu::rdtsc()));
+    apic::arm_oneshot(ns_to_ticks(ns.min(SLICE_NS)));
+}
+
+/// APIC-timer ticks (bus clock 1 GHz / 16) in `ns`.
+fn ns_to_ticks(ns: u64) -> u32 {
+    u32::try_from(ns / 16).unwrap_or(u32::MAX).max(1)
 }
 
 /// Make `tid` the running thread and switch to it, saving the running
@@ -216,90 +384,152 @@ pub fn run_until_done() -> ExitStatus {
 /// # Safety
 /// Interrupts off; `save` must stay valid until something switches back.
 unsafe fn switch_to(tid: Tid, save: *mut u64) {
-    let (next_rsp, space, root_fs) = {
+    let (next_rsp, space, fs) = {
         let mut t = TABLE.lock();
+        let now = cpu::rdtsc();
+        t.account(now);
         let Some(th) = t.threads.get_mut(&tid) else {
             return;
         };
+        th.state = State::Running;
         let top = th.stack.top();
         let rsp = th.context.rsp;
         th.context.fpu.restore();
         let fs = th.fs_base;
         let pid = th.pid;
         t.current = Some(tid);
-        let space = t.processes.get(&pid).map_or(KERNEL_SPACE, |p| p.space);
-        let waiting = !t.run_queue.is_empty();
+        let space = t.processes.get(&pid).map(|p| p.space);
         user::set_kernel_stack(top);
-        if waiting {
-            apic::arm_oneshot(SLICE_TICKS);
+        let earliest = t.wake_expired(now);
+        if !t.run_queue.is_empty() {
+            apic::arm_oneshot(ns_to_ticks(SLICE_NS));
+        } else if let Some(d) = earliest {
+            arm_until(d);
         } else {
             apic::disarm();
         }
         (rsp, space, fs)
     };
-    load_space(space);
-    user::set_fs_base(root_fs);
+    if let Some(space) = space {
+        crate::mm::kernel::load_space(space);
+    }
+    user::set_fs_base(fs);
     // SAFETY: the caller's conditions; `next_rsp` is the thread's saved
     // stack pointer.
     unsafe { user::switch(save, next_rsp) };
 }
 
-/// Load `space`'s root into CR3 (if it is not there already).
-fn load_space(space: SpaceId) {
-    let vmm = crate::kvmm::vmm();
-    let root = vmm.lock().root(space);
-    if let Ok(root) = root {
-        if root != cpu::cr3() {
-            crate::mm::kernel::switch_space(space, root);
+/// Save the running thread's FPU state and pick what runs next: the next
+/// runnable thread, or the idle loop. Returns the save slot and target.
+fn leave(t: &mut Table, tid: Tid) -> Option<(*mut u64, Option<Tid>)> {
+    let th = t.threads.get_mut(&tid)?;
+    th.context.fpu.save();
+    let save: *mut u64 = &mut th.context.rsp;
+    Some((save, t.run_queue.pop_front()))
+}
+
+/// Switch from the running thread (its context in `save`) to `next`, or
+/// back to the idle loop.
+///
+/// # Safety
+/// `save` points into the running thread's boxed context.
+unsafe fn go(save: *mut u64, next: Option<Tid>) {
+    match next {
+        // SAFETY: the caller's conditions.
+        Some(next) => unsafe { switch_to(next, save) },
+        None => {
+            let mut t = TABLE.lock();
+            t.account(cpu::rdtsc());
+            t.current = None;
+            drop(t);
+            // SAFETY: the idle context saved IDLE_RSP when it switched to a
+            // thread (this one or one that switched here directly) and
+            // waits in `switch_to` for exactly this.
+            unsafe { user::switch(save, IDLE_RSP) }
         }
     }
 }
 
 /// Give the CPU to the next runnable thread, if any (timer preemption,
-/// `sched_yield`). Called on the current thread's kernel stack.
+/// `sched_yield`). Called on the running thread's kernel stack.
 pub fn yield_now() {
-    let (next, save) = {
+    let (save, next) = {
         let mut t = TABLE.lock();
         let Some(tid) = t.current else { return };
-        let Some(next) = t.run_queue.pop_front() else {
+        if t.run_queue.is_empty() {
+            return;
+        }
+        let Some((save, next)) = leave(&mut t, tid) else {
             return;
         };
         t.run_queue.push_back(tid);
-        let th = t.threads.get_mut(&tid).expect("current thread");
-        th.context.fpu.save();
-        let save: *mut u64 = &mut th.context.rsp;
-        (next, save)
+        if let Some(th) = t.threads.get_mut(&tid) {
+            th.state = State::Runnable;
+        }
+        (save, next)
     };
     // SAFETY: `save` points into the thread's boxed context, which lives
-    // until the thread is reaped (never while it is runnable).
-    unsafe { switch_to(next, save) };
+    // until the thread is removed (never while it is runnable).
+    unsafe { go(save, next) };
 }
 
-/// End the current process with `status`: tear down its address space,
-/// record the status, and switch away for good.
-pub fn exit_current(status: ExitStatus) -> ! {
-    let space = {
+/// Timer interrupt from ring 3: wake expired sleepers, then let the next
+/// runnable thread have the CPU.
+pub fn on_timer() {
+    apic::eoi();
+    TABLE.lock().wake_expired(cpu::rdtsc());
+    yield_now();
+}
+
+/// Block the running thread on `wait` until woken, until TSC `deadline`
+/// passes, or until its process is ended. The caller checks its condition
+/// again after [`Wake::Woken`] (wake-ups may be shared).
+pub fn block(wait: Wait, deadline: Option<u64>) -> Wake {
+    let (save, next) = {
         let mut t = TABLE.lock();
-        let tid = t.current.take().expect("a current thread");
-        let th = t.threads.remove(&tid).expect("current thread");
-        t.dead_stacks.push(th.stack);
-        let p = t.processes.remove(&th.pid).expect("its process");
-        if t.first_pid == Some(p.pid) {
-            t.first_exit = Some(status);
+        let Some(tid) = t.current else {
+            return Wake::Interrupted;
+        };
+        if t.current_process().is_none_or(|p| p.killed.is_some()) {
+            return Wake::Interrupted;
         }
-        p.space
+        t.dead_stacks.clear();
+        let Some((save, next)) = leave(&mut t, tid) else {
+            return Wake::Interrupted;
+        };
+        if let Some(th) = t.threads.get_mut(&tid) {
+            th.state = State::Blocked(wait);
+            th.deadline = deadline;
+        }
+        (save, next)
     };
-    // The space may not be live in CR3 while it is destroyed.
-    let vmm = crate::kvmm::vmm();
-    let kernel_root = vmm.lock().root(KERNEL_SPACE);
-    if let Ok(root) = kernel_root {
-        crate::mm::kernel::switch_space(KERNEL_SPACE, root);
+    // SAFETY: as in `yield_now`: a blocked thread is never removed without
+    // being interrupted and run first.
+    unsafe { go(save, next) };
+    let mut t = TABLE.lock();
+    let tid = t.current;
+    match tid.and_then(|tid| t.threads.get_mut(&tid)) {
+        Some(th) => {
+            th.deadline = None;
+            th.wake
+        }
+        None => Wake::Interrupted,
     }
-    let _ = vmm.lock().destroy_space(space);
+}
+
+/// Leave the CPU for good: the running thread has been removed from the
+/// table (its stack is freed once something else runs).
+pub fn leave_for_good() -> ! {
+    let next = {
+        let mut t = TABLE.lock();
+        let now = cpu::rdtsc();
+        t.account(now);
+        t.current = None;
+        t.run_queue.pop_front()
+    };
     apic::disarm();
-    // SAFETY: interrupts are off; the idle context saved its stack pointer
-    // when it switched to this thread (directly or through others); this
-    // stack is freed by the idle loop, after the switch.
-    unsafe { user::switch(&raw mut DISCARD_RSP, IDLE_RSP) };
+    // SAFETY: DISCARD_RSP is written and never read back; the target is a
+    // runnable thread's saved context or the waiting idle loop.
+    unsafe { go(&raw mut DISCARD_RSP, next) };
     unreachable!("a dead thread was switched back to")
 }

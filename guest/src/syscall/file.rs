@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::{
-    Args, EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTTY, ERANGE,
-    EROFS, ESPIPE,
+    Args, EBADF, EFAULT, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTTY, ERANGE, EROFS,
+    ESPIPE,
 };
 use crate::console::{write_program_output, Stream};
 use crate::fs::cpio::{S_IFDIR, S_IFMT};
@@ -38,9 +38,7 @@ fn space() -> Option<SpaceId> {
 }
 
 fn file(fd: u64) -> Result<FileRef, i64> {
-    task::with_current(|p| p.fds.get(fd))
-        .flatten()
-        .ok_or(-EBADF)
+    super::fd::get(fd)
 }
 
 /// Write `len` bytes at user `buf` to `fd`.
@@ -50,10 +48,17 @@ fn write_to(fd: u64, buf: u64, len: u64) -> i64 {
         Ok(f) => f,
         Err(e) => return e,
     };
+    if let Some((pipe, write_end, nonblock)) = super::fd::as_pipe(&f) {
+        if !write_end {
+            return -EBADF;
+        }
+        return super::fd::write_pipe(&pipe, nonblock, space, buf, len);
+    }
     let stream = match &*f.lock() {
         OpenFile::Console(1) => Stream::Out,
         OpenFile::Console(2) => Stream::Err,
         OpenFile::Console(_) => return -EBADF,
+        OpenFile::Null { .. } => return len.min(i64::MAX as u64) as i64,
         _ => return -EBADF,
     };
     let len = len.min(i64::MAX as u64) as usize;
@@ -79,11 +84,26 @@ fn read_from(fd: u64, buf: u64, len: u64, at: Option<u64>) -> i64 {
         Ok(f) => f,
         Err(e) => return e,
     };
+    if let Some((pipe, write_end, nonblock)) = super::fd::as_pipe(&f) {
+        if write_end || at.is_some() {
+            return if at.is_some() { -ESPIPE } else { -EBADF };
+        }
+        return super::fd::read_pipe(&pipe, nonblock, space, buf, len);
+    }
     let mut f = f.lock();
     match &mut *f {
+        OpenFile::Pipe { .. } => -EBADF,
         // The host gives the guest no input yet: standard input is at its end.
         OpenFile::Console(0) => 0,
         OpenFile::Console(_) => -EBADF,
+        OpenFile::Null { zero: false } => 0,
+        OpenFile::Null { zero: true } => {
+            let n = len.min(CHUNK as u64) as usize;
+            match uaccess::copy_to_user(kvmm::vmm(), space, buf, &vec![0u8; n]) {
+                Ok(()) => n as i64,
+                Err(_) => -EFAULT,
+            }
+        }
         OpenFile::Dir { .. } => -EISDIR,
         OpenFile::File { data, pos, .. } => {
             let start = at.unwrap_or(*pos);
@@ -116,7 +136,7 @@ pub fn pread64(a: Args) -> i64 {
         return -EINVAL;
     }
     if let Ok(f) = file(a.a[0]) {
-        if matches!(&*f.lock(), OpenFile::Console(_)) {
+        if matches!(&*f.lock(), OpenFile::Console(_) | OpenFile::Pipe { .. }) {
             return -ESPIPE;
         }
     }
@@ -191,6 +211,14 @@ fn path_arg(space: SpaceId, dirfd: u64, addr: u64) -> Result<String, i64> {
 }
 
 fn open_path(path: &str, flags: u64) -> i64 {
+    if let Some(zero) = match path {
+        "/dev/null" => Some(false),
+        "/dev/zero" => Some(true),
+        _ => None,
+    } {
+        let file = Arc::new(Mutex::new(OpenFile::Null { zero }));
+        return super::fd::insert(file, flags & O_CLOEXEC != 0);
+    }
     if flags & O_CREAT != 0 || flags & O_ACCMODE != 0 {
         return -EROFS;
     }
@@ -220,9 +248,7 @@ fn open_path(path: &str, flags: u64) -> i64 {
         return -ENOENT;
     };
     let file = Arc::new(Mutex::new(opened));
-    task::with_current(|p| p.fds.insert(file, flags & O_CLOEXEC != 0))
-        .flatten()
-        .map_or(-EMFILE, |fd| fd as i64)
+    super::fd::insert(file, flags & O_CLOEXEC != 0)
 }
 
 pub fn openat(a: Args) -> i64 {
@@ -240,11 +266,7 @@ pub fn open(a: Args) -> i64 {
 }
 
 pub fn close(a: Args) -> i64 {
-    if task::with_current(|p| p.fds.close(a.a[0])).unwrap_or(false) {
-        0
-    } else {
-        -EBADF
-    }
+    super::fd::close(a.a[0])
 }
 
 pub fn lseek(a: Args) -> i64 {
@@ -255,7 +277,8 @@ pub fn lseek(a: Args) -> i64 {
     };
     let mut f = f.lock();
     match &mut *f {
-        OpenFile::Console(_) => -ESPIPE,
+        OpenFile::Console(_) | OpenFile::Pipe { .. } => -ESPIPE,
+        OpenFile::Null { .. } => 0,
         OpenFile::Dir { pos, .. } if whence == 0 && off == 0 => {
             *pos = 0;
             0
@@ -283,6 +306,8 @@ pub fn lseek(a: Args) -> i64 {
 fn stat_bytes(f: &OpenFile) -> [u8; 144] {
     let (ino, mode, size, rdev) = match f {
         OpenFile::Console(_) => (3u64, 0o020_620u32, 0u64, 0x8800u64),
+        OpenFile::Pipe { end, .. } => (end.pipe.id as u64, 0o010_600u32, 0, 0),
+        OpenFile::Null { zero } => (4, 0o020_666, 0, if *zero { 0x105 } else { 0x103 }),
         OpenFile::File {
             ino, mode, data, ..
         } => (u64::from(*ino), *mode, data.len() as u64, 0),
@@ -337,7 +362,7 @@ fn stat_path(space: SpaceId, dirfd: u64, path: u64, out: u64, flags: u64) -> i64
         Ok(f) => put_stat(space, &f.lock(), out),
         Err(e) => e,
     };
-    task::with_current(|pr| pr.fds.close(fd as u64));
+    super::fd::close(fd as u64);
     r
 }
 
@@ -361,7 +386,7 @@ pub fn access(a: Args) -> i64 {
     if fd < 0 {
         return fd;
     }
-    task::with_current(|pr| pr.fds.close(fd as u64));
+    super::fd::close(fd as u64);
     if a.a[1] & 2 != 0 {
         -EROFS
     } else {
@@ -375,26 +400,6 @@ pub fn ioctl(a: Args) -> i64 {
         // state is forwarded (TCGETS, TIOCGWINSZ and the rest: ENOTTY).
         Ok(_) => -ENOTTY,
         Err(e) => e,
-    }
-}
-
-pub fn fcntl(a: Args) -> i64 {
-    const F_GETFD: u64 = 1;
-    const F_SETFD: u64 = 2;
-    const F_GETFL: u64 = 3;
-    const F_SETFL: u64 = 4;
-    let f = match file(a.a[0]) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    match a.a[1] {
-        F_GETFD | F_SETFD | F_SETFL => 0,
-        F_GETFL => match &*f.lock() {
-            OpenFile::Console(0) => 0,
-            OpenFile::Console(_) => 1,
-            _ => 0,
-        },
-        _ => -EINVAL,
     }
 }
 
@@ -416,7 +421,7 @@ pub fn readlinkat(a: Args) -> i64 {
         Err(e) => return e,
     };
     let target: Vec<u8> = if p == "/proc/self/exe" {
-        match task::with_current(|pr| pr.name.clone()) {
+        match crate::proc::process::with_current(|pr| pr.name.clone()) {
             Some(n) => n.into_bytes(),
             None => return -ENOENT,
         }

@@ -6,7 +6,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Args, EACCES, EBADF, EINVAL, ENODEV, ENOMEM};
+use super::{Args, EACCES, EINVAL, ENODEV, ENOMEM};
 use crate::fs::fd::OpenFile;
 use crate::fs::initramfs::InitramfsFile;
 use crate::kvmm;
@@ -116,9 +116,7 @@ pub fn mmap(a: Args) -> i64 {
 }
 
 fn file_bytes(fd: u64) -> Result<&'static [u8], i64> {
-    let file = task::with_current(|p| p.fds.get(fd))
-        .flatten()
-        .ok_or(-EBADF)?;
+    let file = super::fd::get(fd)?;
     let f = file.lock();
     match &*f {
         OpenFile::File { data, .. } => Ok(data),
@@ -220,7 +218,8 @@ pub fn madvise(a: Args) -> i64 {
 pub fn brk(a: Args) -> i64 {
     let [want, ..] = a.a;
     let Some(space) = space() else { return -EINVAL };
-    let Some((start, now, mapped)) = task::with_current(|p| (p.brk_start, p.brk, p.brk_mapped))
+    let Some((start, now, mapped)) =
+        crate::proc::process::with_current(|p| (p.brk_start, p.brk, p.brk_mapped))
     else {
         return -EINVAL;
     };
@@ -240,7 +239,7 @@ pub fn brk(a: Args) -> i64 {
     } else if new_mapped < mapped && unmap_range(space, new_mapped, mapped) != 0 {
         return now as i64;
     }
-    task::with_current(|p| {
+    crate::proc::process::with_current(|p| {
         p.brk = want;
         p.brk_mapped = new_mapped;
     });

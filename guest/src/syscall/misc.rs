@@ -4,7 +4,8 @@ use crate::arch::x86_64::cpu;
 use crate::kvmm;
 use crate::mm::uaccess;
 use crate::mm::vmm::SpaceId;
-use crate::proc::task::{self, ExitStatus};
+use crate::proc::process::{self, SigAction};
+use crate::proc::task;
 
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
@@ -21,31 +22,9 @@ fn put(addr: u64, bytes: &[u8]) -> i64 {
     }
 }
 
-pub fn exit(a: Args) -> i64 {
-    task::exit_current(ExitStatus::Code(a.a[0] as u8))
-}
-
-pub fn getpid() -> i64 {
-    task::current().map_or(0, |(_, pid, _)| i64::from(pid))
-}
-
-pub fn gettid() -> i64 {
-    task::current().map_or(0, |(tid, _, _)| i64::from(tid))
-}
-
-pub fn getppid() -> i64 {
-    task::with_current(|p| i64::from(p.parent)).unwrap_or(0)
-}
-
 pub fn sched_yield() -> i64 {
     task::yield_now();
     0
-}
-
-/// `set_tid_address`: the thread id. The address is for waking a joiner
-/// when a thread ends; with one thread per process nobody can join.
-pub fn set_tid_address(_: Args) -> i64 {
-    gettid()
 }
 
 pub fn arch_prctl(a: Args) -> i64 {
@@ -64,16 +43,58 @@ pub fn arch_prctl(a: Args) -> i64 {
     }
 }
 
-/// `rt_sigaction`: accepted and remembered nowhere yet: the old action
-/// reads as the default (no handler is ever called; a fatal fault still
-/// ends the process).
+/// `rt_sigaction(sig, act, oldact, sigsetsize)`: the action is remembered
+/// (and read back through `oldact`); `SIG_IGN` is honoured (an ignored
+/// `SIGPIPE` gives `EPIPE`, an ignored `kill` does nothing). Handlers are
+/// not called yet: a fatal fault still ends the process.
 pub fn rt_sigaction(a: Args) -> i64 {
-    let [sig, _act, old, size, ..] = a.a;
-    if !(1..=64).contains(&sig) || sig == 9 || sig == 19 || size != 8 {
+    let [sig, act, old, size, ..] = a.a;
+    if !(1..=64).contains(&sig) || size != 8 {
         return -EINVAL;
     }
+    let Some(space) = space() else { return -EFAULT };
+    let mut new = None;
+    if act != 0 {
+        if sig == 9 || sig == 19 {
+            return -EINVAL;
+        }
+        let mut b = [0u8; 32];
+        if uaccess::copy_from_user(kvmm::vmm(), space, act, &mut b).is_err() {
+            return -EFAULT;
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        new = Some(SigAction {
+            handler: word(0),
+            flags: word(1),
+            restorer: word(2),
+            mask: word(3),
+        });
+    }
+    let i = sig as usize - 1;
+    let Some(previous) = process::with_current(|p| {
+        let prev = p.sig_actions[i];
+        if let Some(n) = new {
+            p.sig_actions[i] = n;
+        }
+        prev
+    }) else {
+        return -EFAULT;
+    };
     if old != 0 {
-        return put(old, &[0u8; 32]);
+        let mut b = [0u8; 32];
+        for (k, v) in [
+            previous.handler,
+            previous.flags,
+            previous.restorer,
+            previous.mask,
+        ]
+        .iter()
+        .enumerate()
+        {
+            b[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        return put(old, &b);
     }
     0
 }
@@ -166,66 +187,4 @@ pub fn getrandom(a: Args) -> i64 {
         0 => len as i64,
         e => e,
     }
-}
-
-/// `kill`/`tkill`/`tgkill` aimed at the caller itself (no other process
-/// can be named yet: `ESRCH`). With no handlers, a signal whose default
-/// action ends a process ends it, reported as killed by that signal
-/// (`abort()` gives status 134, as under a shell); the ignored ones
-/// (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) and signal 0 do nothing.
-pub fn kill_self(target: u64, sig: u64) -> i64 {
-    const ESRCH: i64 = 3;
-    let Some((tid, pid, _)) = task::current() else {
-        return -ESRCH;
-    };
-    if target != u64::from(pid) && target != u64::from(tid) && target != 0 {
-        return -ESRCH;
-    }
-    match sig {
-        0 | 17 | 18 | 23 | 28 => 0,
-        1..=64 => {
-            let line =
-                alloc::format!("mobius: process {pid} killed by signal {sig} it sent itself\n");
-            crate::console::write_program_output(crate::console::Stream::Err, line.as_bytes());
-            task::exit_current(ExitStatus::Signal(sig as u8))
-        }
-        _ => -EINVAL,
-    }
-}
-
-/// `poll`/`ppoll` on the descriptors a program has: the console and the
-/// initramfs's files never block (output is always writable, input at its
-/// end), so the answer is immediate whatever the timeout.
-pub fn poll(fds: u64, nfds: u64) -> i64 {
-    const POLLIN: u16 = 1;
-    const POLLOUT: u16 = 4;
-    const POLLNVAL: u16 = 0x20;
-    let Some(space) = space() else { return -EFAULT };
-    if nfds > 1024 {
-        return -EINVAL;
-    }
-    let mut raw = alloc::vec![0u8; nfds as usize * 8];
-    if uaccess::copy_from_user(kvmm::vmm(), space, fds, &mut raw).is_err() {
-        return -EFAULT;
-    }
-    let mut ready = 0;
-    for p in raw.chunks_exact_mut(8) {
-        let fd = i32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-        let events = u16::from_le_bytes([p[4], p[5]]);
-        let revents = if fd < 0 {
-            0
-        } else if task::with_current(|pr| pr.fds.get(fd as u64).is_some()).unwrap_or(false) {
-            events & (POLLIN | POLLOUT)
-        } else {
-            POLLNVAL
-        };
-        p[6..8].copy_from_slice(&revents.to_le_bytes());
-        if revents != 0 {
-            ready += 1;
-        }
-    }
-    if uaccess::copy_to_user(kvmm::vmm(), space, fds, &raw).is_err() {
-        return -EFAULT;
-    }
-    ready
 }

@@ -7,9 +7,12 @@
 use crate::arch::x86_64::trap::TrapFrame;
 
 mod errno;
+mod fd;
 mod file;
 mod memory;
 mod misc;
+mod poll;
+mod process;
 
 pub use errno::*;
 
@@ -28,13 +31,30 @@ pub fn dispatch(frame: &mut TrapFrame) {
         ],
     };
     let result = match nr {
+        22 => fd::pipe(args),
+        32 => fd::dup(args),
+        33 => fd::dup2(args),
+        56 => process::clone(frame, args),
+        58 => process::vfork(frame),
+        59 => process::execve(frame, args),
+        35 => process::nanosleep(args),
+        61 => process::wait4(args),
+        109 => process::setpgid(args),
+        111 => process::getpgid(Args { a: [0; 6] }),
+        112 => process::setsid(),
+        121 => process::getpgid(args),
+        124 => process::getsid(args),
+        202 => process::futex(args),
+        230 => process::clock_nanosleep(args),
+        292 => fd::dup3(args),
+        293 => fd::pipe2(args),
         0 => file::read(args),
         1 => file::write(args),
         2 => file::open(args),
         3 => file::close(args),
         4 | 6 => file::stat(args),
         5 => file::fstat(args),
-        7 => misc::poll(args.a[0], args.a[1]),
+        7 => poll::poll(args),
         8 => file::lseek(args),
         9 => memory::mmap(args),
         10 => memory::mprotect(args),
@@ -49,36 +69,42 @@ pub fn dispatch(frame: &mut TrapFrame) {
         21 => file::access(args),
         24 => misc::sched_yield(),
         28 => memory::madvise(args),
-        39 => misc::getpid(),
-        60 | 231 => misc::exit(args),
-        62 => misc::kill_self(args.a[0], args.a[1]),
+        39 => process::getpid(),
+        60 => process::exit(args),
+        231 => process::exit_group(args),
+        62 => process::kill(args),
         63 => misc::uname(args),
-        72 => file::fcntl(args),
+        72 => fd::fcntl(args),
         79 => file::getcwd(args),
         89 => file::readlink(args),
         96 => misc::gettimeofday(args),
         102 | 104 | 107 | 108 => 0,
-        110 => misc::getppid(),
+        110 => process::getppid(),
         131 => misc::sigaltstack(args),
         158 => misc::arch_prctl(args),
-        186 => misc::gettid(),
-        200 => misc::kill_self(args.a[0], args.a[1]),
+        186 => process::gettid(),
+        200 => process::tkill(args.a[0], args.a[1]),
         201 => misc::time(args),
         217 => file::getdents64(args),
-        218 => misc::set_tid_address(args),
+        218 => process::set_tid_address(args),
         228 => misc::clock_gettime(args),
-        234 => misc::kill_self(args.a[1], args.a[2]),
+        234 => process::tkill(args.a[1], args.a[2]),
         257 => file::openat(args),
         262 => file::newfstatat(args),
         267 => file::readlinkat(args),
-        271 => misc::poll(args.a[0], args.a[1]),
-        273 => 0, // set_robust_list: accepted (no robust futexes to clean up without threads)
+        271 => poll::ppoll(args),
+        // set_robust_list: accepted; a thread that dies holding a robust
+        // mutex does not mark it (only matters across processes).
+        273 => 0,
         318 => misc::getrandom(args),
         _ => -ENOSYS,
     };
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
+        let who = crate::proc::task::current().map_or((0, 0), |(t, p, _)| (p, t));
         let line = alloc::format!(
-            "mobius-strace: {nr}({:#x}, {:#x}, {:#x}, {:#x}) = {result}\n",
+            "mobius-strace: [{}/{}] {nr}({:#x}, {:#x}, {:#x}, {:#x}) = {result}\n",
+            who.0,
+            who.1,
             args.a[0],
             args.a[1],
             args.a[2],

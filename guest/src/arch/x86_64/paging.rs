@@ -221,6 +221,10 @@ impl X86Mmu {
 }
 
 impl Mmu for X86Mmu {
+    fn is_live(&self, root: PhysAddr) -> bool {
+        super::cpu::cr3() & !0xfff == root
+    }
+
     fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError> {
         let root = frames.alloc_table().ok_or(MapError::OutOfFrames)?;
         write_entry(

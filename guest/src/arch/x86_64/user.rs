@@ -243,6 +243,14 @@ pub const KERNEL_STACK_SIZE: usize = 16 * 1024;
 pub struct KernelStack(pub [u8; KERNEL_STACK_SIZE]);
 
 impl KernelStack {
+    /// A zeroed stack, built in place on the heap: a 16 KiB value must
+    /// never pass through the (16 KiB) kernel stack that creates it.
+    pub fn new_boxed() -> alloc::boxed::Box<KernelStack> {
+        let stack = alloc::boxed::Box::<KernelStack>::new_zeroed();
+        // SAFETY: all-zero bytes are a valid `[u8; N]`.
+        unsafe { stack.assume_init() }
+    }
+
     pub fn top(&self) -> u64 {
         self.0.as_ptr() as u64 + KERNEL_STACK_SIZE as u64
     }

@@ -34,6 +34,8 @@ pub enum VmError {
     BadHandle,
     /// Area parameters are inconsistent (for example image sections).
     InvalidArea,
+    /// The space is the one the CPU is running on (its root is in CR3).
+    SpaceLive,
 }
 
 impl fmt::Display for VmError {
@@ -53,6 +55,7 @@ impl fmt::Display for VmError {
             VmError::AddressSpaceExhausted => "address space exhausted",
             VmError::BadHandle => "stale or unknown handle",
             VmError::InvalidArea => "inconsistent area parameters",
+            VmError::SpaceLive => "address space is live in CR3",
         };
         f.write_str(s)
     }

@@ -324,10 +324,14 @@ impl<M: Mmu> Vmm<M> {
     }
 
     /// Free every user-half area and reservation of `space`, then its page
-    /// tables and root (process teardown, fixes B36).
+    /// tables and root (process teardown, fixes B36). Refuses the kernel
+    /// space and the space live in CR3 (`SpaceLive`).
     pub fn destroy_space(&mut self, space: SpaceId) -> Result<(), VmError> {
         if space == KERNEL_SPACE {
             return Err(VmError::BadHandle);
+        }
+        if self.mmu.is_live(self.space(space)?.root) {
+            return Err(VmError::SpaceLive);
         }
         let bases: Vec<VirtAddr> = self
             .space(space)?

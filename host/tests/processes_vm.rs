@@ -1,0 +1,159 @@
+//! Processes under KVM: programs that start programs (`posix_spawn` in musl
+//! and glibc: a `clone(CLONE_VM | CLONE_VFORK)` child that `execve`s),
+//! wait for them (`wait4`), talk through pipes, run threads (`clone`
+//! with `CLONE_THREAD`, futexes), sleep, and end in every way a process
+//! can: its exit status, killed by a fault, left running when the first
+//! process exits, or stuck in a deadlock the kernel reports.
+
+mod common;
+
+use std::process::Output;
+
+use common::programs::program;
+use common::{kvm_or_skip, mobius, stderr, stdout};
+
+/// `mobius run --file hello:/bin/hello [extra] -- PROGRAM args`.
+fn run(extra: &[&str], name: &str, args: &[&str]) -> Output {
+    let hello = format!("{}:/bin/hello", program("hello").display());
+    let mut cmd = mobius();
+    cmd.arg("run")
+        .args(["--timeout", "120s", "--file", &hello])
+        .args(extra)
+        .arg("--")
+        .arg(program(name))
+        .args(args);
+    cmd.output().expect("run mobius")
+}
+
+fn status(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+fn explain(o: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o))
+}
+
+#[test]
+fn a_child_exit_status_reaches_the_parent() {
+    if !kvm_or_skip("a_child_exit_status_reaches_the_parent") {
+        return;
+    }
+    let o = run(&[], "spawn", &["status", "7"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "spawn: child exited with 7\n");
+}
+
+#[test]
+fn a_child_output_comes_through_a_pipe_to_end_of_file() {
+    if !kvm_or_skip("a_child_output_comes_through_a_pipe_to_end_of_file") {
+        return;
+    }
+    let o = run(&[], "spawn", &["capture", "/bin/hello", "a", "b"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "child: hello, world\nchild: argv[1]=a\nchild: argv[2]=b\nspawn: child exited with 0\n"
+    );
+}
+
+#[test]
+fn many_children_run_one_after_another() {
+    if !kvm_or_skip("many_children_run_one_after_another") {
+        return;
+    }
+    let o = run(&[], "spawn", &["run", "20", "/bin/hello"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "spawn: 20 runs of /bin/hello ok\n");
+}
+
+#[test]
+fn spawning_a_missing_program_is_enoent() {
+    if !kvm_or_skip("spawning_a_missing_program_is_enoent") {
+        return;
+    }
+    let o = run(&[], "spawn", &["missing"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "spawn: missing program: ENOENT ok\n");
+}
+
+#[test]
+fn a_child_killed_by_a_fault_is_reported_to_its_parent() {
+    if !kvm_or_skip("a_child_killed_by_a_fault_is_reported_to_its_parent") {
+        return;
+    }
+    let o = run(&[], "spawn", &["killed"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "spawn: child killed by signal 11\n");
+    assert!(
+        stderr(&o).contains("mobius: process 2 (/bin/spawn) killed: write to read-only page"),
+        "{}",
+        explain(&o)
+    );
+}
+
+#[test]
+fn threads_share_memory_and_are_joined() {
+    if !kvm_or_skip("threads_share_memory_and_are_joined") {
+        return;
+    }
+    let o = run(&[], "threads", &["4", "2000"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    // Each thread t adds i * (t + 1) for i < 2000: 1999000 * (1+2+3+4).
+    assert_eq!(
+        stdout(&o),
+        "threads: 4 threads, counter 8000, sum 19990000\n"
+    );
+}
+
+#[test]
+fn a_thread_sleeps_and_wakes() {
+    if !kvm_or_skip("a_thread_sleeps_and_wakes") {
+        return;
+    }
+    let o = run(&[], "threads", &["sleep", "30"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "threads: slept\n");
+}
+
+#[test]
+fn glibc_posix_spawn_pipes_and_pthreads() {
+    if !kvm_or_skip("glibc_posix_spawn_pipes_and_pthreads") {
+        return;
+    }
+    let o = run(&[], "c-spawn", &["/bin/hello", "x"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "read 23 bytes\nchild: hello, world\nchild: argv[1]=x\nexit 0\nthreads 2 counter 20000\n"
+    );
+}
+
+#[test]
+fn the_run_ends_with_the_first_process() {
+    if !kvm_or_skip("the_run_ends_with_the_first_process") {
+        return;
+    }
+    let threads = format!("{}:/bin/threads", program("threads").display());
+    // The child would sleep for 100 s; the run must not wait for it.
+    let o = run(
+        &["--file", &threads],
+        "spawn",
+        &["orphan", "/bin/threads", "sleep", "100000"],
+    );
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "spawn: started 2, not waiting\n");
+}
+
+#[test]
+fn a_deadlock_is_reported_and_ended() {
+    if !kvm_or_skip("a_deadlock_is_reported_and_ended") {
+        return;
+    }
+    let o = run(&[], "spawn", &["deadlock"]);
+    assert_eq!(status(&o), Some(137), "{}", explain(&o));
+    assert!(
+        stderr(&o).contains("mobius: deadlock: every thread of processes [1] is blocked"),
+        "{}",
+        explain(&o)
+    );
+}
