@@ -82,6 +82,53 @@ pub fn exit_about(name: &str) -> &'static str {
     }
 }
 
+/// (name, meaning, default) of the events in fixed tables.
+type Entries = &'static [(&'static str, &'static str, bool)];
+
+#[rustfmt::skip]
+const PERF: Entries = &[
+    ("page-faults", "perf's name for faults: every guest page fault", false),
+    ("major-faults", "faults that read a page in: faults.file + faults.image", false),
+    ("minor-faults", "the rest: page-faults - major-faults", false),
+];
+
+#[rustfmt::skip]
+const MEMORY: Entries = &[
+    ("frames.total", "usable 4 KiB physical frames", false),
+    ("frames.free", "free frames", true),
+    ("frames.used", "frames in use", true),
+    ("frames.zeroed", "free frames known to be zero (the zero pool)", true),
+    ("frames.exhausted", "times an allocation found no free frame", false),
+    ("nodes.count", "address-space nodes (empty, reserved and mapped)", false),
+    ("nodes.areas", "mapped areas alive", true),
+    ("nodes.lookups", "address-space lookups", false),
+    ("nodes.max-depth", "deepest lookup seen (tree levels)", false),
+];
+
+#[rustfmt::skip]
+const TIMES: Entries = &[
+    ("time.boot-to-ready", "guest kernel entry to workload start (guest TSC)", true),
+    ("time.ready-to-done", "workload start to the final snapshot (guest TSC)", true),
+    ("time.total", "the whole run as the host saw it", true),
+];
+
+#[rustfmt::skip]
+const TRANSPORT: Entries = &[
+    ("stats.snapshots", "statistics snapshots decoded", false),
+    ("stats.notifications", "virtio notifications that carried statistics (0 over serial)", false),
+    ("stats.malformed", "statistics frames dropped as malformed", false),
+    ("stats.oversized", "statistics frames dropped as too long", false),
+    ("stats.unknown-version", "statistics frames of a wire version this host does not speak", false),
+    ("stats.bad-magic", "statistics frames without the wire magic", false),
+];
+
+fn table(entries: Entries, sampled: bool) -> Vec<EventInfo> {
+    entries
+        .iter()
+        .map(|(name, about, default)| info(name, about, *default, sampled))
+        .collect()
+}
+
 /// The catalogue, in report order.
 pub fn sections() -> Vec<Section> {
     let mut faults = vec![info(
@@ -95,57 +142,8 @@ pub fn sections() -> Vec<Section> {
             .iter()
             .map(|k| info(k.name(), fault_about(*k), true, true)),
     );
-    let perf = vec![
-        info(
-            "page-faults",
-            "perf's name for faults: every guest page fault",
-            false,
-            true,
-        ),
-        info(
-            "major-faults",
-            "faults that read a page in: faults.file + faults.image",
-            false,
-            true,
-        ),
-        info(
-            "minor-faults",
-            "the rest: page-faults - major-faults",
-            false,
-            true,
-        ),
-    ];
-    let memory = vec![
-        info("frames.total", "usable 4 KiB physical frames", false, true),
-        info("frames.free", "free frames", true, true),
-        info("frames.used", "frames in use", true, true),
-        info(
-            "frames.zeroed",
-            "free frames known to be zero (the zero pool)",
-            true,
-            true,
-        ),
-        info(
-            "frames.exhausted",
-            "times an allocation found no free frame",
-            false,
-            true,
-        ),
-        info(
-            "nodes.count",
-            "address-space nodes (empty, reserved and mapped)",
-            false,
-            true,
-        ),
-        info("nodes.areas", "mapped areas alive", true, true),
-        info("nodes.lookups", "address-space lookups", false, true),
-        info(
-            "nodes.max-depth",
-            "deepest lookup seen (tree levels)",
-            false,
-            true,
-        ),
-    ];
+    let perf = table(PERF, true);
+    let memory = table(MEMORY, true);
     let mut exits = vec![info(
         "exits",
         "VM exits the host handled, all reasons",
@@ -157,64 +155,8 @@ pub fn sections() -> Vec<Section> {
             .iter()
             .map(|(n, _)| info(&format!("exits.{n}"), exit_about(n), false, false)),
     );
-    let times = vec![
-        info(
-            "time.boot-to-ready",
-            "guest kernel entry to workload start (guest TSC)",
-            true,
-            false,
-        ),
-        info(
-            "time.ready-to-done",
-            "workload start to the final snapshot (guest TSC)",
-            true,
-            false,
-        ),
-        info(
-            "time.total",
-            "the whole run as the host saw it",
-            true,
-            false,
-        ),
-    ];
-    let transport = vec![
-        info(
-            "stats.snapshots",
-            "statistics snapshots decoded",
-            false,
-            false,
-        ),
-        info(
-            "stats.notifications",
-            "virtio notifications that carried statistics (0 over serial)",
-            false,
-            false,
-        ),
-        info(
-            "stats.malformed",
-            "statistics frames dropped as malformed",
-            false,
-            false,
-        ),
-        info(
-            "stats.oversized",
-            "statistics frames dropped as too long",
-            false,
-            false,
-        ),
-        info(
-            "stats.unknown-version",
-            "statistics frames of a wire version this host does not speak",
-            false,
-            false,
-        ),
-        info(
-            "stats.bad-magic",
-            "statistics frames without the wire magic",
-            false,
-            false,
-        ),
-    ];
+    let times = table(TIMES, false);
+    let transport = table(TRANSPORT, false);
     vec![
         Section {
             title: "Guest page faults",
