@@ -224,6 +224,32 @@ mod tests {
     }
 
     #[test]
+    fn a_run_with_a_final_snapshot_counts_every_catalogue_event() {
+        let outcome = RunOutcome {
+            stop: crate::Stop::Guest(0),
+            exits: crate::ExitCounts::default(),
+            timings: crate::Timings::default(),
+            tsc_khz: None,
+            kvm_stats: vec![("exits".into(), 3)],
+        };
+        let snap = Snapshot::new(1, 1000);
+        let facts = RunFacts {
+            last: Some(&snap),
+            outcome: &outcome,
+            snapshots: 1,
+            notifications: 1,
+            errors: DecodeErrors::default(),
+        };
+        let mut names: Vec<String> = catalogue::all().into_iter().map(|e| e.name).collect();
+        names.push("kvm.exits".into());
+        let got = select(&collect(&facts), &names);
+        for (e, n) in got.iter().zip(&names) {
+            assert!(e.value.is_some(), "{n}");
+            assert_eq!(Some(e.unit), catalogue::find(n).map(|c| c.unit), "{n}");
+        }
+    }
+
+    #[test]
     fn missing_events_are_not_supported_with_their_unit() {
         let sel = select(&[], &["kvm.nope".into(), "time.total".into()]);
         assert_eq!(sel[0].value, None);
