@@ -10,7 +10,7 @@ pub type Outcome = Result<(), &'static str>;
 
 /// The kernel's VMM (started on first use).
 pub fn vmm() -> &'static VmmLock<X86Mmu> {
-    crate::kmain::vmm()
+    crate::mm::kernel::vmm()
 }
 
 /// Faults of `kind` counted so far.

@@ -6,7 +6,7 @@
 /// Reference the kernel entry so the linker keeps the library's boot code.
 #[cfg(target_os = "none")]
 #[used]
-static KERNEL_ENTRY: extern "C" fn(u64) -> ! = mobius_guest::kmain::kernel_entry;
+static KERNEL_ENTRY: extern "C" fn(u64) -> ! = mobius_guest::kmain::mobius_kernel_entry;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

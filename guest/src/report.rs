@@ -10,7 +10,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use crate::kmain::{frames_before_vmm, vmm_if_started, TSC_BOOT, TSC_KHZ, TSC_READY};
+use crate::arch::x86_64::tsc::{TSC_BOOT, TSC_KHZ, TSC_READY};
+use crate::mm::kernel::{frames_before_vmm, vmm_if_started};
 use crate::mm::vmm::{Access, FaultOutcome};
 use crate::println;
 use mobius_shared::stats::{wire, FrameStats, NodeStats, SnapshotReason, MAX_FRAME_LEN};

@@ -12,7 +12,7 @@ use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
 
 use crate::boot::initramfs::{self, ArchiveSpec, FileSpec, InitramfsError};
 use crate::boot::BootMode;
-use crate::{KernelSource, RunConfig};
+use crate::{KernelSource, RunConfig, Seccomp};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -146,7 +146,7 @@ pub struct StatArgs {
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
-    /// Print the guest's counters every MS milliseconds of guest time, time-stamped
+    /// Print the guest's counters every MS milliseconds of guest time (at most once per MS of host time), time-stamped
     #[arg(short = 'I', long = "interval-print", value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub interval: Option<u64>,
@@ -191,6 +191,9 @@ pub struct RunArgs {
     /// Print host phase times to stderr
     #[arg(long)]
     pub timings: bool,
+    /// Do not confine mobius with its seccomp filter (for debugging)
+    #[arg(long)]
+    pub no_seccomp: bool,
     /// KVM device (for testing)
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_device: PathBuf,
@@ -214,6 +217,12 @@ impl RunArgs {
             kvm_device: self.kvm_device.clone(),
             kvm_stats: false,
             initramfs: None,
+            seccomp: if self.no_seccomp {
+                Seccomp::Off
+            } else {
+                Seccomp::Vcpu
+            },
+            seccomp_write_fds: Vec::new(),
         }
     }
 }
@@ -351,6 +360,13 @@ mod tests {
         assert!(args.program.is_empty());
         // Without a program there is no initramfs.
         assert!(args.config().unwrap().initramfs.is_none());
+        // The seccomp filter is on unless --no-seccomp.
+        assert_eq!(args.config().unwrap().seccomp, Seccomp::Vcpu);
+        let cli = Cli::try_parse_from(["mobius", "run", "--no-seccomp"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.config().unwrap().seccomp, Seccomp::Off);
     }
 
     #[test]

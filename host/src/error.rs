@@ -20,6 +20,8 @@ pub enum Error {
     /// A [`crate::RunHooks`] implementation failed (e.g. device setup).
     #[error("{0}")]
     Hook(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("{0}")]
     Host(String),
 }

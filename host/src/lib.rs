@@ -10,11 +10,14 @@ pub mod boot;
 pub mod cli;
 pub mod devices;
 pub mod error;
+pub mod seccomp;
 pub mod stats;
+mod stop;
 pub mod vm;
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use mobius_shared::exit::host;
 
 pub use boot::BootMode;
 pub use error::Error;
+pub use seccomp::Seccomp;
 pub use stats::StatsHooks;
 pub use vm::exits::ExitCounts;
 pub use vm::Vm;
@@ -63,6 +67,13 @@ pub struct RunConfig {
     /// A newc cpio archive handed to the guest as its PVH module, at the top
     /// of RAM ([`boot::initramfs::ArchiveSpec::build`] makes one).
     pub initramfs: Option<Vec<u8>>,
+    /// The seccomp filter to install before the vCPU runs ([`seccomp`]);
+    /// off by default, on in the `mobius` command unless `--no-seccomp`.
+    pub seccomp: Seccomp,
+    /// Open files the filter lets the vCPU thread `write` to besides stdout
+    /// and stderr (`mobius stat -o FILE`, whose `-I` lines are written while
+    /// the guest runs and whose report is written after the last run).
+    pub seccomp_write_fds: Vec<std::os::fd::RawFd>,
 }
 
 impl Default for RunConfig {
@@ -76,6 +87,8 @@ impl Default for RunConfig {
             kvm_device: PathBuf::from("/dev/kvm"),
             kvm_stats: false,
             initramfs: None,
+            seccomp: Seccomp::Off,
+            seccomp_write_fds: Vec::new(),
         }
     }
 }
@@ -124,6 +137,8 @@ pub struct Timings {
     pub load: Duration,
     /// Creating the vCPU, CPUID, TSC frequency, command line, registers.
     pub vcpu_setup: Duration,
+    /// Building and installing the seccomp filter (zero without one).
+    pub seccomp: Duration,
     /// First KVM_RUN to the first byte on the serial console.
     pub first_output: Option<Duration>,
     /// First KVM_RUN to the guest stopping.
@@ -298,6 +313,11 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     } else {
         None
     };
+    // Set up: from here on the thread may only do what running takes.
+    let t_filter = Instant::now();
+    seccomp::install(config.seccomp, &config.seccomp_write_fds)?;
+    timings.seccomp = t_filter.elapsed();
+    seccomp::probe(runner.vcpu.as_raw_fd());
     let report = runner.run();
     drop(watch);
     drop(timer);
@@ -336,11 +356,12 @@ impl Timings {
         let ms = |d: Duration| format!("{:.3}ms", d.as_secs_f64() * 1e3);
         let opt = |d: Option<Duration>| d.map(ms).unwrap_or_else(|| "none".into());
         format!(
-            "kernel={} vm_memory={} load={} vcpu={} first_run_to_output={} run={} total={}",
+            "kernel={} vm_memory={} load={} vcpu={} seccomp={} first_run_to_output={} run={} total={}",
             ms(self.kernel_read),
             ms(self.vm_create),
             ms(self.load),
             ms(self.vcpu_setup),
+            ms(self.seccomp),
             opt(self.first_output),
             ms(self.run),
             ms(self.total)

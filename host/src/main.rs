@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use mobius::cli::{Cli, Command, PackArgs, RunCmd};
 use mobius::stats::command;
-use mobius::{run_vm, StatsHooks, Stop};
+use mobius::{run_vm, StatsHooks};
 use mobius_shared::exit::host;
 
 /// dlmalloc rather than musl's own malloc (mallocng), which maps and unmaps
@@ -78,7 +78,12 @@ fn run(cmd: &RunCmd, process_start: Instant) -> i32 {
     if let Some(line) = command::summary_line(hooks.collector.lock().final_snapshot()) {
         eprintln!("{line}");
     }
-    report_stop(&outcome.stop);
+    if let Some(summary) = hooks.collector.lock().errors().summary() {
+        eprintln!("{summary}");
+    }
+    if let Some(report) = outcome.stop.report() {
+        eprintln!("{report}");
+    }
     if args.timings {
         eprintln!(
             "mobius: timings: {} process={:.3}ms exits: {}",
@@ -113,33 +118,5 @@ fn pack(args: &PackArgs) -> i32 {
             eprintln!("mobius: error: cannot write {}: {e}", args.output.display());
             host::HOST_ERROR
         }
-    }
-}
-
-/// One line on stderr for every ending that is not a guest status.
-fn report_stop(stop: &Stop) {
-    match stop {
-        Stop::Guest(_) => {}
-        Stop::Crash(report) => eprintln!("mobius: error: guest crashed: {report}"),
-        Stop::Timeout(d) => eprintln!(
-            "mobius: error: guest still running after --timeout {}; stopped",
-            humanize(*d)
-        ),
-        Stop::Interrupted(sig) => {
-            let name = match *sig {
-                libc::SIGINT => "SIGINT".to_string(),
-                libc::SIGTERM => "SIGTERM".to_string(),
-                n => format!("signal {n}"),
-            };
-            eprintln!("mobius: error: interrupted by {name}; guest stopped")
-        }
-    }
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }

@@ -211,6 +211,35 @@ fn unknown_port_and_mmio_warn_once_and_read_ones() {
 }
 
 #[test]
+fn a_flood_of_distinct_unknown_accesses_warns_once_per_kind_and_sums_up() {
+    if !kvm_or_skip("a_flood_of_distinct_unknown_accesses_warns_once_per_kind_and_sums_up") {
+        return;
+    }
+    let s = Scratch::new();
+    let n = 5000;
+    for mode in ["long", "pvh"] {
+        let code = elf::flood_unknown_then(n, "ok\n");
+        let o = boot(&s, code, &["--boot", mode, "--timings"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {err}");
+        assert_eq!(stdout(&o), "ok\n");
+        assert_eq!(err.matches("to unknown port 0x").count(), 1, "{err}");
+        assert_eq!(err.matches("unknown MMIO address").count(), 1, "{err}");
+        assert!(
+        err.contains(&format!(
+            "{} more guest accesses like those above were not reported (unknown port writes {}, unknown MMIO reads {})",
+            2 * (n - 1),
+            n - 1,
+            n - 1
+        )),
+        "{err}"
+    );
+        assert!(err.contains(&format!("unknown_io={n}")), "{err}");
+        assert!(err.lines().count() <= 4, "{err}");
+    }
+}
+
+#[test]
 fn discard_port_inside_and_outside_ram() {
     if !kvm_or_skip("discard_port_inside_and_outside_ram") {
         return;

@@ -194,7 +194,7 @@ fn malformed_frames_are_counted_and_the_run_goes_on() {
     if !kvm_or_skip("malformed_frames_are_counted_and_the_run_goes_on") {
         return;
     }
-    let ev = "faults,stats.malformed,stats.oversized,stats.unknown-version,stats.bad-magic";
+    let ev = "faults,stats.malformed,stats.oversized,stats.unknown-version,stats.bad-magic,stats.transport";
     let (json, o) = stat_json("bad-frames", "", &["-e", ev]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let e = |name: &str| json.get(&format!("stats.{name}"));
@@ -208,6 +208,8 @@ fn malformed_frames_are_counted_and_the_run_goes_on() {
         "{}",
         stderr(&o)
     );
+    // The descriptor outside guest memory, counted by the transport.
+    assert!(e("transport") >= 1.0);
     assert_eq!(e("unknown-version"), 1.0);
     // The bad-magic frame, and the self-looping descriptor's bytes (a piece
     // of the descriptor table) whose first word is no magic either.

@@ -63,4 +63,7 @@ pub mod host {
     pub const TIMEOUT: i32 = 124;
     /// Stopped by SIGINT / SIGTERM.
     pub const INTERRUPTED: i32 = 130;
+    /// The host process made a system call its seccomp filter forbids
+    /// (128 + SIGSYS, as a shell reports a process killed by SIGSYS).
+    pub const SECCOMP_VIOLATION: i32 = 159;
 }

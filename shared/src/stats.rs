@@ -253,12 +253,15 @@ impl Snapshot {
 
     /// Total faults of every kind that counts as a resolved or failed fault
     /// (ZeroPoolHit/ZeroPoolMiss are sub-counts of DemandZero and excluded).
+    /// The counts come from the guest: the sum saturates at `u64::MAX`
+    /// rather than overflow (the same in debug and release builds).
     pub fn total_faults(&self) -> u64 {
         FaultKind::ALL
             .iter()
             .filter(|k| !matches!(k, FaultKind::ZeroPoolHit | FaultKind::ZeroPoolMiss))
-            .map(|k| self.faults[k.index()].count)
-            .sum()
+            .fold(0u64, |sum, k| {
+                sum.saturating_add(self.faults[k.index()].count)
+            })
     }
 
     /// Whether any histogram bucket is non-zero.
@@ -606,6 +609,32 @@ mod tests {
         }
         assert_eq!(&hex, b"4d625374030001000000000000000000");
         assert_eq!(14 + 2 * frame.len() + 1, 591);
+    }
+
+    #[test]
+    fn extreme_values_decode_and_total_saturates() {
+        let mut s = sample();
+        s.run_id = u64::MAX;
+        s.tsc_khz = u64::MAX;
+        s.tsc = u64::MAX;
+        s.seq = u32::MAX;
+        for c in s.faults.iter_mut() {
+            c.count = u64::MAX;
+            c.cycles = u64::MAX;
+            c.histogram = [u64::MAX; HISTOGRAM_BUCKETS];
+        }
+        s.frames.total = u64::MAX;
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let frame = s.encode(&mut buf).expect("fits");
+        let back = Snapshot::decode(frame).expect("valid frame");
+        assert_eq!(back, s);
+        assert_eq!(back.total_faults(), u64::MAX);
+        let mut two = Snapshot::new(0, 0);
+        two.faults[FaultKind::DemandZero.index()].count = u64::MAX - 1;
+        two.faults[FaultKind::Map.index()].count = 1;
+        two.faults[FaultKind::Upgrade.index()].count = 5;
+        two.faults[FaultKind::ZeroPoolHit.index()].count = u64::MAX;
+        assert_eq!(two.total_faults(), u64::MAX, "sub-counts excluded");
     }
 
     #[test]

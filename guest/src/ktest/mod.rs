@@ -59,6 +59,6 @@ pub fn run_suite(suite: &str) -> GuestStatus {
 }
 
 fn selftest(tally: &mut Tally) {
-    let vmm = crate::kmain::vmm();
+    let vmm = crate::mm::kernel::vmm();
     crate::mm::selftest::run(vmm, &mut |name, result| tally.record(name, result));
 }

@@ -5,8 +5,8 @@ use alloc::sync::Arc;
 
 use super::Tally;
 use crate::arch::x86_64::trap::{probe_read, probe_write};
-use crate::kmain::{current_space, switch_space};
 use crate::kvmm::{alloc, count, ensure, free, free_frames, vmm};
+use crate::mm::kernel::{current_space, switch_space};
 use crate::mm::paging::{PageAttrs, PAGE_SIZE};
 use crate::mm::vmm::{MemFlags, KERNEL_SPACE};
 use mobius_shared::stats::FaultKind;

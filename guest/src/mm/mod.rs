@@ -16,6 +16,8 @@
 pub mod fault;
 pub mod frame;
 pub mod heap;
+#[cfg(target_os = "none")]
+pub mod kernel;
 pub mod paging;
 pub mod selftest;
 pub mod soft_mmu;

@@ -46,7 +46,7 @@ fn page_fault(frame: &mut TrapFrame) {
     let cr2 = cpu::cr2();
     // The faulting process's space is the one in CR3 (no table lock on
     // the fault path).
-    let space = crate::kmain::current_space();
+    let space = crate::mm::kernel::current_space();
     let e = frame.error_code;
     let access = Access {
         present: e & 1 != 0,

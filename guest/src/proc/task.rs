@@ -250,7 +250,7 @@ fn load_space(space: SpaceId) {
     let root = vmm.lock().root(space);
     if let Ok(root) = root {
         if root != cpu::cr3() {
-            crate::kmain::switch_space(space, root);
+            crate::mm::kernel::switch_space(space, root);
         }
     }
 }
@@ -293,7 +293,7 @@ pub fn exit_current(status: ExitStatus) -> ! {
     let vmm = crate::kvmm::vmm();
     let kernel_root = vmm.lock().root(KERNEL_SPACE);
     if let Ok(root) = kernel_root {
-        crate::kmain::switch_space(KERNEL_SPACE, root);
+        crate::mm::kernel::switch_space(KERNEL_SPACE, root);
     }
     let _ = vmm.lock().destroy_space(space);
     apic::disarm();

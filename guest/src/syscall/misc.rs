@@ -121,13 +121,7 @@ pub fn uname(a: Args) -> i64 {
 
 /// Nanoseconds since boot from the TSC (the host's `tsc_khz=`).
 pub fn now_ns() -> u64 {
-    let khz = crate::kmain::TSC_KHZ.load(core::sync::atomic::Ordering::Relaxed);
-    let boot = crate::kmain::TSC_BOOT.load(core::sync::atomic::Ordering::Relaxed);
-    let cycles = cpu::rdtsc().saturating_sub(boot);
-    if khz == 0 {
-        return cycles;
-    }
-    (u128::from(cycles) * 1_000_000 / u128::from(khz)) as u64
+    crate::arch::x86_64::tsc::ns_since_boot()
 }
 
 pub fn clock_gettime(a: Args) -> i64 {

@@ -5,11 +5,10 @@
 //! host checks the same numbers again from the decoded statistics.
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicBool;
 
 use crate::arch::x86_64::trap::probe_write;
-use crate::kmain::switch_space;
 use crate::kvmm::{alloc, counts, ensure, free, free_frames, vmm, Outcome};
+use crate::mm::kernel::switch_space;
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::vmm::{CallbackFn, MemFile, MemFlags, KERNEL_SPACE};
 use crate::{println, report};
@@ -21,10 +20,6 @@ mod bench;
 
 const KRW: MemFlags = MemFlags::READ.union(MemFlags::WRITE);
 const URW: MemFlags = MemFlags::USER.union(KRW);
-
-/// While set, the page-fault hook maps a pre-zeroed frame and nothing else
-/// (the benchmark's floor handler) instead of calling the VMM fault path.
-pub static FLOOR_MODE: AtomicBool = AtomicBool::new(false);
 
 /// Run fault workload `name`, or `None` if there is no such workload.
 pub fn run(name: &str, line: &str) -> Option<GuestStatus> {

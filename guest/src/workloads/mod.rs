@@ -55,8 +55,3 @@ fn exit_with(line: &str) -> GuestStatus {
         }
     }
 }
-
-/// Whether the fault benchmark's floor handler is active (see `faults`).
-pub fn floor_mode() -> bool {
-    faults::FLOOR_MODE.load(core::sync::atomic::Ordering::Relaxed)
-}

@@ -120,6 +120,7 @@ const TRANSPORT: Entries = &[
     ("stats.oversized", "statistics frames dropped as too long", false),
     ("stats.unknown-version", "statistics frames of a wire version this host does not speak", false),
     ("stats.bad-magic", "statistics frames without the wire magic", false),
+    ("stats.transport", "virtio console requests the host could not use (queue not ready, rings or buffers outside guest RAM)", false),
 ];
 
 fn table(entries: Entries, sampled: bool) -> Vec<EventInfo> {

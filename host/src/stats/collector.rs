@@ -1,27 +1,24 @@
-//! Turning the guest's bytes into [`Snapshot`]s.
-use std::io::{self, Write};
+//! Turning the guest's bytes into [`Snapshot`]s, within fixed bounds.
+//!
+//! The guest may send frames in a loop: the collector counts every one but
+//! keeps at most [`MAX_RETAINED_SNAPSHOTS`] of them, and its counters
+//! saturate rather than overflow.
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mobius_shared::stats::{Snapshot, WireError, MAX_FRAME_LEN};
+use mobius_shared::stats::{Snapshot, SnapshotReason, WireError, MAX_FRAME_LEN};
+
+pub use super::errors::DecodeErrors;
 
 /// Prefix of the serial fallback line: the guest writes `mobius-stats: `
 /// followed by the hex of one frame when it has no virtio console.
 pub const SERIAL_PREFIX: &str = "mobius-stats: ";
 
-/// Frames the host could not use, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DecodeErrors {
-    pub malformed: u64,
-    pub oversized: u64,
-    pub unknown_version: u64,
-    pub bad_magic: u64,
-}
-
-impl DecodeErrors {
-    pub fn total(&self) -> u64 {
-        self.malformed + self.oversized + self.unknown_version + self.bad_magic
-    }
-}
+/// Most snapshots a collector holds, however many frames the guest sends:
+/// the first, the newest, and the newest exit snapshot of the expected run
+/// ([`StatsCollector::final_snapshot`]), which is all `mobius run` and
+/// `mobius stat` report. The others are counted ([`StatsCollector::decoded`])
+/// and handed to the callback (`mobius stat -I`) as they arrive.
+pub const MAX_RETAINED_SNAPSHOTS: usize = 3;
 
 /// Called with each snapshot as it is decoded (for `mobius stat -I`).
 pub type SnapshotCallback = Box<dyn FnMut(&Snapshot) + Send>;
@@ -30,7 +27,12 @@ pub type SnapshotCallback = Box<dyn FnMut(&Snapshot) + Send>;
 /// per serial statistics line.
 #[derive(Default)]
 pub struct StatsCollector {
-    snapshots: Vec<Snapshot>,
+    first: Option<Snapshot>,
+    latest: Option<Snapshot>,
+    last_exit: Option<Snapshot>,
+    /// Only exit snapshots with this run id count as final.
+    run_id: Option<u64>,
+    decoded: u64,
     errors: DecodeErrors,
     bytes: u64,
     notifications: u64,
@@ -41,7 +43,7 @@ pub struct StatsCollector {
 impl std::fmt::Debug for StatsCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatsCollector")
-            .field("snapshots", &self.snapshots.len())
+            .field("decoded", &self.decoded)
             .field("errors", &self.errors)
             .field("bytes", &self.bytes)
             .finish()
@@ -58,10 +60,16 @@ impl StatsCollector {
         SharedCollector(Arc::new(Mutex::new(StatsCollector::new())))
     }
 
+    /// Take as final only exit snapshots carrying `run_id` (the host put it
+    /// on the command line; a stale or forged one is counted, not reported).
+    pub fn expect_run_id(&mut self, run_id: u64) {
+        self.run_id = Some(run_id);
+    }
+
     /// Take one whole frame (the device has capped it at
     /// [`MAX_FRAME_LEN`] bytes; anything longer is counted as oversized).
     pub fn push_frame(&mut self, frame: &[u8]) {
-        self.bytes += frame.len() as u64;
+        self.bytes = self.bytes.saturating_add(frame.len() as u64);
         self.decode(frame);
     }
 
@@ -71,7 +79,7 @@ impl StatsCollector {
         let Some(hex) = line.trim_end().strip_prefix(SERIAL_PREFIX) else {
             return false;
         };
-        self.bytes += line.len() as u64;
+        self.bytes = self.bytes.saturating_add(line.len() as u64);
         if hex.len() > 2 * MAX_FRAME_LEN {
             self.reject(WireError::Oversized(hex.len() / 2));
             return true;
@@ -85,14 +93,25 @@ impl StatsCollector {
 
     fn decode(&mut self, frame: &[u8]) {
         match Snapshot::decode(frame) {
-            Ok(snap) => {
-                if let Some(cb) = self.on_snapshot.as_mut() {
-                    cb(&snap);
-                }
-                self.snapshots.push(snap);
-            }
+            Ok(snap) => self.keep(snap),
             Err(e) => self.reject(e),
         }
+    }
+
+    /// Count a decoded snapshot and keep it if it is one of the few retained.
+    fn keep(&mut self, snap: Snapshot) {
+        self.decoded = self.decoded.saturating_add(1);
+        if let Some(cb) = self.on_snapshot.as_mut() {
+            cb(&snap);
+        }
+        let ours = self.run_id.is_none_or(|id| id == snap.run_id);
+        if snap.reason == SnapshotReason::Exit && ours {
+            self.last_exit = Some(snap.clone());
+        }
+        if self.first.is_none() {
+            self.first = Some(snap.clone());
+        }
+        self.latest = Some(snap);
     }
 
     /// Call `cb` with every snapshot as soon as it is decoded.
@@ -105,27 +124,51 @@ impl StatsCollector {
         self.reject(WireError::Oversized(len));
     }
 
+    /// Count `n` notifications or descriptor chains the transport could not
+    /// use (the device warns about the first one itself).
+    pub fn note_transport_errors(&mut self, n: u64) {
+        self.errors.transport = self.errors.transport.saturating_add(n);
+    }
+
     fn reject(&mut self, e: WireError) {
-        match e {
-            WireError::Oversized(_) => self.errors.oversized += 1,
-            WireError::UnknownVersion(_) => self.errors.unknown_version += 1,
-            WireError::BadMagic(_) => self.errors.bad_magic += 1,
-            WireError::Malformed | WireError::BufferTooSmall => self.errors.malformed += 1,
-        }
+        self.errors.count(e);
         if !self.warned {
             self.warned = true;
-            eprintln!("mobius: warning: ignoring a bad statistics frame from the guest: {e}");
+            eprintln!("mobius: warning: ignoring a bad statistics frame from the guest: {e} (further ones counted, summed up at exit)");
         }
     }
 
-    /// Snapshots decoded so far, in arrival order.
-    pub fn snapshots(&self) -> &[Snapshot] {
-        &self.snapshots
+    /// The first snapshot decoded.
+    pub fn first(&self) -> Option<&Snapshot> {
+        self.first.as_ref()
+    }
+
+    /// The newest snapshot decoded, of any kind.
+    pub fn latest(&self) -> Option<&Snapshot> {
+        self.latest.as_ref()
+    }
+
+    /// The newest exit snapshot of the expected run, if there is one.
+    pub fn exit_snapshot(&self) -> Option<&Snapshot> {
+        self.last_exit.as_ref()
     }
 
     /// The last snapshot the guest sent at exit (or the last of any kind).
     pub fn final_snapshot(&self) -> Option<&Snapshot> {
-        self.snapshots.last()
+        self.last_exit.as_ref().or(self.latest.as_ref())
+    }
+
+    /// Snapshots decoded so far (all of them, retained or not).
+    pub fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
+    /// Snapshots held now: at most [`MAX_RETAINED_SNAPSHOTS`].
+    pub fn retained(&self) -> usize {
+        [&self.first, &self.latest, &self.last_exit]
+            .iter()
+            .filter(|s| s.is_some())
+            .count()
     }
 
     pub fn errors(&self) -> DecodeErrors {
@@ -134,7 +177,7 @@ impl StatsCollector {
 
     /// One virtio notification (a VM exit) delivered statistics bytes.
     pub fn note_notification(&mut self) {
-        self.notifications += 1;
+        self.notifications = self.notifications.saturating_add(1);
     }
 
     /// Virtio notifications seen (0 when the guest used the serial fallback).
@@ -169,77 +212,10 @@ impl SharedCollector {
     }
 }
 
-/// A serial writer that takes `mobius-stats:` lines out of the guest's
-/// console output and passes everything else through to `inner`.
-pub struct SerialStatsFilter {
-    inner: Box<dyn Write + Send>,
-    collector: SharedCollector,
-    line: Vec<u8>,
-    /// Dropping the rest of an over-long statistics line.
-    discarding: bool,
-}
-
-/// Longest console line buffered while looking for the statistics prefix.
-const MAX_LINE: usize = 2 * MAX_FRAME_LEN + 64;
-
-impl SerialStatsFilter {
-    pub fn new(inner: Box<dyn Write + Send>, collector: SharedCollector) -> Self {
-        SerialStatsFilter {
-            inner,
-            collector,
-            line: Vec::new(),
-            discarding: false,
-        }
-    }
-
-    /// Whether the buffered start of the line could still be a stats line.
-    fn may_be_stats(&self) -> bool {
-        let n = self.line.len().min(SERIAL_PREFIX.len());
-        self.line[..n] == SERIAL_PREFIX.as_bytes()[..n]
-    }
-
-    fn pass_through(&mut self) -> io::Result<()> {
-        let line = std::mem::take(&mut self.line);
-        self.inner.write_all(&line)
-    }
-}
-
-impl Write for SerialStatsFilter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for &b in buf {
-            if self.discarding {
-                self.discarding = b != b'\n';
-                continue;
-            }
-            self.line.push(b);
-            if b == b'\n' {
-                let text = String::from_utf8_lossy(&self.line).into_owned();
-                if self.may_be_stats() && self.collector.lock().push_serial_line(&text) {
-                    self.line.clear();
-                } else {
-                    self.pass_through()?;
-                }
-            } else if !self.may_be_stats() {
-                self.pass_through()?;
-            } else if self.line.len() > MAX_LINE {
-                // A statistics line longer than any frame: count it, drop it.
-                self.collector.lock().reject_oversized(self.line.len() / 2);
-                self.line.clear();
-                self.discarding = true;
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mobius_shared::stats::FaultKind;
+    use mobius_shared::stats::{FaultKind, HISTOGRAM_BUCKETS};
 
     fn frame(snap: &Snapshot) -> Vec<u8> {
         let mut buf = vec![0u8; MAX_FRAME_LEN];
@@ -252,15 +228,40 @@ mod tests {
         s
     }
 
+    fn interval(n: u64) -> Snapshot {
+        let mut s = sample(n);
+        s.reason = SnapshotReason::Interval;
+        s
+    }
+
     #[test]
     fn frames_decode_in_order() {
         let mut c = StatsCollector::new();
         c.push_frame(&frame(&sample(1)));
         c.push_frame(&frame(&sample(2)));
-        assert_eq!(c.snapshots().len(), 2);
+        assert_eq!(c.decoded(), 2);
+        assert_eq!(c.first(), Some(&sample(1)));
         assert_eq!(c.final_snapshot(), Some(&sample(2)));
         assert_eq!(c.errors().total(), 0);
         assert_eq!(c.bytes(), 2 * frame(&sample(1)).len() as u64);
+    }
+
+    #[test]
+    fn the_final_snapshot_is_the_last_exit_one_of_the_expected_run() {
+        let mut c = StatsCollector::new();
+        c.expect_run_id(7);
+        c.push_frame(&frame(&interval(1)));
+        assert_eq!(c.exit_snapshot(), None);
+        assert_eq!(c.final_snapshot(), Some(&interval(1)));
+        c.push_frame(&frame(&sample(2)));
+        c.push_frame(&frame(&interval(3)));
+        let mut stale = sample(4);
+        stale.run_id = 8;
+        c.push_frame(&frame(&stale));
+        assert_eq!(c.exit_snapshot(), Some(&sample(2)));
+        assert_eq!(c.final_snapshot(), Some(&sample(2)));
+        assert_eq!(c.latest(), Some(&stale));
+        assert_eq!(c.decoded(), 4);
     }
 
     #[test]
@@ -280,46 +281,61 @@ mod tests {
             (e.malformed, e.oversized, e.unknown_version, e.bad_magic),
             (1, 1, 1, 1)
         );
-        assert_eq!(c.snapshots(), &[sample(4)]);
+        assert_eq!(c.decoded(), 1);
+        assert_eq!(c.final_snapshot(), Some(&sample(4)));
+    }
+
+    /// A guest sending valid frames in a loop: every one is counted and
+    /// shown to the callback, a fixed few are kept.
+    #[test]
+    fn a_million_frames_keep_a_bounded_number_of_snapshots() {
+        let seen = Arc::new(Mutex::new(0u64));
+        let mut c = StatsCollector::new();
+        c.expect_run_id(7);
+        let counter = seen.clone();
+        c.set_callback(Box::new(move |_| *counter.lock().expect("lock") += 1));
+        let frames = [frame(&interval(1)), frame(&sample(2))];
+        const N: u64 = 1_000_000;
+        for i in 0..N {
+            c.push_frame(&frames[(i % 2) as usize]);
+            assert!(c.retained() <= MAX_RETAINED_SNAPSHOTS);
+        }
+        for _ in 0..1000 {
+            c.push_frame(&[0xff; 16]);
+        }
+        assert_eq!(c.decoded(), N);
+        assert_eq!(*seen.lock().expect("lock"), N);
+        assert_eq!(c.retained(), MAX_RETAINED_SNAPSHOTS);
+        assert_eq!(c.final_snapshot(), Some(&sample(2)));
+        assert_eq!(c.errors().total(), 1000);
     }
 
     #[test]
-    fn serial_lines_are_filtered_out_of_console_output() {
-        let collector = StatsCollector::shared();
-        let out = SharedBuf::default();
-        let mut filter = SerialStatsFilter::new(Box::new(out.clone()), collector.clone());
-        let hex: String = frame(&sample(9))
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let long = "01".repeat(MAX_FRAME_LEN + 100);
-        let text = format!(
-            "hello\nmobius-st\n{SERIAL_PREFIX}{hex}\n{SERIAL_PREFIX}zz\n{SERIAL_PREFIX}{long}\nbye\n"
+    fn extreme_counters_decode_and_counts_saturate() {
+        let mut s = sample(u64::MAX);
+        for k in s.faults.iter_mut() {
+            k.count = u64::MAX;
+            k.cycles = u64::MAX;
+            k.histogram = [u64::MAX; HISTOGRAM_BUCKETS];
+        }
+        s.tsc_khz = u64::MAX;
+        let mut c = StatsCollector::new();
+        c.push_frame(&frame(&s));
+        assert_eq!(
+            c.final_snapshot().map(Snapshot::total_faults),
+            Some(u64::MAX)
         );
-        for piece in text.as_bytes().chunks(3) {
-            filter.write_all(piece).expect("write");
-        }
-        assert_eq!(out.text(), "hello\nmobius-st\nbye\n");
-        let c = collector.lock();
-        assert_eq!(c.snapshots(), &[sample(9)]);
-        assert_eq!(c.errors().malformed, 1);
-        assert_eq!(c.errors().oversized, 1);
-    }
-
-    #[derive(Clone, Default)]
-    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-    impl SharedBuf {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf8")
-        }
-    }
-    impl Write for SharedBuf {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+        c.bytes = u64::MAX - 1;
+        c.notifications = u64::MAX;
+        c.errors.malformed = u64::MAX;
+        c.errors.transport = u64::MAX;
+        c.push_frame(&frame(&s));
+        c.push_frame(&[1, 2, 3]);
+        c.note_notification();
+        c.note_transport_errors(5);
+        assert_eq!(c.bytes(), u64::MAX);
+        assert_eq!(c.notifications(), u64::MAX);
+        assert_eq!(c.errors().malformed, u64::MAX);
+        assert_eq!(c.errors().total(), u64::MAX);
     }
 }

@@ -1,9 +1,9 @@
 //! `mobius stat` and `mobius list`.
 use std::ffi::{OsStr, OsString};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason};
+use mobius_shared::stats::{FaultKind, Snapshot};
 use mobius_shared::workloads::{self, CATALOGUE};
 
 use super::catalogue;
@@ -15,7 +15,7 @@ use super::interval::IntervalPrinter;
 use super::output::{self, Output};
 use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
-use crate::{run_vm, RunOutcome, Stop};
+use crate::{run_vm, RunOutcome, Seccomp, Stop};
 
 /// `mobius list`: the workloads the guest offers.
 pub fn list() -> i32 {
@@ -159,14 +159,23 @@ fn one_run(
     cmdline: &str,
     initramfs: Option<&Vec<u8>>,
     run_id: u64,
+    final_run: bool,
+    out: &Output,
     intervals: Option<&Arc<Mutex<IntervalPrinter>>>,
 ) -> Result<Run, StatError> {
     let mut config = args.run.config();
+    // -I lines, and the report after the last run, are written under the filter.
+    config.seccomp_write_fds.extend(out.fd());
+    if config.seccomp != Seccomp::Off && !final_run {
+        // This thread builds another VM after this one.
+        config.seccomp = Seccomp::VcpuAndNextVm;
+    }
     config.cmdline = format!("{cmdline} run_id={run_id}");
     config.initramfs = initramfs.cloned();
     config.kvm_stats = true;
     let mut hooks = StatsHooks::new();
     hooks.virtio = !args.serial_stats;
+    hooks.collector.lock().expect_run_id(run_id);
     if let Some(printer) = intervals {
         lock(printer).new_run();
         let printer = Arc::clone(printer);
@@ -176,20 +185,40 @@ fn one_run(
             .set_callback(Box::new(move |s| lock(&printer).print(s)));
     }
     let outcome = run_vm(&config, &mut hooks)?;
+    if let Some(printer) = intervals {
+        // The counts since the last line set printed, and how many
+        // snapshots were folded into later line sets.
+        if let Some(note) = lock(printer).end_run() {
+            eprintln!("{note}");
+        }
+    }
     let c = hooks.collector.lock();
-    let last = c
-        .snapshots()
-        .iter()
-        .rev()
-        .find(|s| s.reason == SnapshotReason::Exit && s.run_id == run_id)
-        .cloned();
     Ok(Run {
         outcome,
-        last,
+        last: c.exit_snapshot().cloned(),
         errors: c.errors(),
-        snapshots: c.snapshots().len() as u64,
+        snapshots: c.decoded(),
         notifications: c.notifications(),
     })
+}
+
+/// Say how a run ended when it was not with status 0, the way `mobius run`
+/// does, and why there is no final snapshot when there is none.
+fn report_run(run: &Run, number: u32, title: &str) {
+    let status = run.outcome.exit_status();
+    if let Some(report) = run.outcome.stop.report() {
+        eprintln!("{report}");
+    }
+    if !matches!(run.outcome.stop, Stop::Guest(0)) {
+        eprintln!("mobius: error: run {number} of '{title}' ended with status {status}");
+    }
+    if run.last.is_none() {
+        let why = match run.outcome.stop {
+            Stop::Guest(0) => String::new(),
+            ref stop => format!(": {}", stop.cause()),
+        };
+        eprintln!("mobius: warning: the guest sent no final statistics snapshot{why}");
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -217,8 +246,9 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
     let names = events::wanted_names(&args.events);
     let style = style(args);
     let out = open_output(args, &style)?;
-    let intervals = args.interval.map(|_| {
-        let p = IntervalPrinter::new(style.clone(), &names, out.clone());
+    let intervals = args.interval.map(|ms| {
+        let period = Duration::from_millis(ms);
+        let p = IntervalPrinter::new(style.clone(), &names, out.clone(), period);
         if p.is_empty() {
             eprintln!("mobius: warning: -I: none of these events is known before the run ends (see mobius stat --list-events)");
         }
@@ -232,27 +262,19 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
     let mut status = 0;
     for i in 0..args.repeat {
         let run_id = u64::from(std::process::id()) << 32 | u64::from(i);
+        let final_run = i + 1 == args.repeat;
         let run = one_run(
             args,
             &cmdline,
             initramfs.as_ref(),
             run_id,
+            final_run,
+            &out,
             intervals.as_ref(),
         )?;
         status = run.outcome.exit_status();
-        if !matches!(run.outcome.stop, Stop::Guest(0)) {
-            eprintln!(
-                "mobius: error: run {} of '{title}' ended with status {status}",
-                i + 1
-            );
-        }
-        if run.last.is_none() {
-            eprintln!("mobius: warning: the guest sent no final statistics snapshot");
-        }
-        errors.malformed += run.errors.malformed;
-        errors.oversized += run.errors.oversized;
-        errors.unknown_version += run.errors.unknown_version;
-        errors.bad_magic += run.errors.bad_magic;
+        report_run(&run, i + 1, &title);
+        errors.add(&run.errors);
         if run.outcome.kvm_stats.is_empty() && names.iter().any(|e| e.starts_with("kvm.")) {
             eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
         }
@@ -287,11 +309,8 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
             out.write(&histogram::histograms(s));
         }
     }
-    if errors.total() > 0 {
-        eprintln!(
-            "mobius: warning: {} statistics frames from the guest were unusable (malformed {}, oversized {}, unknown version {}, bad magic {})",
-            errors.total(), errors.malformed, errors.oversized, errors.unknown_version, errors.bad_magic
-        );
+    if let Some(summary) = errors.summary() {
+        eprintln!("{summary}");
     }
     out.finish().map_err(StatError::WriteOutput)?;
     Ok(status)

@@ -4,7 +4,7 @@
 use mobius_shared::stats::{FaultKind, Snapshot};
 
 use super::catalogue;
-use super::collector::DecodeErrors;
+use super::errors::DecodeErrors;
 use crate::RunOutcome;
 
 /// One counted event of one run.
@@ -70,11 +70,11 @@ fn cycles_ms(cycles: u64, tsc_khz: u64) -> f64 {
 }
 
 /// Faults that read a page in (perf's major faults): FILE and IMAGE read-ins.
+/// The counts come from the guest: the sum saturates at `u64::MAX`.
 pub fn major_faults(s: &Snapshot) -> u64 {
     [FaultKind::FileReadIn, FaultKind::Image]
         .iter()
-        .map(|k| s.faults[k.index()].count)
-        .sum()
+        .fold(0u64, |sum, k| sum.saturating_add(s.faults[k.index()].count))
 }
 
 /// The guest's counters in one snapshot (the `sampled` events of the
@@ -144,6 +144,7 @@ pub fn collect(facts: &RunFacts) -> Vec<Event> {
         ("stats.oversized", e.oversized),
         ("stats.unknown-version", e.unknown_version),
         ("stats.bad-magic", e.bad_magic),
+        ("stats.transport", e.transport),
     ] {
         events.push(Event::count(n, v));
     }

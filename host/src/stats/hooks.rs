@@ -5,7 +5,8 @@ use std::io::Write;
 
 use mobius_shared::layout::{MMIO_BASE, MMIO_DEVICE_SIZE, VIRTIO_IRQ_BASE};
 
-use super::collector::{SerialStatsFilter, SharedCollector, StatsCollector};
+use super::collector::{SharedCollector, StatsCollector};
+use super::serial::SerialStatsFilter;
 use crate::devices::virtio::VirtioConsole;
 use crate::{Error, RunHooks, Vm};
 

@@ -1,9 +1,11 @@
 //! Where `mobius stat` writes its counters: standard error, like perf, or
 //! the file of `-o FILE` (`--append` adds to it). The `-I` lines are written
 //! from the vCPU's thread as snapshots arrive, the report from the main
-//! thread at the end, so the sink is shared.
+//! thread at the end, so the sink is shared. Both happen under the seccomp
+//! filter, which lets the thread write to the file ([`Output::fd`]).
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -13,9 +15,10 @@ struct Sink {
     error: Option<io::Error>,
 }
 
-/// The shared output of one `mobius stat`.
+/// The shared output of one `mobius stat`, and the file's descriptor when
+/// it is not standard error.
 #[derive(Clone)]
-pub struct Output(Arc<Mutex<Sink>>);
+pub struct Output(Arc<Mutex<Sink>>, Option<RawFd>);
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -24,13 +27,13 @@ impl std::fmt::Debug for Output {
 }
 
 impl Output {
-    fn new(out: Box<dyn Write + Send>) -> Output {
-        Output(Arc::new(Mutex::new(Sink { out, error: None })))
+    fn new(out: Box<dyn Write + Send>, fd: Option<RawFd>) -> Output {
+        Output(Arc::new(Mutex::new(Sink { out, error: None })), fd)
     }
 
     /// Standard error.
     pub fn stderr() -> Output {
-        Output::new(Box::new(io::stderr()))
+        Output::new(Box::new(io::stderr()), None)
     }
 
     /// `path`, emptied first unless `append`.
@@ -41,7 +44,15 @@ impl Output {
             .append(append)
             .truncate(!append)
             .open(path)?;
-        Ok(Output::new(Box::new(io::BufWriter::new(file))))
+        let fd = file.as_raw_fd();
+        Ok(Output::new(Box::new(io::BufWriter::new(file)), Some(fd)))
+    }
+
+    /// The `-o` file's descriptor (open until the last clone is dropped),
+    /// which the seccomp filter must let the vCPU thread write to; `None`
+    /// for standard error.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.1
     }
 
     /// Write `text`; an error is kept for [`Output::finish`].

@@ -48,17 +48,22 @@ impl ExitCounts {
         .into_iter()
     }
 
-    /// All VM exits (the unknown_* and bad_* sub-counts excluded).
+    /// All VM exits (the unknown_* and bad_* sub-counts excluded);
+    /// saturates at `u64::MAX`.
     pub fn total(&self) -> u64 {
-        self.io_in
-            + self.io_out
-            + self.mmio_read
-            + self.mmio_write
-            + self.hlt
-            + self.shutdown
-            + self.interrupted
-            + self.halt_watch
-            + self.other
+        [
+            self.io_in,
+            self.io_out,
+            self.mmio_read,
+            self.mmio_write,
+            self.hlt,
+            self.shutdown,
+            self.interrupted,
+            self.halt_watch,
+            self.other,
+        ]
+        .iter()
+        .fold(0u64, |sum, &n| sum.saturating_add(n))
     }
 }
 

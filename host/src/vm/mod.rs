@@ -1,6 +1,7 @@
 //! The KVM side: the VM with its guest memory ([`Vm`]), the vCPU registers
 //! ([`vcpu`]), the run loop and exit dispatch ([`run`]), exit accounting
-//! ([`exits`]), halt detection with an in-kernel APIC ([`halt`]) and the signals that stop a running vCPU ([`signal`]).
+//! ([`exits`]), halt detection with an in-kernel APIC ([`halt`]) the signals that stop a running vCPU ([`signal`]) and the bounded
+//! warnings about what the guest does ([`warnings`]).
 
 pub mod exits;
 pub mod halt;
@@ -8,6 +9,7 @@ pub mod kvm_stats;
 pub mod run;
 pub mod signal;
 pub mod vcpu;
+pub mod warnings;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

@@ -1,7 +1,6 @@
 //! The vCPU run loop: KVM_RUN, then dispatch the exit, until the guest stops
 //! or the supervisor asks it to.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -10,6 +9,7 @@ use mobius_shared::ports::{COM1, CONSOLE_WRITE, DEBUG_EXIT, DISCARD_FRAME};
 use vm_memory::GuestMemoryMmap;
 
 use super::exits::ExitCounts;
+use super::warnings::{GuestWarning, GuestWarnings};
 use crate::devices::console::{read_console_write, ConsoleWriteError};
 use crate::devices::discard::{discard_frame, Discard};
 use crate::devices::serial::{SerialPort, SERIAL_PORTS};
@@ -53,8 +53,8 @@ pub struct VcpuRunner {
     /// one in a row ends the run (see [`super::halt`]).
     halt_seen: bool,
     exits: ExitCounts,
-    warned: HashSet<(char, u64)>,
-    discard_failed: bool,
+    /// Warnings about the guest, within their budget (see [`super::warnings`]).
+    warnings: GuestWarnings,
 }
 
 impl VcpuRunner {
@@ -74,8 +74,7 @@ impl VcpuRunner {
             read_kvm_stats: false,
             halt_seen: false,
             exits: ExitCounts::default(),
-            warned: HashSet::new(),
-            discard_failed: false,
+            warnings: GuestWarnings::default(),
         }
     }
 
@@ -97,6 +96,9 @@ impl VcpuRunner {
         };
         drop(guard);
         self.serial.flush();
+        if let Some(summary) = self.warnings.summary() {
+            eprintln!("{summary}");
+        }
         VcpuReport {
             stop,
             exits: self.exits,
@@ -108,12 +110,6 @@ impl VcpuRunner {
             } else {
                 Vec::new()
             },
-        }
-    }
-
-    fn warn_once(&mut self, kind: char, addr: u64, what: &str) {
-        if self.warned.insert((kind, addr)) {
-            eprintln!("mobius: warning: {what} (further accesses not reported)");
         }
     }
 
@@ -180,11 +176,9 @@ impl VcpuRunner {
                     self.console_write_err(value);
                 } else {
                     self.exits.unknown_io += 1;
-                    self.warn_once(
-                        'o',
-                        port.into(),
-                        &format!("guest wrote {value:#x} to unknown port {port:#x}"),
-                    );
+                    self.warnings.warn(GuestWarning::UnknownPortWrite, || {
+                        format!("guest wrote {value:#x} to unknown port {port:#x}")
+                    });
                 }
             }
             VcpuExit::IoIn(port, data) => {
@@ -197,11 +191,9 @@ impl VcpuRunner {
                     data.fill(0xff);
                     if port != DEBUG_EXIT && port != DISCARD_FRAME && port != CONSOLE_WRITE {
                         self.exits.unknown_io += 1;
-                        self.warn_once(
-                            'i',
-                            port.into(),
-                            &format!("guest read unknown port {port:#x}"),
-                        );
+                        self.warnings.warn(GuestWarning::UnknownPortRead, || {
+                            format!("guest read unknown port {port:#x}")
+                        });
                     }
                 }
             }
@@ -210,22 +202,18 @@ impl VcpuRunner {
                 if !self.mmio.read(addr, data) {
                     data.fill(0xff);
                     self.exits.unknown_mmio += 1;
-                    self.warn_once(
-                        'r',
-                        addr,
-                        &format!("guest read unknown MMIO address {addr:#x}"),
-                    );
+                    self.warnings.warn(GuestWarning::UnknownMmioRead, || {
+                        format!("guest read unknown MMIO address {addr:#x}")
+                    });
                 }
             }
             VcpuExit::MmioWrite(addr, data) => {
                 self.exits.mmio_write += 1;
                 if !self.mmio.write(addr, data) {
                     self.exits.unknown_mmio += 1;
-                    self.warn_once(
-                        'w',
-                        addr,
-                        &format!("guest wrote unknown MMIO address {addr:#x}"),
-                    );
+                    self.warnings.warn(GuestWarning::UnknownMmioWrite, || {
+                        format!("guest wrote unknown MMIO address {addr:#x}")
+                    });
                 }
             }
             VcpuExit::Hlt => return Some(self.halted()),
@@ -267,7 +255,9 @@ impl VcpuRunner {
             other => {
                 self.exits.other += 1;
                 let what = format!("{other:?}");
-                self.warn_once('x', 0, &format!("unexpected VM exit {what}; resuming"));
+                self.warnings.warn(GuestWarning::UnexpectedExit, || {
+                    format!("unexpected VM exit {what}; resuming")
+                });
             }
         }
         None
@@ -285,12 +275,17 @@ impl VcpuRunner {
     fn console_write(&mut self, addr: u64) {
         match read_console_write(&self.memory, self.ram_size, addr) {
             Ok(bytes) => self.serial.write_text(&bytes),
-            Err(e) => {
-                self.exits.bad_console_write += 1;
-                let kind = matches!(e, ConsoleWriteError::TooLong { .. }) as u64;
-                self.warn_once('c', kind, &format!("{e}; ignored"));
-            }
+            Err(e) => self.bad_console_write(e),
         }
+    }
+
+    fn bad_console_write(&mut self, e: ConsoleWriteError) {
+        self.exits.bad_console_write += 1;
+        let kind = match e {
+            ConsoleWriteError::TooLong { .. } => GuestWarning::ConsoleTooLong,
+            ConsoleWriteError::OutOfRange { .. } => GuestWarning::ConsoleOutsideRam,
+        };
+        self.warnings.warn(kind, || format!("{e}; ignored"));
     }
 
     /// The guest program's standard error: straight to ours.
@@ -303,11 +298,7 @@ impl VcpuRunner {
                 let _ = err.write_all(&bytes);
                 let _ = err.flush();
             }
-            Err(e) => {
-                self.exits.bad_console_write += 1;
-                let kind = matches!(e, ConsoleWriteError::TooLong { .. }) as u64;
-                self.warn_once('c', kind, &format!("{e}; ignored"));
-            }
+            Err(e) => self.bad_console_write(e),
         }
     }
 
@@ -316,21 +307,16 @@ impl VcpuRunner {
             Discard::Done => {}
             Discard::OutOfRange => {
                 self.exits.bad_discard += 1;
-                self.warn_once(
-                    'd',
-                    0,
-                    &format!("guest asked to discard frame {pfn:#x} outside guest RAM; ignored"),
-                );
+                self.warnings.warn(GuestWarning::DiscardOutsideRam, || {
+                    format!("guest asked to discard frame {pfn:#x} outside guest RAM; ignored")
+                });
             }
-            Discard::Failed(errno) => {
-                if !self.discard_failed {
-                    self.discard_failed = true;
-                    eprintln!(
-                        "mobius: warning: discarding guest frame {pfn:#x} failed: {}",
-                        std::io::Error::from_raw_os_error(errno)
-                    );
-                }
-            }
+            Discard::Failed(errno) => self.warnings.warn(GuestWarning::DiscardFailed, || {
+                format!(
+                    "discarding guest frame {pfn:#x} failed: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )
+            }),
         }
     }
 

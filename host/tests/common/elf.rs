@@ -110,6 +110,28 @@ pub fn touch_unknown_then(addr: u32, text: &str) -> Vec<u8> {
     code
 }
 
+/// Machine code: for i = n down to 1, write to port `0x1000 + i` and read
+/// MMIO address `0xe000_0000 + 4 i` (each a distinct unknown one), then
+/// print `text` and exit 0.
+pub fn flood_unknown_then(n: u32, text: &str) -> Vec<u8> {
+    let mut code = vec![0xb9]; // mov ecx, n
+    code.extend_from_slice(&n.to_le_bytes());
+    let body = [
+        0x89, 0xca, // loop: mov edx, ecx
+        0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, // add edx, 0x1000
+        0xee, // out dx, al
+        0x89, 0xc8, // mov eax, ecx
+        0xc1, 0xe0, 0x02, // shl eax, 2
+        0x05, 0x00, 0x00, 0x00, 0xe0, // add eax, 0xe0000000
+        0x8a, 0x00, // mov al, [eax] (64-bit: [rax], zero-extended)
+        0xff, 0xc9, // dec ecx
+    ];
+    code.extend_from_slice(&body);
+    code.extend_from_slice(&[0x75, (-(body.len() as i8 + 2)) as u8]); // jnz loop
+    code.extend(print_and_exit(text, 0));
+    code
+}
+
 /// Options of the generated ELF.
 pub struct ElfSpec {
     pub class64: bool,

@@ -1,4 +1,6 @@
-//! The two ways into the kernel, both ending in [`crate::kmain::kernel_main`].
+//! The two ways into the kernel, both ending in `mobius_kernel_entry`
+//! (defined by `kmain`, named here only as a link symbol so that nothing in
+//! `arch` imports the boot code back).
 //!
 //! * `_start64`, the ELF entry: the `mobius` launcher (and any loader that
 //!   enters 64-bit kernels directly) jumps here in long mode with its own
@@ -126,7 +128,7 @@ _start64:
     leaq boot_stack_top(%rip), %rsp
     xorl %ebp, %ebp
     movq %rsi, %rdi
-    call {main}
+    call mobius_kernel_entry
 4:  hlt
     jmp 4b
 
@@ -152,6 +154,5 @@ boot_pd:    .skip 4096 * 4
 boot_stack: .skip 64 * 1024
 boot_stack_top:
 "#,
-    main = sym crate::kmain::kernel_entry,
     options(att_syntax)
 );

@@ -11,4 +11,5 @@ pub mod paging;
 pub mod serial;
 pub mod start_info;
 pub mod trap;
+pub mod tsc;
 pub mod user;
