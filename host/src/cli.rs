@@ -115,7 +115,9 @@ fn parse_env(s: &str) -> Result<String, String> {
 #[derive(Debug, Clone, Args)]
 #[command(trailing_var_arg = true)]
 pub struct StatArgs {
-    /// Events to report, comma separated (default: all; see `mobius stat --list-events`)
+    /// Events to report, comma separated, in that order (see `mobius stat
+    /// --list-events`); without -e: faults, faults.*, frames.free,
+    /// frames.used, frames.zeroed, nodes.areas, exits, time.*
     #[arg(
         short = 'e',
         long = "event",
@@ -123,24 +125,38 @@ pub struct StatArgs {
         value_delimiter = ','
     )]
     pub events: Vec<String>,
-    /// CSV output with this field separator, in perf stat's field order
+    /// CSV with this field separator, in perf stat's field order
     #[arg(short = 'x', long = "field-separator", value_name = "SEP")]
     pub separator: Option<String>,
-    /// One JSON object on stdout
-    #[arg(long, conflicts_with = "separator")]
+    /// JSON Lines like perf stat -j: one object per counter
+    #[arg(
+        short = 'j',
+        long = "json",
+        visible_alias = "json-output",
+        conflicts_with = "separator"
+    )]
     pub json: bool,
+    /// Write the counters to FILE instead of standard error
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Append to the -o FILE instead of replacing it
+    #[arg(long, requires = "output")]
+    pub append: bool,
     /// Repeat the run N times and report mean and relative stddev
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
-    /// Print a counter line every MS milliseconds of guest time
+    /// Print the guest's counters every MS milliseconds of guest time (at most once per MS of host time), time-stamped
     #[arg(short = 'I', long = "interval-print", value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub interval: Option<u64>,
-    /// Also print the log2 histogram of cycles per fault for each fault kind
+    /// With -I: also print the totals at the end (CSV lines start with 'summary')
     #[arg(long)]
+    pub summary: bool,
+    /// Also print the log2 histogram of cycles per fault for each fault kind
+    #[arg(long, conflicts_with_all = ["separator", "json"])]
     pub histogram: bool,
-    /// List the event names and exit
+    /// List every event with its meaning and exit
     #[arg(long)]
     pub list_events: bool,
     /// Do not offer the virtio console: the guest sends statistics over serial
@@ -206,6 +222,7 @@ impl RunArgs {
             } else {
                 Seccomp::Vcpu
             },
+            seccomp_write_fds: Vec::new(),
         }
     }
 }
@@ -473,5 +490,64 @@ mod tests {
         assert_eq!(args.workload, ["./prog", "-v", "pages=3"]);
         assert_eq!(args.run.archive.env, ["A=1"]);
         assert_eq!(args.run.archive.files.len(), 1);
+    }
+
+    #[test]
+    fn stat_help_names_exactly_the_default_events() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let stat = cmd.find_subcommand("stat").expect("stat");
+        let help = stat
+            .get_arguments()
+            .find(|a| a.get_id() == "events")
+            .and_then(|a| a.get_help())
+            .expect("help")
+            .to_string();
+        let list = help.split("without -e: ").nth(1).expect("the default set");
+        let all = crate::stats::catalogue::all();
+        let named: Vec<String> = list
+            .split(", ")
+            .flat_map(|w| match w.strip_suffix('*') {
+                Some(prefix) => all
+                    .iter()
+                    .filter(|e| e.name.starts_with(prefix))
+                    .map(|e| e.name.clone())
+                    .collect(),
+                None => vec![w.to_string()],
+            })
+            .collect();
+        assert_eq!(named, crate::stats::catalogue::default_names());
+    }
+
+    #[test]
+    fn stat_output_options() {
+        let cli = Cli::try_parse_from([
+            "mobius",
+            "stat",
+            "-j",
+            "-o",
+            "out.json",
+            "--append",
+            "-I",
+            "100",
+            "--summary",
+            "--",
+            "hello",
+        ])
+        .unwrap();
+        let Command::Stat(args) = cli.command else {
+            panic!("expected stat");
+        };
+        assert!(args.json && args.append && args.summary);
+        assert_eq!(args.output, Some(PathBuf::from("out.json")));
+        assert_eq!(args.interval, Some(100));
+        for bad in [
+            &["stat", "--append", "--", "hello"][..],
+            &["stat", "-j", "-x", ",", "--", "hello"],
+            &["stat", "--histogram", "-j", "--", "hello"],
+        ] {
+            let words = std::iter::once("mobius").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(words).is_err(), "{bad:?}");
+        }
     }
 }

@@ -70,6 +70,10 @@ pub struct RunConfig {
     /// The seccomp filter to install before the vCPU runs ([`seccomp`]);
     /// off by default, on in the `mobius` command unless `--no-seccomp`.
     pub seccomp: Seccomp,
+    /// Open files the filter lets the vCPU thread `write` to besides stdout
+    /// and stderr (`mobius stat -o FILE`, whose `-I` lines are written while
+    /// the guest runs and whose report is written after the last run).
+    pub seccomp_write_fds: Vec<std::os::fd::RawFd>,
 }
 
 impl Default for RunConfig {
@@ -84,6 +88,7 @@ impl Default for RunConfig {
             kvm_stats: false,
             initramfs: None,
             seccomp: Seccomp::Off,
+            seccomp_write_fds: Vec::new(),
         }
     }
 }
@@ -310,7 +315,7 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     };
     // Set up: from here on the thread may only do what running takes.
     let t_filter = Instant::now();
-    seccomp::install(config.seccomp)?;
+    seccomp::install(config.seccomp, &config.seccomp_write_fds)?;
     timings.seccomp = t_filter.elapsed();
     seccomp::probe(runner.vcpu.as_raw_fd());
     let report = runner.run();

@@ -42,11 +42,17 @@ fn usage_error(e: clap::Error) -> ExitCode {
         return ExitCode::from(if e.use_stderr() { host::USAGE as u8 } else { 0 });
     }
     let text = e.render().to_string();
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid usage");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("invalid usage");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "...not provided:" is followed by the missing arguments, indented.
+    if line.ends_with(':') {
+        let more: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        line = format!("{line} {}", more.join(", "));
+    }
     eprintln!("mobius: error: {line} (see mobius --help)");
     ExitCode::from(host::USAGE as u8)
 }

@@ -3,25 +3,68 @@
 //!
 //! # Wire format (version 3)
 //!
-//! A frame is a fixed little-endian layout, read at fixed offsets:
+//! A frame is a fixed layout read at fixed offsets. Every integer is
+//! unsigned and little-endian; `u64` fields are 8 bytes at the offsets given.
 //!
-//! | bytes | what |
+//! | bytes | type | what |
+//! |---|---|---|
+//! | 0..4 | u32 | [`WIRE_MAGIC`] `0x7453624d`: the bytes `4d 62 53 74`, ASCII `MbSt` |
+//! | 4..6 | u16 | [`WIRE_VERSION`], 3: `03 00` |
+//! | 6 | u8 | [`SnapshotReason`]: 0 interval (`-I`), 1 exit (the final one); any other value: malformed |
+//! | 7 | u8 | flags: 0, or [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows; any other value: malformed |
+//! | 8..12 | u32 | sequence number of the snapshot within the run, from 0 |
+//! | 12..16 | | zero (a decoder rejects anything else) |
+//! | 16..24 | u64 | run id (`run_id=` on the command line, 0 if none) |
+//! | 24..32 | u64 | TSC frequency in kHz (0: unknown) |
+//! | 32..40 | u64 | TSC when the snapshot was taken |
+//! | 40..48 | u64 | TSC when the kernel reached its main function |
+//! | 48..56 | u64 | TSC when the workload started |
+//! | 56..96 | 5 × u64 | [`FrameStats`]: total, free, used, zeroed, exhausted (at 56, 64, 72, 80, 88) |
+//! | 96..128 | 4 × u64 | [`NodeStats`]: nodes, areas, lookups, max lookup depth (at 96, 104, 112, 120) |
+//! | 128..288 | 10 × (u64, u64) | per [`FaultKind`] `k` in index order: count at `128 + 16k`, sum of TSC cycles at `136 + 16k` |
+//! | 288..2848 | 10 × 32 × u64 | only with the histograms flag: bucket `i` of kind `k` at `288 + 8 (32k + i)`: faults that took `[2^i, 2^(i+1))` cycles (bucket 0 also 0 and 1, bucket 31 everything from `2^31`) |
+//!
+//! Kind indices `k`: 0 demand-zero, 1 zero-pool-hit, 2 zero-pool-miss
+//! (these two split demand-zero), 3 upgrade, 4 map, 5 file, 6 image,
+//! 7 callback, 8 protection, 9 unresolved ([`FaultKind::ALL`]).
+//!
+//! A frame is exactly [`wire::SHORT_LEN`] (288) bytes with flags 0, or
+//! [`wire::FULL_LEN`] (2848) with flags 1; any other length is malformed,
+//! and one longer than [`MAX_FRAME_LEN`] (4096) is dropped unread. Magic and
+//! version come first and stay there forever, so a decoder rejects what it
+//! does not understand before reading the rest (check the magic, then the
+//! version, then reason, flags, length and bytes 12..16).
+//!
+//! # Transports
+//!
+//! Over the virtio console one frame is one descriptor chain (header,
+//! counter block and histogram block may be separate descriptors: the frame
+//! is their bytes in chain order).
+//!
+//! Without a virtio console the guest writes each frame as one line on its
+//! serial console (COM1, port 0x3f8; under `mobius` the console-write port
+//! may carry parts of the same line, which the host treats as COM1 bytes):
+//!
+//! | bytes of the line | what |
 //! |---|---|
-//! | 0..4 | [`WIRE_MAGIC`] |
-//! | 4..6 | [`WIRE_VERSION`] |
-//! | 6 | [`SnapshotReason`]: 0 interval, 1 exit |
-//! | 7 | flags: [`wire::FLAG_HISTOGRAMS`] |
-//! | 8..12 | sequence number; 12..16 zero |
-//! | 16..56 | run id, TSC kHz, TSC now, TSC at boot, TSC at ready (u64 each) |
-//! | 56..96 | [`FrameStats`]: total, free, used, zeroed, exhausted |
-//! | 96..128 | [`NodeStats`]: nodes, areas, lookups, max lookup depth |
-//! | 128..288 | per [`FaultKind`], in index order: count, cycles (u64 each) |
-//! | 288..2848 | only with the histograms flag: per kind, [`HISTOGRAM_BUCKETS`] u64 counts |
+//! | 0..14 | the ASCII prefix `mobius-stats: `, bytes `6d 6f 62 69 75 73 2d 73 74 61 74 73 3a 20` (one space at the end) |
+//! | 14..14+2N | the frame's N bytes, byte 0 first, each as two lowercase hex digits (`0-9a-f`), high nibble first |
+//! | 14+2N | `\n` (0x0a), no `\r` |
 //!
-//! Magic and version come first and stay there forever, so a decoder rejects
-//! what it does not understand before reading the rest; every other field is
-//! checked (length, reason, flags). A frame is one virtio descriptor chain, or
-//! one hex line on the serial fallback.
+//! So a line is 14 + 2 × 288 + 1 = 591 bytes, or 5711 with histograms.
+//! The final snapshot of a run without histograms starts
+//! `mobius-stats: 4d62537403000100` (magic, version 3, reason 1, flags 0),
+//! then bytes 8..16, `0000000000000000` for the first snapshot (sequence
+//! number 0, then the zero word).
+//!
+//! A decoder (this host's is `mobius::stats::collector`) takes a console
+//! line as statistics only when it begins with the prefix; it removes it
+//! from the console output and passes every other line through. It ignores
+//! trailing whitespace (a `\r` added on the way), counts a line with an odd
+//! number of digits or a character that is not a hex digit as malformed, and
+//! one with more than `2 × MAX_FRAME_LEN` digits as oversized (without
+//! decoding it); the decoded bytes are then checked as a frame like any
+//! other.
 //!
 //! Why not serde + postcard (v1, v2): the guest sends a snapshot from ring 0,
 //! which kvm_pvm emulates at ~0.7 µs per instruction. Encoding v2 cost about
@@ -546,6 +589,26 @@ mod tests {
             sample().encode(&mut [0u8; 100]).err(),
             Some(WireError::BufferTooSmall)
         );
+    }
+
+    #[test]
+    fn the_documented_serial_line_start() {
+        let mut s = sample();
+        s.reason = SnapshotReason::Exit;
+        s.seq = 0;
+        for c in s.faults.iter_mut() {
+            c.histogram = [0; HISTOGRAM_BUCKETS];
+        }
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let frame = s.encode(&mut buf).expect("fits");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 32];
+        for (i, b) in frame[..16].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        assert_eq!(&hex, b"4d625374030001000000000000000000");
+        assert_eq!(14 + 2 * frame.len() + 1, 591);
     }
 
     #[test]

@@ -89,13 +89,15 @@ pub enum SeccompError {
 static INSTALLED: AtomicU8 = AtomicU8::new(0);
 
 /// Confine the calling thread (the vCPU's) to `filter`, unless it already is
-/// as narrowly. Filters stack: one installed stays for the thread's life.
-pub fn install(filter: Seccomp) -> Result<(), SeccompError> {
+/// as narrowly; `write_fds` are files it may also write to (beyond stdout and
+/// stderr). Filters stack: one installed stays for the thread's life, so a
+/// later, narrower one must be given the same `write_fds`.
+pub fn install(filter: Seccomp, write_fds: &[RawFd]) -> Result<(), SeccompError> {
     if filter.rank() <= INSTALLED.load(Ordering::Relaxed) {
         return Ok(());
     }
     sigsys::install().map_err(SeccompError::Handler)?;
-    let program = compile(filter.lists())?;
+    let program = compile_with(filter.lists(), write_fds)?;
     sigsys::set_label("vcpu");
     seccompiler::apply_filter(&program)?;
     INSTALLED.store(filter.rank(), Ordering::Relaxed);
@@ -104,11 +106,27 @@ pub fn install(filter: Seccomp) -> Result<(), SeccompError> {
 
 /// The BPF program allowing the calls of `lists` and trapping all others.
 pub fn compile(lists: &[&[Allow]]) -> Result<BpfProgram, seccompiler::Error> {
+    compile_with(lists, &[])
+}
+
+/// [`compile`], also allowing `write` to each of `write_fds`.
+pub fn compile_with(
+    lists: &[&[Allow]],
+    write_fds: &[RawFd],
+) -> Result<BpfProgram, seccompiler::Error> {
     // None: any arguments; Some(rules): one of them must match.
     let mut calls: BTreeMap<i64, Option<Vec<SeccompRule>>> = BTreeMap::new();
-    for entry in lists.iter().flat_map(|list| list.iter()) {
-        let new = rules(entry.args)?;
-        let slot = calls.entry(entry.nr).or_insert_with(|| Some(Vec::new()));
+    let output: Vec<Option<Vec<SeccompRule>>> = write_fds
+        .iter()
+        .map(|&fd| rules(Args::Is(0, fd as u64)))
+        .collect::<Result<_, _>>()?;
+    let entries = lists.iter().flat_map(|list| list.iter());
+    let entries = entries
+        .map(|e| (e.nr, rules(e.args)))
+        .chain(output.into_iter().map(|r| (libc::SYS_write, Ok(r))));
+    for (nr, new) in entries {
+        let new = new?;
+        let slot = calls.entry(nr).or_insert_with(|| Some(Vec::new()));
         match (slot.as_mut(), new) {
             (Some(old), Some(new)) => old.extend(new),
             _ => *slot = None,
@@ -200,6 +218,15 @@ mod tests {
                 names::name(nr)
             );
         }
+    }
+
+    #[test]
+    fn output_files_add_write_rules() {
+        let lists = Seccomp::Vcpu.lists();
+        let plain = compile(lists).unwrap();
+        let one = compile_with(lists, &[7]).unwrap();
+        let two = compile_with(lists, &[7, 9]).unwrap();
+        assert!(plain.len() < one.len() && one.len() < two.len());
     }
 
     #[test]

@@ -3,14 +3,16 @@ use std::ffi::{OsStr, OsString};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mobius_shared::exit::host;
-use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason};
+use mobius_shared::stats::{FaultKind, Snapshot};
 use mobius_shared::workloads::{self, CATALOGUE};
 
-use super::events::{self, Event};
-use super::format;
+use super::catalogue;
+use super::error::StatError;
+use super::events::{self, Event, RunFacts};
+use super::format::{self, histogram, Prefix, Style};
 use super::hooks::StatsHooks;
-use super::interval::IntervalGate;
+use super::interval::IntervalPrinter;
+use super::output::{self, Output};
 use crate::boot::initramfs::is_program_word;
 use crate::cli::StatArgs;
 use crate::{run_vm, RunOutcome, Seccomp, Stop};
@@ -61,7 +63,7 @@ type Target = (String, String, Option<Vec<u8>>);
 /// The workload words or PROGRAM after `--`: a word with a '/' or naming an
 /// existing file is a PROGRAM, packed into an initramfs; otherwise a
 /// built-in workload.
-fn target(args: &StatArgs) -> Result<Target, String> {
+fn target(args: &StatArgs) -> Result<Target, StatError> {
     let program = match args.workload.first() {
         Some(word) if is_program_word(OsStr::new(word)) => {
             args.workload.iter().map(OsString::from).collect()
@@ -77,38 +79,32 @@ fn target(args: &StatArgs) -> Result<Target, String> {
         }
         (args.workload.join(" "), line.trim().to_string())
     };
-    let initramfs = args
-        .run
-        .archive
-        .spec(&program)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let initramfs = args.run.archive.spec(&program).build()?;
     Ok((title, line, initramfs))
 }
 
 /// Check the workload words and build the guest command line for them.
-fn workload_cmdline(args: &StatArgs) -> Result<(String, String), String> {
+fn workload_cmdline(args: &StatArgs) -> Result<(String, String), StatError> {
     let Some((name, params)) = args.workload.split_first() else {
-        return Err(
-            "no workload given: mobius stat [options] -- WORKLOAD [KEY=VALUE...] | PROGRAM [ARGS...] (see mobius list)"
-                .into(),
-        );
+        return Err(StatError::NoWorkload);
     };
-    let w = workloads::find(name)
-        .ok_or_else(|| format!("unknown workload '{name}' (see mobius list)"))?;
+    let w = workloads::find(name).ok_or_else(|| StatError::UnknownWorkload(name.clone()))?;
     for p in params {
         let (k, _) = p
             .split_once('=')
-            .ok_or_else(|| format!("workload parameter '{p}' is not KEY=VALUE"))?;
+            .ok_or_else(|| StatError::NotKeyValue(p.clone()))?;
         if !w.params.iter().any(|x| x.name == k) {
-            return Err(format!(
-                "workload {name} has no parameter '{k}' (see mobius list)"
-            ));
+            return Err(StatError::UnknownParameter {
+                workload: name.clone(),
+                key: k.to_string(),
+            });
         }
     }
     let words = params.join(" ");
-    w.check(&words)
-        .map_err(|e| format!("workload {name}: {e}"))?;
+    w.check(&words).map_err(|e| StatError::BadParameter {
+        workload: name.clone(),
+        why: e.to_string(),
+    })?;
     let title = args.workload.join(" ");
     let mut line = args.run.cmdline.trim().to_string();
     line.push_str(&format!(" workload={name} {words}"));
@@ -118,13 +114,35 @@ fn workload_cmdline(args: &StatArgs) -> Result<(String, String), String> {
     Ok((title, line.trim().to_string()))
 }
 
-fn check_events(wanted: &[String]) -> Result<(), String> {
+fn check_events(wanted: &[String]) -> Result<(), StatError> {
     match wanted.iter().find(|w| !events::is_known(w)) {
-        Some(bad) => Err(format!(
-            "unknown event '{bad}' (see mobius stat --list-events)"
-        )),
+        Some(bad) => Err(StatError::UnknownEvent(bad.clone())),
         None => Ok(()),
     }
+}
+
+/// The output style `args` ask for.
+fn style(args: &StatArgs) -> Style {
+    match (&args.separator, args.json) {
+        (_, true) => Style::Json,
+        (Some(sep), false) => Style::Csv(sep.clone()),
+        (None, false) => Style::Table,
+    }
+}
+
+/// Standard error, or the `-o` file with perf's `# started on` line.
+fn open_output(args: &StatArgs, style: &Style) -> Result<Output, StatError> {
+    let Some(path) = &args.output else {
+        return Ok(Output::stderr());
+    };
+    let out = Output::file(path, args.append).map_err(|source| StatError::OpenOutput {
+        path: path.clone(),
+        source,
+    })?;
+    if *style != Style::Json {
+        out.write(&output::started_on());
+    }
+    Ok(out)
 }
 
 /// One run: the outcome, the final snapshot, the decode errors.
@@ -142,8 +160,12 @@ fn one_run(
     initramfs: Option<&Vec<u8>>,
     run_id: u64,
     final_run: bool,
-) -> Result<Run, i32> {
+    out: &Output,
+    intervals: Option<&Arc<Mutex<IntervalPrinter>>>,
+) -> Result<Run, StatError> {
     let mut config = args.run.config();
+    // -I lines, and the report after the last run, are written under the filter.
+    config.seccomp_write_fds.extend(out.fd());
     if config.seccomp != Seccomp::Off && !final_run {
         // This thread builds another VM after this one.
         config.seccomp = Seccomp::VcpuAndNextVm;
@@ -152,28 +174,23 @@ fn one_run(
     config.initramfs = initramfs.cloned();
     config.kvm_stats = true;
     let mut hooks = StatsHooks::new();
-    hooks.console_to_stderr = args.json;
     hooks.virtio = !args.serial_stats;
     hooks.collector.lock().expect_run_id(run_id);
-    let gate = args.interval.map(|ms| {
-        let gate = Arc::new(Mutex::new(IntervalGate::new(Duration::from_millis(ms))));
-        let sep = args.separator.clone();
-        let shared = gate.clone();
-        hooks.collector.lock().set_callback(Box::new(move |s| {
-            let mut gate = shared.lock().unwrap_or_else(|p| p.into_inner());
-            if s.reason == SnapshotReason::Interval && gate.admit(Instant::now()) {
-                eprintln!("{}", format::interval_line(s, sep.as_deref()));
-            }
-        }));
-        gate
-    });
-    let outcome = run_vm(&config, &mut hooks).map_err(|e| {
-        eprintln!("mobius: error: {e}");
-        e.exit_status()
-    })?;
-    let note = gate.and_then(|g| g.lock().unwrap_or_else(|p| p.into_inner()).summary());
-    if let Some(note) = note {
-        eprintln!("{note}");
+    if let Some(printer) = intervals {
+        lock(printer).new_run();
+        let printer = Arc::clone(printer);
+        hooks
+            .collector
+            .lock()
+            .set_callback(Box::new(move |s| lock(&printer).print(s)));
+    }
+    let outcome = run_vm(&config, &mut hooks)?;
+    if let Some(printer) = intervals {
+        // The counts since the last line set printed, and how many
+        // snapshots were folded into later line sets.
+        if let Some(note) = lock(printer).end_run() {
+            eprintln!("{note}");
+        }
     }
     let c = hooks.collector.lock();
     Ok(Run {
@@ -204,67 +221,97 @@ fn report_run(run: &Run, number: u32, title: &str) {
     }
 }
 
-/// `mobius stat`: run, collect, print.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `mobius stat`: run, collect, print; the exit status.
 pub fn stat(args: &StatArgs) -> i32 {
     if args.list_events {
-        events::all_names().iter().for_each(|n| println!("{n}"));
-        println!("kvm.<name>  (KVM's per-vCPU statistics, e.g. kvm.exits, kvm.pf_taken; as the kernel offers them)");
+        print!("{}", catalogue::list_text());
         return 0;
     }
-    let (title, cmdline, initramfs) =
-        match target(args).and_then(|r| check_events(&args.events).map(|_| r)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mobius: error: {e}");
-                return host::USAGE;
-            }
-        };
+    match run_stat(args) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("mobius: error: {e}");
+            e.exit_status()
+        }
+    }
+}
+
+fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
+    check_events(&args.events)?;
+    let (title, cmdline, initramfs) = target(args)?;
+    let names = events::wanted_names(&args.events);
+    let style = style(args);
+    let out = open_output(args, &style)?;
+    let intervals = args.interval.map(|ms| {
+        let period = Duration::from_millis(ms);
+        let p = IntervalPrinter::new(style.clone(), &names, out.clone(), period);
+        if p.is_empty() {
+            eprintln!("mobius: warning: -I: none of these events is known before the run ends (see mobius stat --list-events)");
+        }
+        Arc::new(Mutex::new(p))
+    });
     let start = Instant::now();
     let mut all: Vec<Vec<Event>> = Vec::new();
+    let mut runtimes = Vec::new();
     let mut last = None;
     let mut errors = super::DecodeErrors::default();
     let mut status = 0;
     for i in 0..args.repeat {
         let run_id = u64::from(std::process::id()) << 32 | u64::from(i);
         let final_run = i + 1 == args.repeat;
-        let run = match one_run(args, &cmdline, initramfs.as_ref(), run_id, final_run) {
-            Ok(run) => run,
-            Err(code) => return code,
-        };
+        let run = one_run(
+            args,
+            &cmdline,
+            initramfs.as_ref(),
+            run_id,
+            final_run,
+            &out,
+            intervals.as_ref(),
+        )?;
         status = run.outcome.exit_status();
         report_run(&run, i + 1, &title);
         errors.add(&run.errors);
-        if run.outcome.kvm_stats.is_empty() && args.events.iter().any(|e| e.starts_with("kvm.")) {
+        if run.outcome.kvm_stats.is_empty() && names.iter().any(|e| e.starts_with("kvm.")) {
             eprintln!("mobius: warning: this kernel offers no KVM binary statistics (KVM_GET_STATS_FD): kvm.* not supported");
         }
-        let mut evs = events::collect(run.last.as_ref(), &run.outcome);
-        evs.push(Event::count("stats.snapshots", run.snapshots));
-        evs.push(Event::count("stats.notifications", run.notifications));
-        all.push(events::select(evs, &args.events));
+        let facts = RunFacts {
+            last: run.last.as_ref(),
+            outcome: &run.outcome,
+            snapshots: run.snapshots,
+            notifications: run.notifications,
+            errors: run.errors,
+        };
+        all.push(events::select(&events::collect(&facts), &names));
+        runtimes.push(u64::try_from(run.outcome.timings.total.as_nanos()).unwrap_or(u64::MAX));
         last = run.last;
         if status != 0 {
             break;
         }
     }
-    let agg = format::aggregate(&all);
+    let agg = format::aggregate(&all, &runtimes);
+    let rows: Vec<_> = agg.iter().map(|a| a.row(all.len())).collect();
     let elapsed = start.elapsed().as_secs_f64() / all.len().max(1) as f64;
-    if args.json {
-        println!(
-            "{}",
-            format::json(&title, status, &agg, all.len(), last.as_ref(), errors)
-        );
-    } else if let Some(sep) = &args.separator {
-        eprint!("{}", format::csv(&agg, sep, (elapsed * 1e9) as u64));
-    } else {
-        eprint!("{}", format::table(&title, &agg, all.len(), elapsed));
+    // Like perf: after -I lines, the totals only with --summary.
+    let prefix = match args.interval {
+        None => Some(Prefix::None),
+        Some(_) if args.summary => Some(Prefix::Summary),
+        Some(_) => None,
+    };
+    if let Some(prefix) = prefix {
+        out.write(&style.report(&title, &rows, all.len(), elapsed, prefix));
     }
     if args.histogram {
         if let Some(s) = &last {
-            eprint!("{}", format::histograms(s));
+            out.write(&histogram::histograms(s));
         }
     }
     if let Some(summary) = errors.summary() {
         eprintln!("{summary}");
     }
-    status
+    out.finish().map_err(StatError::WriteOutput)?;
+    Ok(status)
 }

@@ -2,10 +2,17 @@
 //! (or 0 where it divides) must decode, combine and print without an
 //! arithmetic overflow, which would panic a debug build and wrap a release
 //! one. These run in debug, where overflow checks are on.
+use std::time::{Duration, Instant};
+
 use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason, HISTOGRAM_BUCKETS, MAX_FRAME_LEN};
 
+use super::catalogue;
 use super::command::summary_line;
-use super::{events, format, DecodeErrors, StatsCollector};
+use super::events::{self, RunFacts};
+use super::format::{self, histogram, Prefix, Style};
+use super::interval::IntervalPrinter;
+use super::output::Output;
+use super::{DecodeErrors, StatsCollector};
 use crate::{ExitCounts, RunOutcome, Stop, Timings};
 
 fn extreme(tsc_khz: u64) -> Snapshot {
@@ -68,31 +75,67 @@ fn extreme_snapshots_go_through_decoder_collector_and_every_format() {
             line.contains(&format!("guest page faults: {}", u64::MAX)),
             "{line}"
         );
-        let hist = format::histograms(&last);
+        let hist = histogram::histograms(&last);
         let bars = hist.lines().filter(|l| l.contains("[2^")).count();
         assert_eq!(bars, (FaultKind::COUNT) * HISTOGRAM_BUCKETS);
-        assert!(hist.lines().all(|l| l.matches('#').count() <= 40), "{hist}");
-        format::interval_line(&interval, None);
-        format::interval_line(&interval, Some(","));
-
-        let evs = events::collect(Some(&last), &outcome());
-        let faults = evs.iter().find(|e| e.name == "faults").expect("faults");
-        assert_eq!(faults.value, u64::MAX as f64);
-        assert_eq!(
-            evs.iter().find(|e| e.name == "exits").map(|e| e.value),
-            Some(u64::MAX as f64),
-            "exit total saturates"
+        assert!(
+            hist.lines()
+                .all(|l| l.matches('#').count() <= histogram::BAR_WIDTH),
+            "{hist}"
         );
-        let agg = format::aggregate(&[evs.clone(), evs]);
-        format::table("extreme", &agg, 2, 0.0);
-        format::csv(&agg, ",", u64::MAX);
+
+        let styles = [Style::Table, Style::Csv(",".into()), Style::Json];
+        let names: Vec<String> = catalogue::all().into_iter().map(|e| e.name).collect();
+        for style in &styles {
+            let mut p = IntervalPrinter::new(
+                style.clone(),
+                &names,
+                Output::stderr(),
+                Duration::from_millis(1),
+            );
+            let t = Instant::now();
+            // From nothing to everything, and back (counts going down).
+            p.offer(&interval, t);
+            p.offer(&last, t + Duration::from_secs(1));
+            p.offer(&Snapshot::new(u64::MAX, khz), t + Duration::from_secs(2));
+            p.offer(&last, t + Duration::from_secs(2));
+            p.closing_lines().expect("held back");
+        }
+
         let errors = DecodeErrors {
             malformed: u64::MAX,
             transport: u64::MAX,
             ..DecodeErrors::default()
         };
-        let json = format::json("extreme", 0, &agg, 2, Some(&last), errors);
-        assert_eq!(json["decode_errors"]["malformed"], u64::MAX);
+        let outcome = outcome();
+        let facts = RunFacts {
+            last: Some(&last),
+            outcome: &outcome,
+            snapshots: u64::MAX,
+            notifications: u64::MAX,
+            errors,
+        };
+        let evs = events::select(&events::collect(&facts), &names);
+        let value = |n: &str| evs.iter().find(|e| e.name == n).and_then(|e| e.value);
+        assert_eq!(value("faults"), Some(u64::MAX as f64));
+        assert_eq!(value("major-faults"), Some(u64::MAX as f64), "saturates");
+        assert_eq!(
+            value("exits"),
+            Some(u64::MAX as f64),
+            "exit total saturates"
+        );
+        assert_eq!(value("stats.transport"), Some(u64::MAX as f64));
+        let agg = format::aggregate(&[evs.clone(), evs], &[u64::MAX, u64::MAX]);
+        let rows: Vec<_> = agg.iter().map(|a| a.row(2)).collect();
+        for style in &styles {
+            for prefix in [Prefix::None, Prefix::Summary, Prefix::Interval(u64::MAX)] {
+                style.report("extreme", &rows, 2, 0.0, prefix);
+            }
+        }
+        let json = Style::Json.report("extreme", &rows, 2, 0.0, Prefix::None);
+        for line in json.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("JSON");
+        }
     }
 }
 
@@ -104,7 +147,7 @@ fn a_single_huge_bucket_among_small_ones_draws_sane_bars() {
     c.histogram[0] = 1;
     c.histogram[5] = u64::MAX;
     c.histogram[HISTOGRAM_BUCKETS - 1] = u64::MAX / 2;
-    let hist = format::histograms(&s);
+    let hist = histogram::histograms(&s);
     let widths: Vec<usize> = hist
         .lines()
         .filter(|l| l.contains("[2^"))

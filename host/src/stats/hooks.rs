@@ -13,8 +13,6 @@ use crate::{Error, RunHooks, Vm};
 /// Hooks for a run whose statistics the host wants.
 pub struct StatsHooks {
     pub collector: SharedCollector,
-    /// Send the guest's console to stderr (so stdout carries only `--json`).
-    pub console_to_stderr: bool,
     /// Offer the virtio console for statistics (else the guest uses serial).
     pub virtio: bool,
 }
@@ -23,7 +21,6 @@ impl StatsHooks {
     pub fn new() -> Self {
         StatsHooks {
             collector: StatsCollector::shared(),
-            console_to_stderr: false,
             virtio: true,
         }
     }
@@ -49,11 +46,9 @@ impl RunHooks for StatsHooks {
     }
 
     fn serial_output(&mut self) -> Box<dyn Write + Send> {
-        let console: Box<dyn Write + Send> = if self.console_to_stderr {
-            Box::new(std::io::stderr())
-        } else {
-            Box::new(std::io::stdout())
-        };
-        Box::new(SerialStatsFilter::new(console, self.collector.clone()))
+        Box::new(SerialStatsFilter::new(
+            Box::new(std::io::stdout()),
+            self.collector.clone(),
+        ))
     }
 }

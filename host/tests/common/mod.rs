@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod elf;
+pub mod perf_stat;
 pub mod programs;
 
 use std::io::Write;
@@ -87,4 +88,17 @@ impl Scratch {
     pub fn kernel(&self, name: &str, spec: &elf::ElfSpec) -> PathBuf {
         self.write(name, &spec.build())
     }
+}
+
+/// Run `mobius stat ARGS` (ARGS without the `stat`) with `-o FILE`: the
+/// process output and what FILE then holds.
+pub fn stat_to_file(args: &[&str]) -> (Output, String) {
+    let scratch = Scratch::new();
+    let path = scratch.path().join("stat.out");
+    let path_text = path.to_str().expect("UTF-8 temp path");
+    let mut all = vec!["stat", "-o", path_text];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    (o, text)
 }
