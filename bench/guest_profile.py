@@ -8,6 +8,7 @@ which logs one line per executed instruction, and counts them per function
 (symbols from `nm`). QEMU's own firmware before the kernel entry is left out.
 
     python3 bench/guest_profile.py ELF [--cmdline "workload=hello"] [--top 40]
+    python3 bench/guest_profile.py ELF --initrd hello.cpio   # a program's run
 """
 import argparse, bisect, collections, os, re, struct, subprocess, sys, tempfile
 
@@ -72,7 +73,7 @@ def windows(bases):
     return b"".join(struct.pack("<Q", b) for b in bases) + bytes(8 * (4 - len(bases)))
 
 
-def trace_pcs(qemu, elf, cmdline, params=False):
+def trace_pcs(qemu, elf, cmdline, params=False, initrd=None):
     """Boot `elf` under QEMU TCG single-stepping and yield the address of
     every instruction executed, in order. With `params`, also load a mobius
     boot-parameters block at 0x6800 as `mobius run` writes it (the user's
@@ -93,6 +94,9 @@ def trace_pcs(qemu, elf, cmdline, params=False):
                      "-global", "virtio-mmio.force-legacy=false",
                      "-device", "virtio-serial-device", "-chardev", "null,id=vc",
                      "-device", "virtconsole,chardev=vc"]
+        if initrd:
+            # A program to run (`mobius pack` writes the archive).
+            extra += ["-initrd", initrd]
         subprocess.run([qemu, "-M", "microvm,auto-kernel-cmdline=off", "-accel", "tcg",
                         "-singlestep", "-m", "128M", "-kernel", elf, "-append", cmdline,
                         "-nographic", "-no-reboot", "-nodefaults", "-serial", "null",
@@ -122,6 +126,8 @@ def main():
                     help="also load a mobius boot-parameters block (shared/src/boot_params.rs) "
                          "at 0x6800 as `mobius run` does; the line's host words then follow "
                          "the user's, which are the words before the first tsc_khz=")
+    ap.add_argument("--initrd", help="an initramfs (from `mobius pack -o FILE -- PROGRAM ARGS`): "
+                    "profile the kernel running that program")
     a = ap.parse_args()
     addrs, names = symbols(a.elf)
     counts = collections.Counter()
@@ -129,7 +135,7 @@ def main():
     last = "?"
     total = 0
     lo, hi = addrs[0] if addrs else 0, (addrs[-1] + 0x10000) if addrs else 0
-    for pc in trace_pcs(a.qemu, a.elf, a.cmdline, a.params):
+    for pc in trace_pcs(a.qemu, a.elf, a.cmdline, a.params, a.initrd):
         if not (lo <= pc < hi):
             continue
         i = bisect.bisect_right(addrs, pc) - 1

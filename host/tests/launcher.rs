@@ -152,7 +152,14 @@ fn halt_watch_ticks_are_counted_apart_from_signals() {
         .find_map(|w| w.strip_prefix("halt_watch="))
         .and_then(|n| n.parse::<u64>().ok());
     assert!(ticks.is_some_and(|n| n >= 5), "{err}");
-    assert!(err.contains(" interrupted=1 "), "{err}");
+    // The timeout's kick is one signal: counted once when it cuts a
+    // KVM_RUN short, not at all when it lands between two runs (the loop
+    // then sees the deadline itself). Never one per tick.
+    let interrupted = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("interrupted="))
+        .map_or(Some(0), |n| n.parse::<u64>().ok());
+    assert!(interrupted.is_some_and(|n| n <= 1), "{err}");
 }
 
 #[test]

@@ -12,4 +12,5 @@ pub mod initramfs;
 pub mod layout;
 pub mod ports;
 pub mod stats;
+pub mod vmcall;
 pub mod workloads;

@@ -61,7 +61,10 @@ cc="${CC_FOR_PROGRAMS:-gcc}"
 for src in "$here"/c/*.c; do
     name="c-$(basename "$src" .c)"
     if [[ ! -e "$out/$name" || "$src" -nt "$out/$name" || "$here/build.sh" -nt "$out/$name" ]]; then
-        if ! "$cc" -static -O2 -o "$out/$name.tmp.$$" "$src"; then
+        # A first-lines comment `/* cflags: ... */` adds flags (e.g. -nostdlib).
+        extra="$(sed -n 's|^/\* cflags: \(.*\) \*/$|\1|p' "$src" | head -n 1)"
+        # shellcheck disable=SC2086
+        if ! "$cc" -static -O2 $extra -o "$out/$name.tmp.$$" "$src"; then
             rm -f "$out/$name.tmp.$$"
             echo "build.sh: '$cc -static' failed for $src; static glibc (libc.a) is in the Debian/Ubuntu package libc6-dev" >&2
             exit 1

@@ -36,4 +36,8 @@ impl FileBacking for InitramfsFile {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self.0)
+    }
 }

@@ -24,7 +24,7 @@ use crate::arch::x86_64::user::FpuState;
 use crate::console::{write_program_output, Stream};
 use crate::fs::fd::FdTable;
 use crate::mm::kernel;
-use crate::mm::vmm::{SpaceId, KERNEL_SPACE};
+use crate::mm::vmm::{ShareHandle, SpaceId, KERNEL_SPACE};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,8 @@ pub struct Process {
     /// `rt_sigaction` actions by signal number - 1 (handler 0: default,
     /// 1: ignore). Remembered and reported back; handlers are not run yet.
     pub sig_actions: Box<[SigAction; 64]>,
+    /// Möbius share handles (`HndOpen`), by handle number.
+    pub handles: Vec<Option<ShareHandle>>,
 }
 
 /// One `struct sigaction` as the kernel sees it.
@@ -122,6 +124,7 @@ impl Process {
             vfork_parent: None,
             stats: ProcessStats::default(),
             sig_actions: Box::new([SigAction::default(); 64]),
+            handles: Vec::new(),
         }
     }
 
@@ -392,6 +395,7 @@ fn finish(pid: Pid) {
         let status = p.killed.unwrap_or(ExitStatus::Code(0));
         p.exited = Some(status);
         let fds = core::mem::take(&mut p.fds);
+        let handles = core::mem::take(&mut p.handles);
         let space = p.space;
         let parent = p.parent;
         release_vfork(&mut t, pid);
@@ -430,9 +434,12 @@ fn finish(pid: Pid) {
         } else {
             t.processes.remove(&pid);
         }
-        (fds, (!shared).then_some(space), (orphans, rest))
+        (fds, (!shared).then_some(space), (orphans, rest, handles))
     };
-    let (orphans, rest) = orphans;
+    let (orphans, rest, handles) = orphans;
+    for h in handles.into_iter().flatten() {
+        let _ = kernel::vmm().lock().close_handle(h);
+    }
     drop(orphans);
     for other in rest {
         kill(other, ExitStatus::Signal(9));

@@ -27,7 +27,7 @@ fn space() -> Option<SpaceId> {
     task::current().map(|(_, _, s)| s)
 }
 
-fn errno(e: VmError) -> i64 {
+pub(super) fn errno(e: VmError) -> i64 {
     match e {
         VmError::OutOfFrames | VmError::AddressSpaceExhausted => -ENOMEM,
         VmError::Overlap => -super::EEXIST,
@@ -115,7 +115,7 @@ pub fn mmap(a: Args) -> i64 {
     }
 }
 
-fn file_bytes(fd: u64) -> Result<&'static [u8], i64> {
+pub(super) fn file_bytes(fd: u64) -> Result<&'static [u8], i64> {
     let file = super::fd::get(fd)?;
     let f = file.lock();
     match &*f {

@@ -13,6 +13,7 @@ mod memory;
 mod misc;
 mod poll;
 mod process;
+mod vmcall;
 
 pub use errno::*;
 
@@ -97,6 +98,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         // mutex does not mark it (only matters across processes).
         273 => 0,
         318 => misc::getrandom(args),
+        mobius_shared::vmcall::BASE..mobius_shared::vmcall::END => vmcall::dispatch(nr, args),
         _ => -ENOSYS,
     };
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {

@@ -396,7 +396,7 @@ impl Mmu for X86Mmu {
             .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: the range lies inside `frame`, a RAM frame owned by the caller.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            copy_words(
                 data.as_ptr(),
                 (phys_to_virt(frame) as usize + offset) as *mut u8,
                 len,
@@ -408,9 +408,9 @@ impl Mmu for X86Mmu {
         let len = out
             .len()
             .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
-        // SAFETY: as for `write_frame`.
+        // SAFETY: as for `write_frame`; `out` holds at least `len` bytes.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            copy_words(
                 (phys_to_virt(frame) as usize + offset) as *const u8,
                 out.as_mut_ptr(),
                 len,
@@ -436,5 +436,22 @@ impl X86Mmu {
     /// Attributes of `page` in the address space now in CR3.
     pub fn translate_current(&self, page: VirtAddr) -> Option<PageAttrs> {
         self.translate(super::cpu::cr3(), page).map(|(_, a)| a)
+    }
+}
+
+/// Copy `len` bytes with `rep movsq` and a `rep movsb` tail: on kvm_pvm a
+/// string instruction is emulated per iteration, so 8-byte steps cost an
+/// eighth of byte steps (and far less than the compiler's `memcpy` loop).
+///
+/// # Safety
+/// `src` readable and `dst` writable for `len` bytes, not overlapping.
+unsafe fn copy_words(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: the caller's conditions; rsi/rdi advance through exactly
+    // `len` bytes.
+    unsafe {
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+             tail = in(reg) len % 8,
+             inout("rsi") src => _, inout("rdi") dst => _,
+             inout("rcx") len / 8 => _, options(nostack, preserves_flags))
     }
 }

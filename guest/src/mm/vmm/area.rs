@@ -20,6 +20,11 @@ pub trait FileBacking: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The whole file, when it lies in memory: a fault then copies its
+    /// page straight into the frame (one copy instead of three).
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A read from a [`FileBacking`] failed.

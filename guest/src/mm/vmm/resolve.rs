@@ -524,6 +524,10 @@ impl<M: Mmu> Vmm<M> {
                 .set(plan.index, pages, 0);
             return FaultOutcome::OutOfFrames;
         };
+        if data.len() < PAGE_SIZE as usize {
+            // The part past the file's bytes reads as zeroes.
+            self.mmu.zero_frame(frame);
+        }
         self.mmu.write_frame(frame, 0, data);
         self.descs.get_mut(plan.desc).expect("live").records.set(
             plan.index,

@@ -74,6 +74,11 @@ impl<M: Mmu> Vmm<M> {
         Ok(())
     }
 
+    /// How many names are exported.
+    pub fn export_count(&self) -> usize {
+        self.exports.len()
+    }
+
     /// Remove the export `name` and its reference (`HndExport(hdr, NULL)`).
     pub fn unexport(&mut self, name: &str) -> Result<(), VmError> {
         let desc = self.exports.remove(name).ok_or(VmError::UnknownName)?;
