@@ -14,6 +14,7 @@ use crate::arch::x86_64::tsc::{TSC_BOOT, TSC_KHZ, TSC_READY};
 use crate::mm::kernel::{frames_before_vmm, vmm_if_started};
 use crate::mm::vmm::{Access, FaultOutcome};
 use crate::println;
+use mobius_shared::procstats;
 use mobius_shared::stats::{wire, FrameStats, NodeStats, SnapshotReason, MAX_FRAME_LEN};
 
 /// Prefix of the serial fallback line carrying a hex-encoded snapshot frame.
@@ -88,17 +89,28 @@ pub fn send_snapshot(reason: SnapshotReason) -> bool {
     };
     let stats = vmm.fault_stats();
     let histograms = stats.wire_histograms();
-    let header = header(
+    let mut header = header(
         reason,
         vmm.frames().stats(),
         vmm.node_stats(),
         histograms.is_some(),
     );
+    // The process block goes with the final snapshot of a run that ran
+    // programs.
+    let mut block_buf = [0u8; procstats::MAX_BLOCK_LEN];
+    let block = match reason {
+        SnapshotReason::Exit => crate::proc::task::process_block()
+            .and_then(|b| b.write(&mut block_buf).ok())
+            .map(|n| &block_buf[..n]),
+        SnapshotReason::Interval => None,
+    };
+    header.process_block_len = block.map_or(0, <[u8]>::len);
     let words = header.to_words();
     let head = header_bytes(&words);
+    let block = block.unwrap_or_default();
     match histograms {
-        Some(h) => send_parts(&[head, stats.wire_counters(), h]),
-        None => send_parts(&[head, stats.wire_counters()]),
+        Some(h) => send_parts(&[head, stats.wire_counters(), h, block]),
+        None => send_parts(&[head, stats.wire_counters(), block]),
     }
     true
 }
@@ -139,6 +151,7 @@ fn header(
         frames,
         nodes,
         histograms,
+        process_block_len: 0,
     }
 }
 
@@ -191,6 +204,7 @@ pub fn send_bad_frames() {
         frames: Default::default(),
         nodes: Default::default(),
         histograms: false,
+        process_block_len: 0,
     };
     let mut head = [0u8; wire::HEADER_LEN];
     let counters = [0u8; wire::COUNTERS_LEN];

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod initramfs;
 pub mod layout;
 pub mod ports;
+pub mod procstats;
 pub mod stats;
 pub mod vmcall;
 pub mod workloads;

@@ -1,7 +1,7 @@
 //! Fault statistics: the counters the guest keeps and the wire format that
 //! carries them to the host.
 //!
-//! # Wire format (version 3)
+//! # Wire format (version 4)
 //!
 //! A frame is a fixed layout read at fixed offsets. Every integer is
 //! unsigned and little-endian; `u64` fields are 8 bytes at the offsets given.
@@ -9,9 +9,9 @@
 //! | bytes | type | what |
 //! |---|---|---|
 //! | 0..4 | u32 | [`WIRE_MAGIC`] `0x7453624d`: the bytes `4d 62 53 74`, ASCII `MbSt` |
-//! | 4..6 | u16 | [`WIRE_VERSION`], 3: `03 00` |
+//! | 4..6 | u16 | [`WIRE_VERSION`], 4: `04 00` (a decoder also reads version 3, which never has the process block) |
 //! | 6 | u8 | [`SnapshotReason`]: 0 interval (`-I`), 1 exit (the final one); any other value: malformed |
-//! | 7 | u8 | flags: 0, or [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows; any other value: malformed |
+//! | 7 | u8 | flags: bit 0 [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows the counters; bit 1 [`wire::FLAG_PROCESSES`] (2, version 4 only): a process block ([`crate::procstats`]) ends the frame; any other bit: malformed |
 //! | 8..12 | u32 | sequence number of the snapshot within the run, from 0 |
 //! | 12..16 | | zero (a decoder rejects anything else) |
 //! | 16..24 | u64 | run id (`run_id=` on the command line, 0 if none) |
@@ -28,9 +28,11 @@
 //! (these two split demand-zero), 3 upgrade, 4 map, 5 file, 6 image,
 //! 7 callback, 8 protection, 9 unresolved ([`FaultKind::ALL`]).
 //!
-//! A frame is exactly [`wire::SHORT_LEN`] (288) bytes with flags 0, or
-//! [`wire::FULL_LEN`] (2848) with flags 1; any other length is malformed,
-//! and one longer than [`MAX_FRAME_LEN`] (4096) is dropped unread. Magic and
+//! Without the process flag a frame is exactly [`wire::SHORT_LEN`] (288)
+//! bytes with flags 0, or [`wire::FULL_LEN`] (2848) with flags 1; with it,
+//! that many plus the process block, whose own head gives its length
+//! (`32 + 16 E + 64 R`, see [`crate::procstats`]). Any other length is
+//! malformed, and one longer than [`MAX_FRAME_LEN`] (8192) is dropped unread. Magic and
 //! version come first and stay there forever, so a decoder rejects what it
 //! does not understand before reading the rest (check the magic, then the
 //! version, then reason, flags, length and bytes 12..16).
@@ -53,7 +55,7 @@
 //!
 //! So a line is 14 + 2 × 288 + 1 = 591 bytes, or 5711 with histograms.
 //! The final snapshot of a run without histograms starts
-//! `mobius-stats: 4d62537403000100` (magic, version 3, reason 1, flags 0),
+//! `mobius-stats: 4d62537404000100` (magic, version 4, reason 1, flags 0),
 //! then bytes 8..16, `0000000000000000` for the first snapshot (sequence
 //! number 0, then the zero word).
 //!
@@ -75,13 +77,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::procstats::ProcessBlock;
+
 /// First field of every frame: "MbSt".
 pub const WIRE_MAGIC: u32 = 0x7453_624d;
 /// Version of the frame layout. Bump on any change to it.
-/// v2: postcard with sparse histograms; v3: the fixed layout above.
-pub const WIRE_VERSION: u16 = 3;
+/// v2: postcard with sparse histograms; v3: the fixed layout above; v4:
+/// the same plus an optional process block ([`crate::procstats`]).
+pub const WIRE_VERSION: u16 = 4;
+/// The oldest version a decoder still reads (v3 frames: no process block).
+pub const WIRE_VERSION_MIN: u16 = 3;
 /// Upper bound of a frame in bytes; the host drops longer ones unread.
-pub const MAX_FRAME_LEN: usize = 4096;
+pub const MAX_FRAME_LEN: usize = 8192;
 /// Buckets of a log2 cycle histogram: bucket `i` counts faults that took
 /// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also holds 0 and 1; the last bucket
 /// holds everything from 2^31 cycles up).
@@ -230,6 +237,8 @@ pub struct Snapshot {
     pub faults: [FaultCounter; FaultKind::COUNT],
     pub frames: FrameStats,
     pub nodes: NodeStats,
+    /// Per-process statistics (v4 frames with the process block).
+    pub processes: Option<ProcessBlock>,
 }
 
 impl Snapshot {
@@ -248,6 +257,7 @@ impl Snapshot {
             faults: [FaultCounter::default(); FaultKind::COUNT],
             frames: FrameStats::default(),
             nodes: NodeStats::default(),
+            processes: None,
         }
     }
 
@@ -284,6 +294,7 @@ impl Snapshot {
             frames: self.frames,
             nodes: self.nodes,
             histograms: self.has_histograms(),
+            process_block_len: self.processes.as_ref().map_or(0, ProcessBlock::wire_len),
         }
     }
 
@@ -301,9 +312,18 @@ impl Snapshot {
             out[..8].copy_from_slice(&c.count.to_le_bytes());
             out[8..].copy_from_slice(&c.cycles.to_le_bytes());
         }
+        let hist_len = if header.histograms {
+            wire::HISTOGRAMS_LEN
+        } else {
+            0
+        };
+        let (histograms, block) = histograms.split_at_mut(hist_len);
         let buckets = self.faults.iter().flat_map(|c| c.histogram.iter());
         for (v, out) in buckets.zip(histograms.chunks_exact_mut(8)) {
             out.copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(p) = &self.processes {
+            p.write(block).map_err(|_| WireError::BufferTooSmall)?;
         }
         Ok(out)
     }
@@ -325,7 +345,7 @@ impl Snapshot {
             return Err(WireError::BadMagic(magic));
         }
         let version = u16::from_le_bytes([head[4], head[5]]);
-        if version != WIRE_VERSION {
+        if !(WIRE_VERSION_MIN..=WIRE_VERSION).contains(&version) {
             return Err(WireError::UnknownVersion(version));
         }
         let reason = match head[6] {
@@ -333,17 +353,27 @@ impl Snapshot {
             1 => SnapshotReason::Exit,
             _ => return Err(WireError::Malformed),
         };
-        let histograms = match head[7] {
-            0 => false,
-            wire::FLAG_HISTOGRAMS => true,
-            _ => return Err(WireError::Malformed),
+        let known = if version >= 4 {
+            wire::FLAG_HISTOGRAMS | wire::FLAG_PROCESSES
+        } else {
+            wire::FLAG_HISTOGRAMS
         };
+        if head[7] & !known != 0 {
+            return Err(WireError::Malformed);
+        }
+        let histograms = head[7] & wire::FLAG_HISTOGRAMS != 0;
         let expected = if histograms {
             wire::FULL_LEN
         } else {
             wire::SHORT_LEN
         };
-        if frame.len() != expected || u64_at(8)? >> 32 != 0 {
+        let has_block = head[7] & wire::FLAG_PROCESSES != 0;
+        let length_ok = if has_block {
+            frame.len() > expected
+        } else {
+            frame.len() == expected
+        };
+        if !length_ok || u64_at(8)? >> 32 != 0 {
             return Err(WireError::Malformed);
         }
         let mut snap = Snapshot::new(u64_at(16)?, u64_at(24)?);
@@ -376,11 +406,16 @@ impl Snapshot {
                 }
             }
         }
+        if has_block {
+            let block = frame.get(expected..).ok_or(WireError::Malformed)?;
+            snap.processes = Some(ProcessBlock::read(block).map_err(|_| WireError::Malformed)?);
+        }
+        snap.version = version;
         Ok(snap)
     }
 }
 
-/// The v3 frame layout: sizes, flags, and the header the guest fills.
+/// The frame layout: sizes, flags, and the header the guest fills.
 pub mod wire {
     use super::{FaultKind, FrameStats, NodeStats, SnapshotReason, HISTOGRAM_BUCKETS};
     use super::{WIRE_MAGIC, WIRE_VERSION};
@@ -397,8 +432,10 @@ pub mod wire {
     pub const FULL_LEN: usize = SHORT_LEN + HISTOGRAMS_LEN;
     /// Flag: the histogram block follows the counters.
     pub const FLAG_HISTOGRAMS: u8 = 1;
+    /// Flag (v4): a process block ([`crate::procstats`]) ends the frame.
+    pub const FLAG_PROCESSES: u8 = 2;
 
-    const _: () = assert!(FULL_LEN <= super::MAX_FRAME_LEN);
+    const _: () = assert!(FULL_LEN + crate::procstats::MAX_BLOCK_LEN <= super::MAX_FRAME_LEN);
 
     /// Everything of a frame before the counter block.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,16 +451,15 @@ pub mod wire {
         pub nodes: NodeStats,
         /// Whether the histogram block follows.
         pub histograms: bool,
+        /// Bytes of the process block at the end (0: none).
+        pub process_block_len: usize,
     }
 
     impl Header {
         /// Length of the whole frame this header starts.
         pub const fn frame_len(&self) -> usize {
-            if self.histograms {
-                FULL_LEN
-            } else {
-                SHORT_LEN
-            }
+            let base = if self.histograms { FULL_LEN } else { SHORT_LEN };
+            base + self.process_block_len
         }
 
         /// The header as sixteen little-endian words (word `i` is bytes
@@ -433,11 +469,13 @@ pub mod wire {
                 SnapshotReason::Interval => 0,
                 SnapshotReason::Exit => 1,
             };
-            let flags = if self.histograms {
-                u64::from(FLAG_HISTOGRAMS)
-            } else {
-                0
-            };
+            let mut flags = 0u64;
+            if self.histograms {
+                flags |= u64::from(FLAG_HISTOGRAMS);
+            }
+            if self.process_block_len > 0 {
+                flags |= u64::from(FLAG_PROCESSES);
+            }
             let (f, n) = (&self.frames, &self.nodes);
             [
                 u64::from(WIRE_MAGIC) | u64::from(WIRE_VERSION) << 32 | reason << 48 | flags << 56,
@@ -607,7 +645,7 @@ mod tests {
             hex[2 * i] = HEX[usize::from(b >> 4)];
             hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
-        assert_eq!(&hex, b"4d625374030001000000000000000000");
+        assert_eq!(&hex, b"4d625374040001000000000000000000");
         assert_eq!(14 + 2 * frame.len() + 1, 591);
     }
 
@@ -668,5 +706,44 @@ mod tests {
         fn deref_mut(&mut self) -> &mut [u8] {
             &mut self.0[..self.1]
         }
+    }
+
+    #[test]
+    fn a_process_block_round_trips_and_v3_frames_still_decode() {
+        use crate::procstats::{ProcessBlock, ProcessRecord};
+        let mut s = sample();
+        let mut block = ProcessBlock {
+            syscalls: 77,
+            ..ProcessBlock::default()
+        };
+        let mut r = ProcessRecord {
+            pid: 1,
+            syscalls: 77,
+            ..ProcessRecord::default()
+        };
+        r.set_name("/bin/hello");
+        block.push(r);
+        s.processes = Some(block);
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let frame = s.encode(&mut buf).expect("fits").to_vec();
+        assert_eq!(frame[7], wire::FLAG_HISTOGRAMS | wire::FLAG_PROCESSES);
+        let back = Snapshot::decode(&frame).expect("decodes");
+        assert_eq!(back, s);
+        // A truncated block is malformed, not a panic.
+        assert_eq!(
+            Snapshot::decode(&frame[..frame.len() - 1]),
+            Err(WireError::Malformed)
+        );
+        // A version-3 frame (no block) decodes; a v3 frame claiming a
+        // block does not.
+        let mut v3 = sample();
+        let mut buf3 = [0u8; MAX_FRAME_LEN];
+        let mut f3 = v3.encode(&mut buf3).expect("fits").to_vec();
+        f3[4] = 3;
+        v3.version = 3;
+        assert_eq!(Snapshot::decode(&f3), Ok(v3));
+        let mut bad = frame.clone();
+        bad[4] = 3;
+        assert_eq!(Snapshot::decode(&bad), Err(WireError::Malformed));
     }
 }

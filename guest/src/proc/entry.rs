@@ -45,6 +45,7 @@ fn user_trap(frame: &mut TrapFrame) {
 
 fn page_fault(frame: &mut TrapFrame) {
     let cr2 = cpu::cr2();
+    task::note_fault();
     // The faulting process's space is the one in CR3 (no table lock on
     // the fault path).
     let space = crate::mm::kernel::current_space();

@@ -25,6 +25,7 @@ use crate::console::{write_program_output, Stream};
 use crate::fs::fd::FdTable;
 use crate::mm::kernel;
 use crate::mm::vmm::{ShareHandle, SpaceId, KERNEL_SPACE};
+use mobius_shared::procstats::{self, ProcessRecord};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,8 @@ impl ExitStatus {
 pub struct ProcessStats {
     pub syscalls: u64,
     pub enosys: u64,
+    /// Page faults taken in ring 3.
+    pub faults: u64,
     pub cpu_cycles: u64,
 }
 
@@ -126,6 +129,26 @@ impl Process {
             sig_actions: Box::new([SigAction::default(); 64]),
             handles: Vec::new(),
         }
+    }
+
+    /// Its statistics as the wire's process record.
+    pub fn record(&self) -> ProcessRecord {
+        let status = match self.exited {
+            Some(s) => s.shell_status(),
+            None => procstats::RUNNING,
+        };
+        let mut r = ProcessRecord {
+            pid: self.pid,
+            parent: self.parent,
+            status,
+            syscalls: self.stats.syscalls,
+            enosys: self.stats.enosys,
+            faults: self.stats.faults,
+            cpu_cycles: self.stats.cpu_cycles,
+            name: [0; procstats::NAME_LEN],
+        };
+        r.set_name(&self.name);
+        r
     }
 
     /// The handler of `sig` (0: default, 1: ignored, else a handler).
@@ -357,6 +380,8 @@ pub fn exit_thread(code: Option<u8>) -> ! {
         let Some(tid) = t.current_tid() else {
             task::leave_for_good()
         };
+        // Charge the last slice to the process before it can end.
+        t.account(crate::arch::x86_64::cpu::rdtsc());
         let pid = t.current_pid().unwrap_or(0);
         let clear = t.remove_thread(tid);
         let (space, last) = match t.processes.get_mut(&pid) {
@@ -394,11 +419,13 @@ fn finish(pid: Pid) {
         };
         let status = p.killed.unwrap_or(ExitStatus::Code(0));
         p.exited = Some(status);
+        let record = p.record();
         let fds = core::mem::take(&mut p.fds);
         let handles = core::mem::take(&mut p.handles);
         let space = p.space;
         let parent = p.parent;
         release_vfork(&mut t, pid);
+        t.history.push(record);
         let mut rest = Vec::new();
         if t.first == Some(pid) {
             // The first process is the run: when it ends, so does every

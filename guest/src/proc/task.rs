@@ -20,6 +20,9 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use mobius_shared::procstats::{self, EnosysCount, ProcessBlock, ProcessRecord};
 use spin::{Mutex, MutexGuard};
 
 use super::process::Process;
@@ -105,6 +108,11 @@ pub struct Table {
     pub first_exit: Option<super::process::ExitStatus>,
     /// TSC when the running thread got the CPU (CPU-time accounting).
     since: u64,
+    /// Processes that have ended, for the final statistics.
+    pub history: ProcessBlock,
+    /// Distinct unimplemented system-call numbers and their counts.
+    enosys: [EnosysCount; procstats::MAX_ENOSYS],
+    n_enosys: usize,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -117,7 +125,59 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     first: None,
     first_exit: None,
     since: 0,
+    history: ProcessBlock {
+        syscalls: 0,
+        enosys: 0,
+        n_enosys: 0,
+        enosys_numbers: [EnosysCount { nr: 0, count: 0 }; procstats::MAX_ENOSYS],
+        n_records: 0,
+        records: [EMPTY_RECORD; procstats::MAX_RECORDS],
+    },
+    enosys: [EnosysCount { nr: 0, count: 0 }; procstats::MAX_ENOSYS],
+    n_enosys: 0,
 });
+
+const EMPTY_RECORD: ProcessRecord = ProcessRecord {
+    pid: 0,
+    parent: 0,
+    status: 0,
+    syscalls: 0,
+    enosys: 0,
+    faults: 0,
+    cpu_cycles: 0,
+    name: [0; procstats::NAME_LEN],
+};
+
+/// System calls, unimplemented ones, and ring-3 page faults of the running
+/// thread not yet charged to its process: bumped on the hot paths without
+/// the table lock, moved into the process at every switch ([`Table::account`]).
+static PENDING_SYSCALLS: AtomicU64 = AtomicU64::new(0);
+static PENDING_ENOSYS: AtomicU64 = AtomicU64::new(0);
+static PENDING_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Count one system call of the running thread.
+pub fn note_syscall() {
+    PENDING_SYSCALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Count one ring-3 page fault of the running thread.
+pub fn note_fault() {
+    PENDING_FAULTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Count a call of unimplemented system call `nr` (`ENOSYS`).
+pub fn note_enosys(nr: u64) {
+    PENDING_ENOSYS.fetch_add(1, Ordering::Relaxed);
+    let mut t = TABLE.lock();
+    let nr = u32::try_from(nr).unwrap_or(u32::MAX);
+    let n = t.n_enosys;
+    if let Some(e) = t.enosys[..n].iter_mut().find(|e| e.nr == nr) {
+        e.count = e.count.saturating_add(1);
+    } else if n < procstats::MAX_ENOSYS {
+        t.enosys[n] = EnosysCount { nr, count: 1 };
+        t.n_enosys += 1;
+    }
+}
 
 /// The idle context's saved stack pointer.
 static mut IDLE_RSP: u64 = 0;
@@ -277,12 +337,22 @@ impl Table {
         earliest
     }
 
-    /// Charge the running thread's process for the CPU since it got it.
-    fn account(&mut self, now: u64) {
+    /// Charge the running thread's process for the CPU since it got it,
+    /// and for its system calls and faults since then.
+    pub fn account(&mut self, now: u64) {
         let used = now.saturating_sub(self.since);
         self.since = now;
+        let calls = PENDING_SYSCALLS.swap(0, Ordering::Relaxed);
+        let enosys = PENDING_ENOSYS.swap(0, Ordering::Relaxed);
+        let faults = PENDING_FAULTS.swap(0, Ordering::Relaxed);
+        self.history.syscalls = self.history.syscalls.saturating_add(calls);
+        self.history.enosys = self.history.enosys.saturating_add(enosys);
         if let Some(p) = self.current_process() {
-            p.stats.cpu_cycles = p.stats.cpu_cycles.saturating_add(used);
+            let s = &mut p.stats;
+            s.cpu_cycles = s.cpu_cycles.saturating_add(used);
+            s.syscalls = s.syscalls.saturating_add(calls);
+            s.enosys = s.enosys.saturating_add(enosys);
+            s.faults = s.faults.saturating_add(faults);
         }
     }
 
@@ -295,6 +365,23 @@ impl Table {
     fn stuck(&self) -> bool {
         self.run_queue.is_empty() && self.threads.values().all(|t| t.deadline.is_none())
     }
+}
+
+/// The statistics of every process of the run (ended ones first, then
+/// those still alive), or `None` when no program ran.
+pub fn process_block() -> Option<ProcessBlock> {
+    let mut t = TABLE.lock();
+    t.account(cpu::rdtsc());
+    if t.history.records().is_empty() && t.processes.is_empty() {
+        return None;
+    }
+    let mut b = t.history.clone();
+    for p in t.processes.values().filter(|p| p.exited.is_none()) {
+        b.push(p.record());
+    }
+    b.n_enosys = t.n_enosys as u32;
+    b.enosys_numbers = t.enosys;
+    Some(b)
 }
 
 /// The running thread's id, its process id and that process's space.

@@ -2,8 +2,8 @@
 //! needs. Arguments arrive in rdi, rsi, rdx, r10, r8, r9 with the number in
 //! rax; the result (or `-errno`) goes back in rax. Every pointer goes
 //! through `mm::uaccess` (`EFAULT`, never a kernel fault). A number the
-//! kernel does not implement answers `ENOSYS` (`strace=1` shows which;
-//! counting them per number for `mobius stat` is still to come).
+//! kernel does not implement answers `ENOSYS` and is counted per number
+//! (`mobius stat` shows them; `strace=1` traces every call).
 use crate::arch::x86_64::trap::TrapFrame;
 
 mod errno;
@@ -31,6 +31,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
         ],
     };
+    crate::proc::task::note_syscall();
     let result = match nr {
         22 => fd::pipe(args),
         32 => fd::dup(args),
@@ -99,7 +100,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         273 => 0,
         318 => misc::getrandom(args),
         mobius_shared::vmcall::BASE..mobius_shared::vmcall::END => vmcall::dispatch(nr, args),
-        _ => -ENOSYS,
+        _ => {
+            crate::proc::task::note_enosys(nr);
+            -ENOSYS
+        }
     };
     if TRACE.load(core::sync::atomic::Ordering::Relaxed) {
         let who = crate::proc::task::current().map_or((0, 0), |(t, p, _)| (p, t));
