@@ -21,6 +21,15 @@ fn invariants(vmm: &TestVmm) {
         .expect("invariants");
 }
 
+/// The invariants with one open handle on each of `handles`.
+fn invariants_with(vmm: &TestVmm, handles: &[DescId]) {
+    let mut open = BTreeMap::new();
+    for d in handles {
+        *open.entry(*d).or_insert(0u32) += 1;
+    }
+    vmm.lock().check_invariants(&open).expect("invariants");
+}
+
 #[test]
 fn row01_lookup_by_interior_address() {
     let vmm = setup(256);
@@ -914,4 +923,65 @@ fn in_memory_file_pages_are_copied_straight_and_zero_filled() {
     assert!(second[904..].iter().all(|b| *b == 0), "tail not zeroed");
     vmm.lock().free(s, at).unwrap();
     invariants(&vmm);
+}
+
+/// Issue 13 item 1: fork shares private pages copy-on-write; the first
+/// write copies (cow), the last owner's write takes the frame over
+/// (cow-reuse), a read maps the shared frame (shared); exported areas stay
+/// shared; reservations are inherited; every frame comes back.
+#[test]
+fn fork_copies_on_write_and_conserves_frames() {
+    let vmm = setup(256);
+    let free_at_start = free_frames(&vmm);
+    let parent = vmm.lock().create_space().unwrap();
+    let a = vmm.lock().alloc(parent, 3, 0, URW).unwrap();
+    for i in 0..3 {
+        write(&vmm, parent, a + i * P, &[10 + i as u8], true).unwrap();
+    }
+    let shared = vmm.lock().alloc(parent, 1, 0, URW).unwrap();
+    write(&vmm, parent, shared, &[7], true).unwrap();
+    let h = vmm.lock().share(parent, shared, "fork-shared").unwrap();
+    let r = vmm.lock().reserve(parent, 4, 0x100_0000_0000).unwrap();
+    let count = |k: FaultKind| vmm.lock().fault_stats().count(k);
+    let used_before_fork = free_frames(&vmm);
+
+    let child = vmm.lock().fork_space(parent).unwrap();
+    // Nothing copied by the fork itself (only the child's root table).
+    assert!(used_before_fork - free_frames(&vmm) <= 1);
+    // The child reads the parent's data through the same frames.
+    assert_eq!(read(&vmm, child, a, 1, true).unwrap(), vec![10]);
+    assert_eq!(count(FaultKind::Shared), 1);
+    // A write by the child copies; the parent keeps its value.
+    write(&vmm, child, a, &[99], true).unwrap();
+    assert_eq!(count(FaultKind::Cow), 1);
+    assert_eq!(read(&vmm, parent, a, 1, true).unwrap(), vec![10]);
+    assert_eq!(read(&vmm, child, a, 1, true).unwrap(), vec![99]);
+    // The parent writes page 1 first (copy), then the child, the last
+    // owner, takes the frame over.
+    write(&vmm, parent, a + P, &[50], true).unwrap();
+    assert_eq!(count(FaultKind::Cow), 2);
+    write(&vmm, child, a + P, &[60], true).unwrap();
+    assert_eq!(count(FaultKind::CowReuse), 1);
+    assert_eq!(read(&vmm, parent, a + P, 1, true).unwrap(), vec![50]);
+    assert_eq!(read(&vmm, child, a + P, 1, true).unwrap(), vec![60]);
+    // The exported area is the same memory on both sides.
+    write(&vmm, child, shared, &[8], true).unwrap();
+    assert_eq!(read(&vmm, parent, shared, 1, true).unwrap(), vec![8]);
+    // The reservation is there in the child too.
+    assert_eq!(
+        vmm.lock().lookup(child, r).map(|n| n.kind),
+        Some(NodeKind::Reserved)
+    );
+    invariants_with(&vmm, &[h.desc()]);
+
+    // The child exits: its copies go, the shared frames stay the parent's.
+    vmm.lock().destroy_space(child).unwrap();
+    assert_eq!(read(&vmm, parent, a + 2 * P, 1, true).unwrap(), vec![12]);
+    write(&vmm, parent, a + 2 * P, &[13], true).unwrap();
+    assert_eq!(count(FaultKind::CowReuse), 2);
+    vmm.lock().close_handle(h).unwrap();
+    vmm.lock().unexport("fork-shared").unwrap();
+    vmm.lock().destroy_space(parent).unwrap();
+    invariants(&vmm);
+    assert_eq!(free_frames(&vmm), free_at_start);
 }

@@ -1,6 +1,7 @@
 //! Model-based property test: long random sequences of alloc, free, reserve,
-//! share, open, map-shared, close, unexport, touch (read/write, user/kernel)
-//! and callback areas against a simple reference model. After every step:
+//! share, open, map-shared, close, unexport, touch (read/write, user/kernel),
+//! callback areas, fork (copy-on-write) and exit against a simple reference
+//! model. After every step:
 //! no overlap and the whole space covered (node tree invariants), nodes equal
 //! the model's, reference counts right, frames conserved; at the end,
 //! tearing everything down gives every frame and page table back.
@@ -67,6 +68,15 @@ enum Op {
         user: bool,
     },
     ZeroSome,
+    /// Space `into` (1 or 2) exits and becomes a fork of the other one.
+    Fork {
+        into: usize,
+    },
+    /// User space 1 or 2 exits: every area freed, the space destroyed and
+    /// created again empty.
+    Exit {
+        space: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,6 +97,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (space, any::<usize>(), 0..8u64, any::<bool>(), any::<bool>())
             .prop_map(|(space, pick, page, write, user)| Op::Touch { space, pick, page, write, user }),
         1 => Just(Op::ZeroSome),
+        1 => (1..3usize).prop_map(|into| Op::Fork { into }),
+        1 => (1..3usize).prop_map(|space| Op::Exit { space }),
     ]
 }
 
@@ -108,6 +120,8 @@ struct Model {
     values: BTreeMap<DescId, BTreeMap<u64, u8>>,
     exports: BTreeMap<&'static str, DescId>,
     handles: Vec<ShareHandle>,
+    /// CALLBACK areas (a fork shares them rather than copy them).
+    callbacks: std::collections::BTreeSet<DescId>,
 }
 
 fn half_bounds(user: bool) -> (u64, u64) {
@@ -300,6 +314,11 @@ impl World {
                         .half(space, user)
                         .insert(base, (pages, MKind::Mapped { desc, flags }));
                     self.model.values.insert(desc, BTreeMap::new());
+                    if cb {
+                        self.model.callbacks.insert(desc);
+                    } else {
+                        self.model.callbacks.remove(&desc);
+                    }
                 }
             }
             Op::Reserve {
@@ -431,6 +450,79 @@ impl World {
             Op::ZeroSome => {
                 self.vmm.lock().zero_some(8);
             }
+            Op::Exit { space } => self.exit(space),
+            Op::Fork { into } => self.fork(into),
+        }
+    }
+
+    /// Free every user-half node of `space`, destroy it, create it anew.
+    fn exit(&mut self, space: usize) {
+        let nodes: Vec<(u64, u64, MKind)> = self.model.user[space]
+            .iter()
+            .map(|(b, (n, k))| (*b, *n, *k))
+            .collect();
+        for (base, _, kind) in nodes {
+            self.vmm.lock().free(self.spaces[space], base).unwrap();
+            self.model.user[space].remove(&base);
+            if let MKind::Mapped { desc, .. } = kind {
+                self.model.forget_if_dead(desc);
+            }
+        }
+        let mut vm = self.vmm.lock();
+        vm.destroy_space(self.spaces[space]).unwrap();
+        self.spaces[space] = vm.create_space().unwrap();
+    }
+
+    /// Space `into` exits and becomes a copy-on-write fork of the other
+    /// user space: private areas get descriptors of their own holding the
+    /// same contents; shared ones (exported, or mapped more than once) are
+    /// the same descriptor.
+    fn fork(&mut self, into: usize) {
+        self.exit(into);
+        let from = 3 - into;
+        let shared: Vec<DescId> = self.model.user[from]
+            .values()
+            .filter_map(|(_, k)| match k {
+                MKind::Mapped { desc, .. }
+                    if self.model.refs(*desc) > 1 || self.model.callbacks.contains(desc) =>
+                {
+                    Some(*desc)
+                }
+                _ => None,
+            })
+            .collect();
+        let child = {
+            let mut vm = self.vmm.lock();
+            vm.destroy_space(self.spaces[into]).unwrap();
+            vm.fork_space(self.spaces[from]).unwrap()
+        };
+        self.spaces[into] = child;
+        let nodes: Vec<(u64, u64, MKind)> = self.model.user[from]
+            .iter()
+            .map(|(b, (n, k))| (*b, *n, *k))
+            .collect();
+        for (base, pages, kind) in nodes {
+            let kind = match kind {
+                MKind::Reserved => MKind::Reserved,
+                MKind::Mapped { desc, flags } => {
+                    let mine = match self.vmm.lock().lookup(child, base) {
+                        Some(NodeInfo {
+                            kind: NodeKind::Mapped { desc, .. },
+                            ..
+                        }) => desc,
+                        other => panic!("fork lost the node at {base:#x}: {other:?}"),
+                    };
+                    if shared.contains(&desc) {
+                        assert_eq!(mine, desc, "a shared area must stay shared");
+                    } else {
+                        assert_ne!(mine, desc, "a private area must be copied");
+                        let values = self.model.values[&desc].clone();
+                        self.model.values.insert(mine, values);
+                    }
+                    MKind::Mapped { desc: mine, flags }
+                }
+            };
+            self.model.user[into].insert(base, (pages, kind));
         }
     }
 

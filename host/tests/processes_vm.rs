@@ -157,3 +157,45 @@ fn a_deadlock_is_reported_and_ended() {
         explain(&o)
     );
 }
+
+/// The value of `event` in `mobius stat -x ,` output.
+fn csv_count(err: &str, event: &str) -> u64 {
+    err.lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == event)
+        .and_then(|f| f[0].parse().ok())
+        .unwrap_or_else(|| panic!("no {event} in:\n{err}"))
+}
+
+/// Issue 13: 100 forked children each write their own copy of a 1 MiB
+/// buffer (every byte checked by the child, the parent's copy checked at
+/// the end), and `mobius stat` counts the copy-on-write faults: at least
+/// one per page each child wrote.
+#[test]
+fn a_hundred_forked_children_write_their_own_copies() {
+    if !kvm_or_skip("a_hundred_forked_children_write_their_own_copies") {
+        return;
+    }
+    let o = mobius()
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            "faults.cow,faults.cow-reuse,faults.shared",
+        ])
+        .args(["--", program("forks").to_str().expect("utf-8")])
+        .args(["100", "1024"])
+        .output()
+        .expect("run mobius");
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "forks: 100 children, 1024 KiB each, all bytes right\n"
+    );
+    let err = stderr(&o);
+    let cow = csv_count(&err, "faults.cow");
+    let reuse = csv_count(&err, "faults.cow-reuse");
+    assert!(cow + reuse >= 100 * 256, "cow {cow} + reuse {reuse}\n{err}");
+    assert!(csv_count(&err, "faults.shared") >= 100 * 256, "{err}");
+}

@@ -280,3 +280,12 @@ fn spawn_and_threads_natively() {
         "read 23 bytes\nchild: hello, world\nchild: argv[1]=x\nexit 0\nthreads 2 counter 20000\n"
     );
 }
+
+#[test]
+fn forks_natively() {
+    let o = run("forks", &["20", "256"]);
+    assert_eq!(
+        stdout(&o),
+        "forks: 20 children, 256 KiB each, all bytes right\n"
+    );
+}

@@ -21,15 +21,17 @@
 //! | 48..56 | u64 | TSC when the workload started |
 //! | 56..96 | 5 × u64 | [`FrameStats`]: total, free, used, zeroed, exhausted (at 56, 64, 72, 80, 88) |
 //! | 96..128 | 4 × u64 | [`NodeStats`]: nodes, areas, lookups, max lookup depth (at 96, 104, 112, 120) |
-//! | 128..288 | 10 × (u64, u64) | per [`FaultKind`] `k` in index order: count at `128 + 16k`, sum of TSC cycles at `136 + 16k` |
-//! | 288..2848 | 10 × 32 × u64 | only with the histograms flag: bucket `i` of kind `k` at `288 + 8 (32k + i)`: faults that took `[2^i, 2^(i+1))` cycles (bucket 0 also 0 and 1, bucket 31 everything from `2^31`) |
+//! | 128..336 | 13 × (u64, u64) | per [`FaultKind`] `k` in index order: count at `128 + 16k`, sum of TSC cycles at `136 + 16k` (version 3: 10 kinds, bytes 128..288) |
+//! | 336..3664 | 13 × 32 × u64 | only with the histograms flag: bucket `i` of kind `k` at `336 + 8 (32k + i)`: faults that took `[2^i, 2^(i+1))` cycles (bucket 0 also 0 and 1, bucket 31 everything from `2^31`); version 3: 10 × 32 at `288..2848` |
 //!
 //! Kind indices `k`: 0 demand-zero, 1 zero-pool-hit, 2 zero-pool-miss
 //! (these two split demand-zero), 3 upgrade, 4 map, 5 file, 6 image,
-//! 7 callback, 8 protection, 9 unresolved ([`FaultKind::ALL`]).
+//! 7 callback, 8 protection, 9 unresolved, 10 shared, 11 cow, 12 cow-reuse
+//! ([`FaultKind::ALL`]; version 3 has kinds 0 to 9).
 //!
-//! Without the process flag a frame is exactly [`wire::SHORT_LEN`] (288)
-//! bytes with flags 0, or [`wire::FULL_LEN`] (2848) with flags 1; with it,
+//! Without the process flag a frame is exactly [`wire::SHORT_LEN`] (336)
+//! bytes with flags 0, or [`wire::FULL_LEN`] (3664) with flags 1 (version 3:
+//! 288 and 2848); with it,
 //! that many plus the process block, whose own head gives its length
 //! (`32 + 16 E + 64 R`, see [`crate::procstats`]). Any other length is
 //! malformed, and one longer than [`MAX_FRAME_LEN`] (8192) is dropped unread. Magic and
@@ -53,7 +55,7 @@
 //! | 14..14+2N | the frame's N bytes, byte 0 first, each as two lowercase hex digits (`0-9a-f`), high nibble first |
 //! | 14+2N | `\n` (0x0a), no `\r` |
 //!
-//! So a line is 14 + 2 × 288 + 1 = 591 bytes, or 5711 with histograms.
+//! So a line is 14 + 2 × 336 + 1 = 687 bytes, or 7343 with histograms.
 //! The final snapshot of a run without histograms starts
 //! `mobius-stats: 4d62537404000100` (magic, version 4, reason 1, flags 0),
 //! then bytes 8..16, `0000000000000000` for the first snapshot (sequence
@@ -118,10 +120,21 @@ pub enum FaultKind {
     Protection = 8,
     /// No area covers the address, or the fault could not be resolved.
     Unresolved = 9,
+    /// A frame that already exists was mapped: another space's page of a
+    /// shared area, a copy-on-write page read after a fork, a FILE or
+    /// IMAGE page already read in. No frame allocated, nothing read.
+    Shared = 10,
+    /// A write to a page shared copy-on-write: copied into a new frame.
+    Cow = 11,
+    /// A write to a copy-on-write page no one else shares any more: the
+    /// frame was taken over without a copy.
+    CowReuse = 12,
 }
 
 impl FaultKind {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 13;
+    /// Kinds in a version-3 frame (the first ten).
+    pub const COUNT_V3: usize = 10;
     pub const ALL: [FaultKind; Self::COUNT] = [
         FaultKind::DemandZero,
         FaultKind::ZeroPoolHit,
@@ -133,6 +146,9 @@ impl FaultKind {
         FaultKind::Callback,
         FaultKind::Protection,
         FaultKind::Unresolved,
+        FaultKind::Shared,
+        FaultKind::Cow,
+        FaultKind::CowReuse,
     ];
 
     /// Stable event name, as used by `mobius stat -e`.
@@ -148,6 +164,9 @@ impl FaultKind {
             FaultKind::Callback => "faults.callback",
             FaultKind::Protection => "faults.protection",
             FaultKind::Unresolved => "faults.unresolved",
+            FaultKind::Shared => "faults.shared",
+            FaultKind::Cow => "faults.cow",
+            FaultKind::CowReuse => "faults.cow-reuse",
         }
     }
 
@@ -362,10 +381,12 @@ impl Snapshot {
             return Err(WireError::Malformed);
         }
         let histograms = head[7] & wire::FLAG_HISTOGRAMS != 0;
+        let kinds = wire::kinds_in(version);
+        let short = wire::HEADER_LEN + 16 * kinds;
         let expected = if histograms {
-            wire::FULL_LEN
+            short + kinds * HISTOGRAM_BUCKETS * 8
         } else {
-            wire::SHORT_LEN
+            short
         };
         let has_block = head[7] & wire::FLAG_PROCESSES != 0;
         let length_ok = if has_block {
@@ -395,12 +416,12 @@ impl Snapshot {
             lookups: u64_at(112)?,
             max_lookup_depth: u64_at(120)?,
         };
-        for (k, c) in snap.faults.iter_mut().enumerate() {
+        for (k, c) in snap.faults.iter_mut().enumerate().take(kinds) {
             let at = wire::HEADER_LEN + 16 * k;
             c.count = u64_at(at)?;
             c.cycles = u64_at(at + 8)?;
             if histograms {
-                let base = wire::SHORT_LEN + k * HISTOGRAM_BUCKETS * 8;
+                let base = short + k * HISTOGRAM_BUCKETS * 8;
                 for (i, v) in c.histogram.iter_mut().enumerate() {
                     *v = u64_at(base + 8 * i)?;
                 }
@@ -432,6 +453,15 @@ pub mod wire {
     pub const FULL_LEN: usize = SHORT_LEN + HISTOGRAMS_LEN;
     /// Flag: the histogram block follows the counters.
     pub const FLAG_HISTOGRAMS: u8 = 1;
+
+    /// Fault kinds in a frame of `version` (3: the first ten; 4: all).
+    pub const fn kinds_in(version: u16) -> usize {
+        if version <= 3 {
+            FaultKind::COUNT_V3
+        } else {
+            FaultKind::COUNT
+        }
+    }
     /// Flag (v4): a process block ([`crate::procstats`]) ends the frame.
     pub const FLAG_PROCESSES: u8 = 2;
 
@@ -646,7 +676,7 @@ mod tests {
             hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
         assert_eq!(&hex, b"4d625374040001000000000000000000");
-        assert_eq!(14 + 2 * frame.len() + 1, 591);
+        assert_eq!(14 + 2 * frame.len() + 1, 687);
     }
 
     #[test]
@@ -734,14 +764,21 @@ mod tests {
             Snapshot::decode(&frame[..frame.len() - 1]),
             Err(WireError::Malformed)
         );
-        // A version-3 frame (no block) decodes; a v3 frame claiming a
-        // block does not.
+        // A version-3 frame (ten kinds, no block) still decodes.
         let mut v3 = sample();
+        for c in v3.faults.iter_mut() {
+            c.histogram = [0; HISTOGRAM_BUCKETS];
+        }
+        for k in [FaultKind::Shared, FaultKind::Cow, FaultKind::CowReuse] {
+            v3.faults[k.index()] = FaultCounter::default();
+        }
         let mut buf3 = [0u8; MAX_FRAME_LEN];
-        let mut f3 = v3.encode(&mut buf3).expect("fits").to_vec();
+        let full = v3.encode(&mut buf3).expect("fits");
+        let mut f3 = full[..wire::HEADER_LEN + 16 * FaultKind::COUNT_V3].to_vec();
         f3[4] = 3;
         v3.version = 3;
         assert_eq!(Snapshot::decode(&f3), Ok(v3));
+        // A v3 frame claiming a process block does not.
         let mut bad = frame.clone();
         bad[4] = 3;
         assert_eq!(Snapshot::decode(&bad), Err(WireError::Malformed));

@@ -128,4 +128,10 @@ pub trait Mmu {
     fn write_frame(&mut self, frame: PhysAddr, offset: usize, data: &[u8]);
     /// Copy physical memory at `frame + offset` into `out` (within one frame).
     fn read_frame(&self, frame: PhysAddr, offset: usize, out: &mut [u8]);
+    /// Copy the whole frame `src` into `dst` (a copy-on-write break).
+    fn copy_frame(&mut self, dst: PhysAddr, src: PhysAddr) {
+        let mut page = alloc::vec![0u8; PAGE_SIZE as usize];
+        self.read_frame(src, 0, &mut page);
+        self.write_frame(dst, 0, &page);
+    }
 }

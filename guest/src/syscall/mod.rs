@@ -37,6 +37,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         32 => fd::dup(args),
         33 => fd::dup2(args),
         56 => process::clone(frame, args),
+        57 => process::fork(frame),
         58 => process::vfork(frame),
         59 => process::execve(frame, args),
         35 => process::nanosleep(args),

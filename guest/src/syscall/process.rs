@@ -1,5 +1,6 @@
-//! Process and thread calls: `clone` (threads, and the `CLONE_VM|
-//! CLONE_VFORK` child `posix_spawn` makes), `vfork`, `execve`, `wait4`,
+//! Process and thread calls: `clone` (threads, the `CLONE_VM|CLONE_VFORK`
+//! child `posix_spawn` makes, and `fork`'s copy-on-write child), `fork`,
+//! `vfork`, `execve`, `wait4`,
 //! `exit`/`exit_group`, `futex`, `nanosleep`, `kill` and the process-group
 //! and session ids a shell asks for.
 use alloc::string::String;
@@ -59,8 +60,17 @@ pub fn clone(frame: &TrapFrame, a: Args) -> i64 {
         let vfork = flags & CLONE_VFORK != 0;
         process::new_process(&child, space, flags & CLONE_FILES != 0, vfork, fs)
     } else {
-        // A copy of the address space needs copy-on-write (not yet).
-        return -ENOSYS;
+        // fork: a copy-on-write duplicate of the address space.
+        let forked = vmm().lock().fork_space(space);
+        let Ok(child_space) = forked else {
+            return -super::ENOMEM;
+        };
+        let vfork = flags & CLONE_VFORK != 0;
+        let made = process::new_process(&child, child_space, flags & CLONE_FILES != 0, vfork, fs);
+        if made.is_err() {
+            let _ = vmm().lock().destroy_space(child_space);
+        }
+        made
     };
     let id = match id {
         Ok(id) => id,
@@ -77,6 +87,16 @@ pub fn clone(frame: &TrapFrame, a: Args) -> i64 {
         process::wait_vfork(id);
     }
     i64::from(id)
+}
+
+/// `fork()`: `clone(SIGCHLD)`, a copy-on-write child.
+pub fn fork(frame: &TrapFrame) -> i64 {
+    clone(
+        frame,
+        Args {
+            a: [17, 0, 0, 0, 0, 0],
+        },
+    )
 }
 
 /// `vfork()`: `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)` on the caller's

@@ -59,6 +59,13 @@ pub fn fault_about(kind: FaultKind) -> &'static str {
             "access the area does not allow (write to read-only, user to kernel); not resolved"
         }
         FaultKind::Unresolved => "no area covers the address, or the fault could not be resolved",
+        FaultKind::Shared => {
+            "a frame that already existed was mapped (shared area, copy-on-write read, page already read in)"
+        }
+        FaultKind::Cow => "write to a copy-on-write page after a fork: copied into a new frame",
+        FaultKind::CowReuse => {
+            "write to a copy-on-write page no one else shares any more: taken over without a copy"
+        }
     }
 }
 

@@ -404,6 +404,18 @@ impl Mmu for X86Mmu {
         }
     }
 
+    fn copy_frame(&mut self, dst: PhysAddr, src: PhysAddr) {
+        // SAFETY: two distinct whole RAM frames, reached through the direct
+        // map; the caller owns `dst`.
+        unsafe {
+            copy_words(
+                phys_to_virt(src) as *const u8,
+                phys_to_virt(dst) as *mut u8,
+                PAGE_SIZE as usize,
+            )
+        }
+    }
+
     fn read_frame(&self, frame: PhysAddr, offset: usize, out: &mut [u8]) {
         let len = out
             .len()

@@ -106,6 +106,8 @@ pub enum FrameError {
     Pinned,
     /// Unpin of an unpinned frame, or pin count overflow.
     PinCount,
+    /// Too many owners of one frame.
+    ShareCount,
 }
 
 const NIL: u32 = u32::MAX;
@@ -114,6 +116,9 @@ const NIL: u32 = u32::MAX;
 struct FrameRecord {
     state: FrameState,
     pins: u32,
+    /// Owners beyond the first (copy-on-write sharing after a fork): a
+    /// free drops one owner; the last one frees the frame.
+    shares: u32,
     /// Next frame index on the free list this frame is on.
     next: u32,
 }
@@ -384,6 +389,7 @@ impl FrameAllocator {
             self.records.push(FrameRecord {
                 state,
                 pins: 0,
+                shares: 0,
                 next: NIL,
             });
             if state == FrameState::Used {
@@ -429,10 +435,17 @@ impl FrameAllocator {
         f
     }
 
-    /// Return a frame. It goes to the zero pool at once when the zeroing hook
-    /// is eager, else to the dirty list.
+    /// Return a frame (drop one owner of a shared frame: only the last one
+    /// frees it). It goes to the zero pool at once when the zeroing hook is
+    /// eager, else to the dirty list.
     pub fn free(&mut self, phys: PhysAddr, mmu: &mut dyn Mmu) -> Result<(), FrameError> {
         self.check_freeable(phys)?;
+        if let Some(rec) = self.record_mut(phys) {
+            if rec.shares > 0 {
+                rec.shares -= 1;
+                return Ok(());
+            }
+        }
         if self.zeroing.eager() {
             self.zeroing.zero(phys, mmu);
             self.push(ListKind::Zero, phys);
@@ -466,6 +479,22 @@ impl FrameAllocator {
         }
         rec.pins = rec.pins.checked_add(1).ok_or(FrameError::PinCount)?;
         Ok(rec.pins)
+    }
+
+    /// One more owner of a used frame (copy-on-write after a fork).
+    /// Returns the owners beyond the first.
+    pub fn share(&mut self, phys: PhysAddr) -> Result<u32, FrameError> {
+        let rec = self.record_mut(phys).ok_or(FrameError::NotManaged)?;
+        if rec.state != FrameState::Used {
+            return Err(FrameError::NotUsed);
+        }
+        rec.shares = rec.shares.checked_add(1).ok_or(FrameError::ShareCount)?;
+        Ok(rec.shares)
+    }
+
+    /// Owners of a frame beyond the first (0 if not managed or not shared).
+    pub fn shares(&self, phys: PhysAddr) -> u32 {
+        self.record(phys).map_or(0, |r| r.shares)
     }
 
     /// Drop one pin.

@@ -227,6 +227,10 @@ pub mod rec {
     pub const READING: u64 = 4;
     /// FILE/IMAGE: reading failed; terminal (`PAGE_READFAILED`).
     pub const FAILED: u64 = 8;
+    /// The frame is shared copy-on-write with another area (after a fork):
+    /// mapped read-only; the first write copies it, or takes it over when
+    /// no one else owns it any more.
+    pub const COW: u64 = 16;
     pub const ADDR: u64 = !0xFFF;
 }
 
@@ -395,6 +399,9 @@ pub struct AreaDesc {
     pub kind: AreaKind,
     pub records: PageRecords,
     pub refs: u32,
+    /// Some page may be shared copy-on-write ([`rec::COW`]): the fault
+    /// path's short cut for upgrades is off for this area.
+    pub cow: bool,
 }
 
 impl AreaDesc {
@@ -583,6 +590,7 @@ mod tests {
             kind: AreaKind::Normal,
             records: PageRecords::default(),
             refs: 1,
+            cow: false,
         };
         let a = d.insert(desc());
         d.remove(a).unwrap();

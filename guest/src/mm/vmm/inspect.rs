@@ -198,6 +198,25 @@ impl<M: Mmu> Vmm<M> {
                 return Err("reference count mismatch");
             }
         }
+        // Every owned frame has exactly as many owners as areas record it
+        // (copy-on-write sharing after a fork), and only shared ones are
+        // marked copy-on-write.
+        let mut owners: BTreeMap<PhysAddr, u32> = BTreeMap::new();
+        for (_, d) in self.descs.iter() {
+            for (_, r) in d.records.iter() {
+                if r & rec::OWNED != 0 && r & rec::FRAME != 0 {
+                    *owners.entry(r & rec::ADDR).or_default() += 1;
+                }
+                if r & rec::COW != 0 && !d.cow {
+                    return Err("copy-on-write page in an area not marked cow");
+                }
+            }
+        }
+        for (frame, n) in owners {
+            if self.frames.shares(frame) + 1 != n {
+                return Err("frame owners do not match its share count");
+            }
+        }
         self.frames.check_invariants()
     }
 }

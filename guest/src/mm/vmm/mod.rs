@@ -86,6 +86,7 @@ use super::stats::{CycleSource, FaultStats};
 mod area;
 mod error;
 mod flags;
+mod fork;
 mod inspect;
 mod node;
 mod resize;
@@ -478,6 +479,7 @@ impl<M: Mmu> Vmm<M> {
             kind,
             records: PageRecords::default(),
             refs: 1,
+            cow: false,
         });
         self.insert_node(
             space,

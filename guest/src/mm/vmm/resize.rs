@@ -83,6 +83,7 @@ impl<M: Mmu> Vmm<M> {
             kind,
             records,
             refs: 1,
+            cow: d.cow,
         };
         Ok(self.descs.insert(tail))
     }

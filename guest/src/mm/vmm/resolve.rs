@@ -154,6 +154,8 @@ pub(super) struct Hint {
     /// Page attributes a read / a write fault maps with (non-IMAGE areas).
     read_attrs: PageAttrs,
     write_attrs: PageAttrs,
+    /// Some page of the area may be copy-on-write (no short-cut upgrade).
+    cow: bool,
 }
 
 impl Hint {
@@ -203,6 +205,7 @@ impl<M: Mmu> Vmm<M> {
             no_exec,
             read_attrs: flags.page_attrs(false, no_exec),
             write_attrs: flags.page_attrs(may_write, no_exec),
+            cow: d.cow,
         };
         self.hint = Some(h);
         (Some(h), depth)
@@ -247,7 +250,7 @@ impl<M: Mmu> Vmm<M> {
             h.read_attrs
         };
         let kind = if access.present {
-            if !access.write || self.mmu.set_writable(root, page) != Ok(true) {
+            if !access.write || h.cow || self.mmu.set_writable(root, page) != Ok(true) {
                 return None;
             }
             FaultKind::Upgrade
@@ -333,6 +336,19 @@ impl<M: Mmu> Vmm<M> {
             || (access.instruction && no_exec)
         {
             return done(FaultOutcome::Protection);
+        }
+        if h.cow {
+            let r = self.descs.get(h.desc).expect("live").records.get(index);
+            if r & rec::COW != 0 {
+                let t = Target {
+                    root: h.root,
+                    page,
+                    index,
+                    desc: h.desc,
+                    attrs: h.flags.page_attrs(may_write, no_exec),
+                };
+                return done(self.cow_fault(&t, r, access));
+            }
         }
         if access.present {
             if let Some(outcome) = self.upgrade(h.root, page, access) {
@@ -602,12 +618,12 @@ impl<M: Mmu> Vmm<M> {
 }
 
 /// Where a fault maps its page.
-struct Target {
-    root: PhysAddr,
-    page: VirtAddr,
-    index: u64,
-    desc: DescId,
-    attrs: PageAttrs,
+pub(super) struct Target {
+    pub(super) root: PhysAddr,
+    pub(super) page: VirtAddr,
+    pub(super) index: u64,
+    pub(super) desc: DescId,
+    pub(super) attrs: PageAttrs,
 }
 
 fn done(outcome: FaultOutcome) -> Step {
