@@ -15,7 +15,6 @@ pub mod stats;
 mod stop;
 pub mod vm;
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -31,6 +30,7 @@ pub use stats::StatsHooks;
 pub use vm::exits::ExitCounts;
 pub use vm::Vm;
 
+use boot::image::KernelImage;
 use devices::serial::SerialPort;
 use vm::run::{VcpuRunner, VcpuStop};
 
@@ -174,15 +174,16 @@ impl RunOutcome {
     }
 }
 
-fn read_kernel(source: &KernelSource) -> Result<(String, Cow<'static, [u8]>), Error> {
+/// The kernel's name in messages and its image; a file is opened, not read.
+fn open_kernel(source: &KernelSource) -> Result<(String, KernelImage<'static>), Error> {
     match source {
-        KernelSource::Bundled => Ok(("(bundled)".to_string(), Cow::Borrowed(BUNDLED_KERNEL))),
+        KernelSource::Bundled => Ok(("(bundled)".to_string(), KernelImage::bytes(BUNDLED_KERNEL))),
         KernelSource::Path(path) => {
-            let bytes = std::fs::read(path).map_err(|source| boot::BootError::Read {
+            let image = KernelImage::open(path).map_err(|source| boot::BootError::Read {
                 path: path.clone(),
                 source,
             })?;
-            Ok((path.display().to_string(), Cow::Owned(bytes)))
+            Ok((path.display().to_string(), image))
         }
     }
 }
@@ -236,7 +237,7 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     let start = Instant::now();
     let mut timings = Timings::default();
 
-    let (name, image) = read_kernel(&config.kernel)?;
+    let (name, mut image) = open_kernel(&config.kernel)?;
     let info = boot::elf::check(&name, &image, config.memory)?;
     if let Some(archive) = &config.initramfs {
         // Fail before KVM is opened, as for a kernel too large.
@@ -250,7 +251,8 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     let t_vm = Instant::now();
     timings.vm_create = t_vm - t;
 
-    let kernel = boot::elf::load(&name, &image, vm.memory(), vm.ram_size())?;
+    let kernel = boot::elf::load(&name, &mut image, &info, vm.memory(), vm.ram_size())?;
+    drop(image);
     let entry = match config.boot {
         BootMode::Long => kernel.entry,
         BootMode::Pvh => kernel
