@@ -7,6 +7,7 @@
 //! counted in [`DecodeErrors`] and reported while the run goes on. Whatever
 //! it sends, the host keeps at most [`MAX_RETAINED_SNAPSHOTS`] snapshots and
 //! prints at most one `-I` line set per interval ([`interval`]).
+pub mod budget;
 pub mod catalogue;
 pub mod collector;
 pub mod command;
