@@ -2,6 +2,18 @@
 //! the run, every condition that holds is a broken budget, printed as
 //! `mobius: stat: budget exceeded: page-faults 1234 > 1000`, and `mobius`
 //! exits with [`host::BUDGET_EXCEEDED`](mobius_shared::exit::host::BUDGET_EXCEEDED).
+//!
+//! ```
+//! use mobius::stats::budget::Budget;
+//!
+//! let budget: Budget = "page-faults > 1000".parse().expect("an expression");
+//! assert_eq!(budget.broken(Some(900.0)), None);
+//! assert_eq!(
+//!     budget.broken(Some(1234.0)).as_deref(),
+//!     Some("mobius: stat: budget exceeded: page-faults 1234 > 1000")
+//! );
+//! assert!("page-faults >> 1".parse::<Budget>().is_err());
+//! ```
 use std::fmt;
 use std::str::FromStr;
 
