@@ -75,7 +75,10 @@ bench-boot: guest
 profile: guest
 	python3 bench/guest_profile.py $(GUEST_ELF) --params --cmdline "$(CMDLINE) tsc_khz=2600000 discard=1 virtio_mmio.device=4K@0xd0000000:5"
 
+## rustfmt, clippy, and actionlint on .github/workflows (installed under
+## $(TARGET_DIR)/tools when not on PATH: .ci/actionlint says how).
 lint: toolchain
+	bash .ci/actionlint $(TARGET_DIR)/tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p mobius -p mobius-shared -p mobius-guest --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) -- -D warnings

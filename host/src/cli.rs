@@ -156,6 +156,9 @@ pub struct StatArgs {
     /// Also print the log2 histogram of cycles per fault for each fault kind
     #[arg(long, conflicts_with_all = ["separator", "json"])]
     pub histogram: bool,
+    /// Fail (exit status 100) if, after the run, EVENT OP NUMBER holds (OP: > >= < <= == !=), e.g. 'page-faults > 1000'; repeatable
+    #[arg(long = "fail-if", value_name = "EXPR", value_parser = crate::stats::budget::parse)]
+    pub fail_if: Vec<crate::stats::budget::Budget>,
     /// List every event with its meaning and exit
     #[arg(long)]
     pub list_events: bool,

@@ -5,32 +5,63 @@
 //! [`cli::RunArgs::config`]), call [`run_vm`] with [`RunHooks`] to plug
 //! devices in, and get a [`RunOutcome`] back: how the guest stopped, the VM
 //! exits by reason, and the phase times.
+//!
+//! # In your own tests
+//!
+//! A Rust test can boot a built-in workload (`mobius list`) and assert on
+//! the page faults the guest's VMM counted. [`StatsHooks`] offers the guest
+//! its statistics console and keeps the snapshot it sends at exit
+//! ([`Snapshot`]: counts and cycles per [`FaultKind`], frames, nodes). The
+//! workloads' exact counts are in `mobius_shared::workloads`.
+//!
+//! ```no_run
+//! use mobius::{run_vm, FaultKind, RunConfig, StatsHooks, Stop};
+//!
+//! let config = RunConfig {
+//!     cmdline: "workload=seq-touch pages=100".into(),
+//!     ..RunConfig::default()
+//! };
+//! let mut hooks = StatsHooks::new();
+//! let outcome = run_vm(&config, &mut hooks)?;
+//! assert_eq!(outcome.stop, Stop::Guest(0));
+//! let snapshot = hooks.final_snapshot().expect("the guest sent its statistics");
+//! assert_eq!(snapshot.faults[FaultKind::DemandZero.index()].count, 100);
+//! assert_eq!(snapshot.total_faults(), 100);
+//! # Ok::<(), mobius::Error>(())
+//! ```
+//!
+//! Runs need `/dev/kvm` (read-write); without it [`run_vm`] returns an
+//! [`Error`] whose [`Error::exit_status`] is 69. `host/examples/count_faults.rs`
+//! is the same as a program (`cargo run -p mobius --example count_faults`).
+//! For counters in `mobius stat`'s terms (`page-faults`, `exits`,
+//! `time.total`, ...) see [`stats::events`].
 
 pub mod boot;
 pub mod cli;
+mod config;
 pub mod devices;
 pub mod error;
+mod outcome;
 pub mod seccomp;
 pub mod stats;
 mod stop;
 pub mod vm;
 
-use std::borrow::Cow;
-use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mobius_shared::boot_params::BootParams;
-use mobius_shared::exit::host;
 
 pub use boot::BootMode;
+pub use config::{KernelSource, NoHooks, RunConfig, RunHooks};
 pub use error::Error;
+pub use outcome::{RunOutcome, Stop, Timings};
 pub use seccomp::Seccomp;
-pub use stats::StatsHooks;
+pub use stats::{FaultKind, Snapshot, StatsHooks};
 pub use vm::exits::ExitCounts;
 pub use vm::Vm;
 
+use boot::image::KernelImage;
 use devices::serial::SerialPort;
 use vm::run::{VcpuRunner, VcpuStop};
 
@@ -42,147 +73,16 @@ const HALT_WATCH_PERIOD: Duration = Duration::from_millis(10);
 /// The guest kernel ELF built by `build.rs` and carried inside this binary.
 pub static BUNDLED_KERNEL: &[u8] = include_bytes!(env!("MOBIUS_GUEST_ELF_PATH"));
 
-/// Which kernel to boot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelSource {
-    Bundled,
-    Path(PathBuf),
-}
-
-/// Everything a run needs.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub kernel: KernelSource,
-    /// Guest RAM in bytes, in `[MEMORY_MIN, MEMORY_MAX]`.
-    pub memory: u64,
-    /// The user's command line; the host appends `tsc_khz=` and `discard=1`,
-    /// then whatever the hooks add.
-    pub cmdline: String,
-    pub timeout: Option<Duration>,
-    pub boot: BootMode,
-    pub kvm_device: PathBuf,
-    /// Read KVM's per-vCPU statistics at the end ([`RunOutcome::kvm_stats`];
-    /// `mobius stat` wants them, a plain run does not pay for them).
-    pub kvm_stats: bool,
-    /// A newc cpio archive handed to the guest as its PVH module, at the top
-    /// of RAM ([`boot::initramfs::ArchiveSpec::build`] makes one).
-    pub initramfs: Option<Vec<u8>>,
-    /// The seccomp filter to install before the vCPU runs ([`seccomp`]);
-    /// off by default, on in the `mobius` command unless `--no-seccomp`.
-    pub seccomp: Seccomp,
-    /// Open files the filter lets the vCPU thread `write` to besides stdout
-    /// and stderr (`mobius stat -o FILE`, whose `-I` lines are written while
-    /// the guest runs and whose report is written after the last run).
-    pub seccomp_write_fds: Vec<std::os::fd::RawFd>,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            kernel: KernelSource::Bundled,
-            memory: 128 << 20,
-            cmdline: String::new(),
-            timeout: None,
-            boot: BootMode::Long,
-            kvm_device: PathBuf::from("/dev/kvm"),
-            kvm_stats: false,
-            initramfs: None,
-            seccomp: Seccomp::Off,
-            seccomp_write_fds: Vec::new(),
-        }
-    }
-}
-
-/// Ways for a caller to extend a run.
-pub trait RunHooks {
-    /// Called once guest memory exists, before the kernel is loaded: register
-    /// MMIO devices ([`Vm::add_mmio_device`]), keep a clone of
-    /// [`Vm::memory`], append command-line words ([`Vm::append_cmdline`]).
-    fn before_boot(&mut self, _vm: &mut Vm) -> Result<(), Error> {
-        Ok(())
-    }
-
-    /// Where COM1 output goes. Default: stdout.
-    fn serial_output(&mut self) -> Box<dyn Write + Send> {
-        Box::new(std::io::stdout())
-    }
-}
-
-/// No extensions: serial to stdout, no extra devices.
-pub struct NoHooks;
-impl RunHooks for NoHooks {}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// The guest wrote this status (<= GUEST_STATUS_MAX) to the debug-exit port.
-    Guest(u32),
-    /// The guest crashed (triple fault, HLT without status, failed entry,
-    /// internal error, out-of-range status); the text is the report.
-    Crash(String),
-    /// `--timeout` expired.
-    Timeout(Duration),
-    /// Stopped by this signal (SIGINT/SIGTERM).
-    Interrupted(i32),
-}
-
-/// Host phase times of one run.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Timings {
-    /// Reading and checking the kernel image.
-    pub kernel_read: Duration,
-    /// Opening KVM, creating the VM and guest memory.
-    pub vm_create: Duration,
-    /// Loading the ELF and writing GDT, page tables and start_info.
-    pub load: Duration,
-    /// Creating the vCPU, CPUID, TSC frequency, command line, registers.
-    pub vcpu_setup: Duration,
-    /// Building and installing the seccomp filter (zero without one).
-    pub seccomp: Duration,
-    /// First KVM_RUN to the first byte on the serial console.
-    pub first_output: Option<Duration>,
-    /// First KVM_RUN to the guest stopping.
-    pub run: Duration,
-    /// Start of [`run_vm`] to the first serial byte.
-    pub boot_to_first_output: Option<Duration>,
-    /// Start of [`run_vm`] to the guest stopping.
-    pub total: Duration,
-}
-
-/// What [`run_vm`] returns once the guest has stopped.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    pub stop: Stop,
-    pub exits: ExitCounts,
-    pub timings: Timings,
-    /// The TSC frequency handed to the guest, if KVM reported one.
-    pub tsc_khz: Option<u32>,
-    /// KVM's own per-vCPU statistics (`KVM_GET_STATS_FD`), empty if the
-    /// kernel does not offer them.
-    pub kvm_stats: Vec<(String, u64)>,
-}
-
-impl RunOutcome {
-    /// The `mobius` process exit status for this outcome.
-    pub fn exit_status(&self) -> i32 {
-        match self.stop {
-            Stop::Guest(status) => status as i32,
-            Stop::Crash(_) => host::GUEST_CRASH,
-            Stop::Timeout(_) => host::TIMEOUT,
-            Stop::Interrupted(_) => host::INTERRUPTED,
-        }
-    }
-}
-
-fn read_kernel(source: &KernelSource) -> Result<(String, Cow<'static, [u8]>), Error> {
+/// The kernel's name in messages and its image; a file is opened, not read.
+fn open_kernel(source: &KernelSource) -> Result<(String, KernelImage<'static>), Error> {
     match source {
-        KernelSource::Bundled => Ok(("(bundled)".to_string(), Cow::Borrowed(BUNDLED_KERNEL))),
+        KernelSource::Bundled => Ok(("(bundled)".to_string(), KernelImage::bytes(BUNDLED_KERNEL))),
         KernelSource::Path(path) => {
-            let bytes = std::fs::read(path).map_err(|source| boot::BootError::Read {
+            let image = KernelImage::open(path).map_err(|source| boot::BootError::Read {
                 path: path.clone(),
                 source,
             })?;
-            Ok((path.display().to_string(), Cow::Owned(bytes)))
+            Ok((path.display().to_string(), image))
         }
     }
 }
@@ -231,12 +131,31 @@ fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
 ///
 /// Errors are setup failures (bad kernel, bad configuration, no KVM); once
 /// the vCPU runs, every ending (guest status, crash, timeout, signal) is an
-/// `Ok(RunOutcome)`. Installs process-wide SIGINT/SIGTERM handlers.
+/// `Ok(RunOutcome)`. The vCPU runs on the calling thread. Installs
+/// process-wide SIGINT/SIGTERM handlers (a signal stops the run with
+/// [`Stop::Interrupted`]); with [`RunConfig::seccomp`] on, also confines the
+/// calling thread for good.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mobius::{run_vm, NoHooks, RunConfig, Stop};
+///
+/// // The guest's `exit` workload ends with the status it is given.
+/// let config = RunConfig {
+///     cmdline: "workload=exit code=3".into(),
+///     timeout: Some(Duration::from_secs(10)),
+///     ..RunConfig::default()
+/// };
+/// let outcome = run_vm(&config, &mut NoHooks)?;
+/// assert_eq!(outcome.stop, Stop::Guest(3));
+/// println!("{} VM exits, {:?} in all", outcome.exits.total(), outcome.timings.total);
+/// # Ok::<(), mobius::Error>(())
+/// ```
 pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome, Error> {
     let start = Instant::now();
     let mut timings = Timings::default();
 
-    let (name, image) = read_kernel(&config.kernel)?;
+    let (name, mut image) = open_kernel(&config.kernel)?;
     let info = boot::elf::check(&name, &image, config.memory)?;
     if let Some(archive) = &config.initramfs {
         // Fail before KVM is opened, as for a kernel too large.
@@ -250,7 +169,8 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     let t_vm = Instant::now();
     timings.vm_create = t_vm - t;
 
-    let kernel = boot::elf::load(&name, &image, vm.memory(), vm.ram_size())?;
+    let kernel = boot::elf::load(&name, &mut image, &info, vm.memory(), vm.ram_size())?;
+    drop(image);
     let entry = match config.boot {
         BootMode::Long => kernel.entry,
         BootMode::Pvh => kernel
@@ -348,25 +268,6 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         tsc_khz,
         kvm_stats: report.kvm_stats,
     })
-}
-
-impl Timings {
-    /// One line, `name=1.234ms` pairs, for `--timings`.
-    pub fn line(&self) -> String {
-        let ms = |d: Duration| format!("{:.3}ms", d.as_secs_f64() * 1e3);
-        let opt = |d: Option<Duration>| d.map(ms).unwrap_or_else(|| "none".into());
-        format!(
-            "kernel={} vm_memory={} load={} vcpu={} seccomp={} first_run_to_output={} run={} total={}",
-            ms(self.kernel_read),
-            ms(self.vm_create),
-            ms(self.load),
-            ms(self.vcpu_setup),
-            ms(self.seccomp),
-            opt(self.first_output),
-            ms(self.run),
-            ms(self.total)
-        )
-    }
 }
 
 #[cfg(test)]

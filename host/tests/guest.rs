@@ -18,19 +18,43 @@ fn guest(cmdline: &str, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn bundled_kernel_is_an_x86_64_elf_with_a_pvh_note() {
+    use mobius::boot::image::KernelImage;
+    use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
     let k = mobius::BUNDLED_KERNEL;
     assert_eq!(&k[..4], b"\x7fELF");
-    let info = mobius::boot::elf::check("bundled", k, 128 << 20)
+    let mut image = KernelImage::bytes(k);
+    let info = mobius::boot::elf::check("bundled", &image, 128 << 20)
         .expect("bundled kernel passes the checks");
     assert!(info.entry >= mobius_shared::layout::KERNEL_MIN_ADDR);
-    let mem =
-        vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 128 << 20)])
-            .expect("guest memory");
-    let loaded = mobius::boot::elf::load("bundled", k, &mem, 128 << 20).expect("loads");
+    let memory = || {
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 128 << 20)]).expect("guest memory")
+    };
+    let mem = memory();
+    let loaded =
+        mobius::boot::elf::load("bundled", &mut image, &info, &mem, 128 << 20).expect("loads");
     assert!(
         loaded.pvh_entry.is_some(),
         "no PVH entry note (Xen note type 18)"
     );
+
+    // The same kernel from a file (read by offset, not whole) loads the same bytes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("guest.elf");
+    std::fs::write(&path, k).expect("write the kernel");
+    let mut file = KernelImage::open(&path).expect("open the kernel");
+    let from_file = mobius::boot::elf::check("file", &file, 128 << 20).expect("checks");
+    assert_eq!(from_file, info);
+    let mem2 = memory();
+    let loaded2 =
+        mobius::boot::elf::load("file", &mut file, &from_file, &mem2, 128 << 20).expect("loads");
+    assert_eq!(loaded2, loaded);
+    let start = mobius_shared::layout::KERNEL_MIN_ADDR;
+    let len = usize::try_from(info.end - start).expect("kernel size");
+    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+    mem.read_slice(&mut a, GuestAddress(start)).expect("read");
+    mem2.read_slice(&mut b, GuestAddress(start)).expect("read");
+    assert!(a == b, "the file and the bundled image load differently");
 }
 
 #[test]

@@ -92,6 +92,24 @@ fn stat_runs_are_confined_too() {
 }
 
 #[test]
+fn stat_reads_a_kernel_file_again_under_the_filter() {
+    if !kvm_or_skip("stat_reads_a_kernel_file_again_under_the_filter") {
+        return;
+    }
+    // Runs 2 and 3 open `--kernel PATH` and read its headers and segments
+    // (pread64) on the confined thread.
+    let dir = common::Scratch::new();
+    let kernel = dir.write("guest.elf", mobius::BUNDLED_KERNEL);
+    let kernel = kernel.to_str().expect("UTF-8 path");
+    let o = mobius()
+        .args(["stat", "-r", "3", "--kernel", kernel, "--", "hello"])
+        .output()
+        .expect("run mobius");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), HELLO.repeat(3));
+}
+
+#[test]
 fn no_seccomp_lifts_the_filter() {
     if !kvm_or_skip("no_seccomp_lifts_the_filter") {
         return;

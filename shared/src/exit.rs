@@ -56,6 +56,9 @@ pub mod host {
     pub const KVM_UNAVAILABLE: i32 = 69;
     /// Any other host-side failure (KVM ioctl failed, out of host memory...).
     pub const HOST_ERROR: i32 = 70;
+    /// `mobius stat --fail-if EXPR`: the run ended well (status 0) but one of
+    /// the counter budgets it was given is broken (or could not be checked).
+    pub const BUDGET_EXCEEDED: i32 = 100;
     /// The guest crashed: triple fault, failed entry, KVM internal error, or an
     /// out-of-range status.
     pub const GUEST_CRASH: i32 = 76;

@@ -4,18 +4,18 @@
 //! neither class nor machine nor where segments land, so a short parse of the
 //! headers comes first and turns every bad image into a precise [`BootError`].
 
-use std::io::Cursor;
-
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
 use mobius_shared::layout::KERNEL_MIN_ADDR;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
+use super::image::KernelImage;
 use super::BootError;
 
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
 const EM_X86_64: u16 = 62;
 
 /// A loadable segment: guest-physical `[start, end)`.
@@ -55,57 +55,88 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 
+/// The ELF header: its first [`EHDR_SIZE`] bytes, fewer if the image is shorter.
+fn read_header(name: &str, image: &KernelImage<'_>) -> Result<([u8; EHDR_SIZE], usize), BootError> {
+    let mut header = [0u8; EHDR_SIZE];
+    let n = usize::try_from(image.len()).map_or(EHDR_SIZE, |len| len.min(EHDR_SIZE));
+    image
+        .read_exact_at(&mut header[..n], 0)
+        .map_err(|e| read_error(name, e))?;
+    Ok((header, n))
+}
+
+fn read_error(name: &str, source: std::io::Error) -> BootError {
+    BootError::Read {
+        path: name.into(),
+        source,
+    }
+}
+
+/// Whether `[offset, offset + size)` lies inside an image of `len` bytes.
+fn inside(offset: u64, size: u64, len: u64) -> bool {
+    offset.checked_add(size).is_some_and(|end| end <= len)
+}
+
 /// Check the ELF header and program headers of `image` (named `name` in
-/// messages) against guest RAM `[0, ram_size)`.
-pub fn check(name: &str, image: &[u8], ram_size: u64) -> Result<ElfInfo, BootError> {
+/// messages) against guest RAM `[0, ram_size)`. Reads only the headers; every
+/// offset and size in them is checked against the image's length.
+pub fn check(name: &str, image: &KernelImage<'_>, ram_size: u64) -> Result<ElfInfo, BootError> {
     let malformed = |what: &str| BootError::Malformed {
         name: name.to_string(),
         what: what.to_string(),
     };
-    if image.len() < 4 || &image[..4] != b"\x7fELF" {
+    let (header, header_len) = read_header(name, image)?;
+    let header = &header[..header_len];
+    if header.len() < 4 || &header[..4] != b"\x7fELF" {
         return Err(BootError::NotElf(name.to_string()));
     }
-    if image.len() < 6 {
+    if header.len() < 6 {
         return Err(malformed("truncated ELF header"));
     }
-    match image[4] {
+    match header[4] {
         2 => {}
         1 => return Err(BootError::WrongClass(name.to_string())),
         _ => return Err(malformed("unknown ELF class")),
     }
-    match image[5] {
+    match header[5] {
         1 => {}
         2 => return Err(BootError::WrongEndian(name.to_string())),
         _ => return Err(malformed("unknown ELF data encoding")),
     }
-    if image.len() < EHDR_SIZE {
+    if header.len() < EHDR_SIZE {
         return Err(malformed("truncated ELF header"));
     }
-    let machine = u16_at(image, 18);
+    let machine = u16_at(header, 18);
     if machine != EM_X86_64 {
         return Err(BootError::WrongMachine {
             name: name.to_string(),
             machine,
         });
     }
-    let entry = u64_at(image, 24);
-    let phoff = u64_at(image, 32);
-    let phentsize = u16_at(image, 54) as usize;
-    let phnum = u16_at(image, 56) as usize;
+    let entry = u64_at(header, 24);
+    let phoff = u64_at(header, 32);
+    let phentsize = u16_at(header, 54) as usize;
+    let phnum = u16_at(header, 56) as usize;
     if phentsize != PHDR_SIZE {
         return Err(malformed("program header size is not 56"));
     }
-    let table_end = usize::try_from(phoff)
-        .ok()
-        .filter(|&o| o >= EHDR_SIZE)
-        .and_then(|o| o.checked_add(phnum * PHDR_SIZE))
-        .filter(|&e| e <= image.len())
-        .ok_or_else(|| malformed("program headers outside the file"))?;
-    let table = &image[table_end - phnum * PHDR_SIZE..table_end];
+    // At most 65535 * 56 bytes, and only once they are known to be in the file.
+    let table_size = phnum * PHDR_SIZE;
+    if phoff < EHDR_SIZE as u64 || !inside(phoff, table_size as u64, image.len()) {
+        return Err(malformed("program headers outside the file"));
+    }
+    let mut table = vec![0u8; table_size];
+    image
+        .read_exact_at(&mut table, phoff)
+        .map_err(|e| read_error(name, e))?;
 
     let mut segments = Vec::new();
     for ph in table.chunks_exact(PHDR_SIZE) {
-        if u32_at(ph, 0) != PT_LOAD {
+        let kind = u32_at(ph, 0);
+        if kind == PT_NOTE && !inside(u64_at(ph, 8), u64_at(ph, 32), image.len()) {
+            return Err(malformed("note data outside the file"));
+        }
+        if kind != PT_LOAD {
             continue;
         }
         let offset = u64_at(ph, 8);
@@ -115,10 +146,7 @@ pub fn check(name: &str, image: &[u8], ram_size: u64) -> Result<ElfInfo, BootErr
         if filesz > memsz {
             return Err(malformed("segment file size exceeds its memory size"));
         }
-        if offset
-            .checked_add(filesz)
-            .is_none_or(|e| e > image.len() as u64)
-        {
+        if !inside(offset, filesz, image.len()) {
             return Err(malformed("segment data outside the file"));
         }
         if memsz == 0 {
@@ -169,24 +197,30 @@ pub fn check(name: &str, image: &[u8], ram_size: u64) -> Result<ElfInfo, BootErr
     })
 }
 
-/// Check `image` and load it into `memory` (RAM `[0, ram_size)`).
+/// Load `image`, which [`check`] found to be `info`, into `memory` (RAM
+/// `[0, ram_size)`): each `PT_LOAD`'s file bytes are read straight into
+/// guest memory.
 pub fn load(
     name: &str,
-    image: &[u8],
+    image: &mut KernelImage<'_>,
+    info: &ElfInfo,
     memory: &GuestMemoryMmap,
     ram_size: u64,
 ) -> Result<LoadedKernel, BootError> {
-    let info = check(name, image, ram_size)?;
-    let result = Elf::load(
-        memory,
-        None,
-        &mut Cursor::new(image),
-        Some(GuestAddress(KERNEL_MIN_ADDR)),
-    )
-    .map_err(|source| BootError::Load {
-        name: name.to_string(),
-        source,
-    })?;
+    if info.end > ram_size {
+        return Err(BootError::MemoryTooSmall {
+            name: name.to_string(),
+            memory: ram_size,
+            needed: info.end,
+        });
+    }
+    let result =
+        Elf::load(memory, None, image, Some(GuestAddress(KERNEL_MIN_ADDR))).map_err(|source| {
+            BootError::Load {
+                name: name.to_string(),
+                source,
+            }
+        })?;
     let pvh_entry = match result.pvh_boot_cap {
         PvhBootCapability::PvhEntryPresent(addr) => Some(addr.0),
         _ => None,
@@ -224,13 +258,18 @@ mod tests {
 
     #[test]
     fn accepts_a_good_image() {
-        let info = check("k", &image(0x10_0000, 0x1000, 0x10_0000), 4 << 20).unwrap();
+        let info = check(
+            "k",
+            &KernelImage::bytes(&image(0x10_0000, 0x1000, 0x10_0000)),
+            4 << 20,
+        )
+        .unwrap();
         assert_eq!(info.end, 0x10_1000);
     }
 
     #[test]
     fn rejects_bad_placement() {
-        let e = |img: Vec<u8>, ram| check("k", &img, ram).unwrap_err();
+        let e = |img: Vec<u8>, ram| check("k", &KernelImage::bytes(&img), ram).unwrap_err();
         assert!(matches!(
             e(image(0x8000, 0x1000, 0x8000), 4 << 20),
             BootError::OverBootStructures { .. }
@@ -258,5 +297,44 @@ mod tests {
             e(bad_filesz, 4 << 20),
             BootError::Malformed { .. }
         ));
+    }
+
+    /// Offsets and sizes far past the end of a kernel file are refused from
+    /// the headers alone, before anything of that size is read or allocated.
+    #[test]
+    fn huge_offsets_in_a_file_are_malformed() {
+        use std::io::Write;
+        let set =
+            |f: &mut Vec<u8>, at: usize, v: u64| f[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        let good = image(0x10_0000, 0x1000, 0x10_0000);
+        let mut cases = Vec::new();
+        let mut phoff = good.clone();
+        set(&mut phoff, 32, u64::MAX - 8);
+        cases.push((phoff, "program headers outside the file"));
+        let mut phnum = good.clone();
+        phnum[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        cases.push((phnum, "program headers outside the file"));
+        for offset in [1 << 40, u64::MAX - 4] {
+            let mut seg = good.clone();
+            set(&mut seg, EHDR_SIZE + 8, offset);
+            cases.push((seg, "segment data outside the file"));
+        }
+        let mut filesz = good.clone();
+        set(&mut filesz, EHDR_SIZE + 32, 1 << 40);
+        set(&mut filesz, EHDR_SIZE + 40, 1 << 40);
+        cases.push((filesz, "segment data outside the file"));
+        let mut note = good.clone();
+        note[EHDR_SIZE..EHDR_SIZE + 4].copy_from_slice(&PT_NOTE.to_le_bytes());
+        set(&mut note, EHDR_SIZE + 32, u64::MAX);
+        cases.push((note, "note data outside the file"));
+        for (bytes, want) in cases {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            file.write_all(&bytes).unwrap();
+            let image = KernelImage::open(file.path()).unwrap();
+            match check("k", &image, 4 << 20) {
+                Err(BootError::Malformed { what, .. }) => assert_eq!(what, want),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
     }
 }

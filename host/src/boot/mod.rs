@@ -1,9 +1,11 @@
 //! Getting the guest kernel into memory: ELF checks and loading
 //! ([`elf`]), and the boot structures the entry expects ([`params`]): GDT,
 //! identity page tables, PVH `hvm_start_info` (with the initramfs of
-//! [`initramfs`] as its module), memory map and command line.
+//! [`initramfs`] as its module), memory map and command line. [`image`]
+//! reads a kernel file by offset, only the parts the loader needs.
 
 pub mod elf;
+pub mod image;
 pub mod initramfs;
 pub mod params;
 

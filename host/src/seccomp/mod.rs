@@ -10,7 +10,7 @@
 //! one it installs [`table::VCPU`] plus [`table::NEXT_VM`] (what building a
 //! VM takes), and stacks [`table::VCPU`] alone on it before the last run.
 //!
-//! A call outside the list is trapped: the SIGSYS handler ([`sigsys`]) writes
+//! A call outside the list is trapped: the SIGSYS handler (`sigsys.rs`) writes
 //! `mobius: error: seccomp: forbidden system call N (name) in thread vcpu`
 //! and the process exits with status 159 ([`SECCOMP_VIOLATION`], 128 +
 //! SIGSYS, as a shell reports a process killed by SIGSYS). `--no-seccomp`

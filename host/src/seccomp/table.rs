@@ -86,7 +86,8 @@ pub const VCPU: &[Allow] = &[
     ),
     allow(
         libc::SYS_pread64,
-        "read those statistics from their file descriptor",
+        "read those statistics from their file descriptor (and, before the next run of \
+         `mobius stat -r N`, the `--kernel PATH` headers and segments)",
     ),
     Allow {
         nr: libc::SYS_write,
@@ -180,7 +181,6 @@ pub const NEXT_VM: &[Allow] = &[
         why: "musl's open() sets FD_CLOEXEC again, for kernels that ignore O_CLOEXEC",
     },
     allow(libc::SYS_fstat, "size the kernel file"),
-    allow(libc::SYS_read, "read the kernel file"),
     ioctl(KVM_GET_API_VERSION, "check /dev/kvm speaks API 12"),
     ioctl(KVM_CREATE_VM, "create the VM"),
     ioctl(KVM_GET_VCPU_MMAP_SIZE, "size the vCPU's kvm_run area"),

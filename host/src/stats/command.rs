@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use mobius_shared::stats::{FaultKind, Snapshot};
 use mobius_shared::workloads::{self, CATALOGUE};
 
+use super::budget;
 use super::catalogue;
 use super::error::StatError;
 use super::events::{self, Event, RunFacts};
@@ -256,6 +257,8 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
     });
     let start = Instant::now();
     let mut all: Vec<Vec<Event>> = Vec::new();
+    let budget_names = budget::names(&args.fail_if);
+    let mut budget_runs: Vec<Vec<Event>> = Vec::new();
     let mut runtimes = Vec::new();
     let mut last = None;
     let mut errors = super::DecodeErrors::default();
@@ -285,7 +288,9 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
             notifications: run.notifications,
             errors: run.errors,
         };
-        all.push(events::select(&events::collect(&facts), &names));
+        let counted = events::collect(&facts);
+        all.push(events::select(&counted, &names));
+        budget_runs.push(events::select(&counted, &budget_names));
         runtimes.push(u64::try_from(run.outcome.timings.total.as_nanos()).unwrap_or(u64::MAX));
         last = run.last;
         if status != 0 {
@@ -313,5 +318,12 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
         eprintln!("{summary}");
     }
     out.finish().map_err(StatError::WriteOutput)?;
+    let broken = budget::check(&args.fail_if, &budget_runs);
+    for line in &broken {
+        eprintln!("{line}");
+    }
+    if status == 0 && !broken.is_empty() {
+        status = mobius_shared::exit::host::BUDGET_EXCEEDED;
+    }
     Ok(status)
 }
