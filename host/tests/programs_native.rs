@@ -288,4 +288,42 @@ fn forks_natively() {
         stdout(&o),
         "forks: 20 children, 256 KiB each, all bytes right\n"
     );
+
+/// `vecpair` natively: the feature line says what this machine has, the
+/// AVX and SSE2 code give the same bits, and two children at once (the
+/// AVX code where there is AVX, then SSE2 everywhere) both come out right.
+#[test]
+fn vecpair_natively() {
+    let features = format!(
+        "vecpair: avx={} avx2={} xsave={}\n",
+        is_x86_feature_detected!("avx"),
+        is_x86_feature_detected!("avx2"),
+        is_x86_feature_detected!("xsave")
+    );
+    assert_ok(&run("vecpair", &[]), &features);
+    // `work` ends with the TSC window it ran in: compare what comes before.
+    let checksum = |o: &Output| {
+        assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+        let out = stdout(o);
+        out.split_once(", TSC ")
+            .unwrap_or_else(|| panic!("no TSC window: {out:?}"))
+            .0
+            .to_string()
+    };
+    let default = checksum(&run("vecpair", &["work", "7", "100000"]));
+    let sse = checksum(&run("vecpair", &["work", "7", "100000", "sse"]));
+    assert!(
+        default.starts_with("vecpair: seed 7, 100000 iterations, checksum "),
+        "{default}"
+    );
+    assert_eq!(default, sse);
+    let other = checksum(&run("vecpair", &["work", "8", "100000"]));
+    let hex = |line: &str| line.rsplit(' ').next().unwrap_or_default().to_string();
+    assert_ne!(hex(&default), hex(&other), "seeds 7 and 8 agree");
+    for args in [&["run", "25000000"][..], &["run", "25000000", "sse"]] {
+        assert_ok(
+            &run("vecpair", args),
+            &format!("{features}vecpair: both results correct\n"),
+        );
+    }
 }

@@ -250,7 +250,9 @@ impl Table {
             clear_child_tid: 0,
         };
         self.threads.insert(tid, thread);
+        let was_empty = self.run_queue.is_empty();
         self.run_queue.push_back(tid);
+        self.start_slice_if_first(was_empty);
         Some(tid)
     }
 
@@ -273,6 +275,7 @@ impl Table {
     /// Make up to `max` threads blocked on a wait that `matches` runnable.
     /// Returns how many.
     pub fn wake(&mut self, matches: impl Fn(&Wait) -> bool, max: usize) -> usize {
+        let was_empty = self.run_queue.is_empty();
         let mut n = 0;
         for (tid, th) in self.threads.iter_mut() {
             if n == max {
@@ -287,6 +290,7 @@ impl Table {
                 }
             }
         }
+        self.start_slice_if_first(was_empty);
         n
     }
 
@@ -308,12 +312,35 @@ impl Table {
 
     /// Interrupt every blocked thread of `pid` (its process is ending).
     pub fn interrupt(&mut self, pid: Pid) {
+        let was_empty = self.run_queue.is_empty();
         for (tid, th) in self.threads.iter_mut() {
             if th.pid == pid && matches!(th.state, State::Blocked(_)) {
                 th.state = State::Runnable;
                 th.wake = Wake::Interrupted;
                 self.run_queue.push_back(*tid);
             }
+        }
+        self.start_slice_if_first(was_empty);
+    }
+
+    /// Threads were queued while one runs and stays on the CPU (a wake-up
+    /// from its system call, a new thread). If they are the first to wait
+    /// (the queue `was_empty`), start the running thread's time slice now:
+    /// the timer was set, or stopped, when nobody waited, and the running
+    /// thread would otherwise keep the CPU until it blocks or ends.
+    fn start_slice_if_first(&self, was_empty: bool) {
+        if !was_empty || self.run_queue.is_empty() || self.current.is_none() {
+            return;
+        }
+        let earliest = self
+            .threads
+            .values()
+            .filter(|th| matches!(th.state, State::Blocked(_)))
+            .filter_map(|th| th.deadline)
+            .min();
+        match earliest {
+            Some(d) => arm_until(d),
+            None => apic::arm_oneshot(ns_to_ticks(SLICE_NS)),
         }
     }
 

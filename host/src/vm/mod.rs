@@ -1,8 +1,9 @@
 //! The KVM side: the VM with its guest memory ([`Vm`]), the vCPU registers
-//! ([`vcpu`]), the run loop and exit dispatch ([`run`]), exit accounting
+//! ([`vcpu`]) and CPUID ([`cpuid`]), the run loop and exit dispatch ([`run`]), exit accounting
 //! ([`exits`]), halt detection with an in-kernel APIC ([`halt`]) the signals that stop a running vCPU ([`signal`]) and the bounded
 //! warnings about what the guest does ([`warnings`]).
 
+pub mod cpuid;
 pub mod exits;
 pub mod halt;
 pub mod kvm_stats;

@@ -23,14 +23,15 @@ const EFER_NXE: u64 = 1 << 11;
 const CPUID_EXT_FEATURES: u32 = 0x8000_0001;
 const CPUID_NX: u32 = 1 << 20;
 
-/// Create vCPU 0 and give it the host-supported CPUID; also says whether NX
-/// (EFER.NXE) is available.
+/// Create vCPU 0 and give it the host-supported CPUID without the features
+/// the guest kernel cannot keep per process ([`super::cpuid`]); also says
+/// whether NX (EFER.NXE) is available.
 pub fn create(vm: &Vm) -> Result<(VcpuFd, bool), VmError> {
     let vcpu = vm
         .fd()
         .create_vcpu(0)
         .map_err(VmError::kvm("create vCPU"))?;
-    let cpuid = vm
+    let mut cpuid = vm
         .kvm()
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(VmError::kvm("get supported CPUID"))?;
@@ -38,6 +39,7 @@ pub fn create(vm: &Vm) -> Result<(VcpuFd, bool), VmError> {
         .as_slice()
         .iter()
         .any(|e| e.function == CPUID_EXT_FEATURES && e.edx & CPUID_NX != 0);
+    super::cpuid::hide_extended_state(&mut cpuid);
     vcpu.set_cpuid2(&cpuid).map_err(VmError::kvm("set CPUID"))?;
     Ok((vcpu, nx))
 }
