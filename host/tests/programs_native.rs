@@ -288,6 +288,7 @@ fn forks_natively() {
         stdout(&o),
         "forks: 20 children, 256 KiB each, all bytes right\n"
     );
+}
 
 /// `vecpair` natively: the feature line says what this machine has, the
 /// AVX and SSE2 code give the same bits, and two children at once (the
