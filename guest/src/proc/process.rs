@@ -15,6 +15,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Mutex;
 
@@ -163,6 +164,19 @@ impl Process {
         self.brk_start = brk;
         self.brk = brk;
         self.brk_mapped = brk;
+    }
+}
+
+/// Processes marked to end whose threads have not all left yet: the
+/// return-to-ring-3 check ([`exit_if_killed`]) looks at the table only
+/// while this is non-zero.
+static ENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Mark `p` to end with `status` (once).
+fn mark_killed(p: &mut Process, status: ExitStatus) {
+    if p.killed.is_none() {
+        p.killed = Some(status);
+        ENDING.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -348,7 +362,7 @@ pub fn kill(pid: Pid, status: ExitStatus) {
         if p.exited.is_some() || p.killed.is_some() {
             return;
         }
-        p.killed = Some(status);
+        mark_killed(p, status);
         t.interrupt(pid);
     }
 }
@@ -365,6 +379,9 @@ pub fn exit_current(status: ExitStatus) -> ! {
 /// Called on every return to ring 3: a thread whose process is being
 /// ended ends here.
 pub fn exit_if_killed() {
+    if ENDING.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let killed = task::table().current_process().and_then(|p| p.killed);
     if killed.is_some() {
         exit_thread(None);
@@ -387,8 +404,8 @@ pub fn exit_thread(code: Option<u8>) -> ! {
         let (space, last) = match t.processes.get_mut(&pid) {
             Some(p) => {
                 p.threads.retain(|x| *x != tid);
-                if p.threads.is_empty() && p.killed.is_none() {
-                    p.killed = Some(ExitStatus::Code(code.unwrap_or(0)));
+                if p.threads.is_empty() {
+                    mark_killed(p, ExitStatus::Code(code.unwrap_or(0)));
                 }
                 (p.space, p.threads.is_empty().then_some(pid))
             }
@@ -419,6 +436,9 @@ fn finish(pid: Pid) {
         };
         let status = p.killed.unwrap_or(ExitStatus::Code(0));
         p.exited = Some(status);
+        if p.killed.is_some() {
+            ENDING.fetch_sub(1, Ordering::Relaxed);
+        }
         let record = p.record();
         let fds = core::mem::take(&mut p.fds);
         let handles = core::mem::take(&mut p.handles);

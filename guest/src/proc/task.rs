@@ -411,6 +411,14 @@ pub fn process_block() -> Option<ProcessBlock> {
     Some(b)
 }
 
+/// The running process's address space, from the one live in CR3 (no
+/// table lock: the system-call paths ask for it on every call). `None`
+/// outside a process.
+pub fn current_space() -> Option<SpaceId> {
+    let s = crate::mm::kernel::current_space();
+    (s != crate::mm::vmm::KERNEL_SPACE).then_some(s)
+}
+
 /// The running thread's id, its process id and that process's space.
 pub fn current() -> Option<(Tid, Pid, SpaceId)> {
     let mut t = TABLE.lock();

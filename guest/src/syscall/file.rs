@@ -18,7 +18,6 @@ use crate::fs::initramfs;
 use crate::kvmm;
 use crate::mm::uaccess::{self, StringError};
 use crate::mm::vmm::SpaceId;
-use crate::proc::task;
 
 const AT_FDCWD: u64 = (-100i64) as u64;
 const AT_EMPTY_PATH: u64 = 0x1000;
@@ -34,7 +33,7 @@ const CHUNK: usize = 64 * 1024;
 const IOV_MAX: u64 = 1024;
 
 fn space() -> Option<SpaceId> {
-    task::current().map(|(_, _, s)| s)
+    crate::proc::task::current_space()
 }
 
 fn file(fd: u64) -> Result<FileRef, i64> {

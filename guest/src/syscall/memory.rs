@@ -12,7 +12,6 @@ use crate::fs::initramfs::InitramfsFile;
 use crate::kvmm;
 use crate::mm::paging::{page_align_up, PAGE_SIZE};
 use crate::mm::vmm::{MemFlags, NodeKind, SpaceId, VmError, PROCESS_LOW_START, USER_END};
-use crate::proc::task;
 
 const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;
@@ -24,7 +23,7 @@ const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 fn space() -> Option<SpaceId> {
-    task::current().map(|(_, _, s)| s)
+    crate::proc::task::current_space()
 }
 
 pub(super) fn errno(e: VmError) -> i64 {

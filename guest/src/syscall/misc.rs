@@ -11,7 +11,7 @@ const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 
 fn space() -> Option<SpaceId> {
-    task::current().map(|(_, _, s)| s)
+    crate::proc::task::current_space()
 }
 
 fn put(addr: u64, bytes: &[u8]) -> i64 {
