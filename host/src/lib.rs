@@ -13,6 +13,7 @@ pub mod error;
 pub mod seccomp;
 pub mod stats;
 mod stop;
+pub mod syscalls;
 pub mod vm;
 
 use std::borrow::Cow;

@@ -1,4 +1,5 @@
-//! x86-64 system call names by number, for the SIGSYS report: taken from
+//! x86-64 system call names by number, for the seccomp filter's SIGSYS
+//! report and `mobius stat`'s list of unimplemented guest calls: taken from
 //! Linux's `asm/unistd_64.h` (numbers 0..=334 and 424..=450; the gap
 //! between them is unused on x86-64).
 
@@ -73,6 +74,11 @@ const HIGH: [&str; 27] = [
 
 /// The name of system call `nr`, or `"unknown"`.
 pub fn name(nr: i64) -> &'static str {
+    lookup(nr).unwrap_or("unknown")
+}
+
+/// The name of system call `nr`, if Linux has one for x86-64.
+pub fn lookup(nr: i64) -> Option<&'static str> {
     let (table, index) = if nr >= HIGH_BASE {
         (&HIGH[..], nr - HIGH_BASE)
     } else {
@@ -82,12 +88,11 @@ pub fn name(nr: i64) -> &'static str {
         .ok()
         .and_then(|i| table.get(i))
         .copied()
-        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::name;
+    use super::{lookup, name};
 
     #[test]
     fn names_match_libc_numbers() {
@@ -101,5 +106,11 @@ mod tests {
         assert_eq!(name(-1), "unknown");
         assert_eq!(name(400), "unknown");
         assert_eq!(name(10_000), "unknown");
+        assert_eq!(lookup(334), Some("rseq"));
+        assert_eq!(lookup(335), None);
+        assert_eq!(lookup(423), None);
+        assert_eq!(lookup(424), Some("pidfd_send_signal"));
+        assert_eq!(lookup(450), Some("set_mempolicy_home_node"));
+        assert_eq!(lookup(451), None);
     }
 }
