@@ -116,8 +116,9 @@ fn parse_env(s: &str) -> Result<String, String> {
 #[command(trailing_var_arg = true)]
 pub struct StatArgs {
     /// Events to report, comma separated, in that order (see `mobius stat
-    /// --list-events`); without -e: faults, faults.*, frames.free,
-    /// frames.used, frames.zeroed, nodes.areas, exits, time.*
+    /// --list-events`; syscalls* only for runs of programs); without -e:
+    /// faults, faults.*, frames.free, frames.used, frames.zeroed,
+    /// nodes.areas, syscalls*, exits, time.*
     #[arg(
         short = 'e',
         long = "event",
@@ -153,6 +154,12 @@ pub struct StatArgs {
     /// With -I: also print the totals at the end (CSV lines start with 'summary')
     #[arg(long)]
     pub summary: bool,
+    /// After the counters, one line per process of a run of programs: pid,
+    /// parent, status, system calls, ENOSYS calls, ring-3 page faults, CPU
+    /// msec, name (with -x: lines starting '#process', with -j: objects of
+    /// their own; with -r: the last run's)
+    #[arg(long)]
+    pub per_process: bool,
     /// Also print the log2 histogram of cycles per fault for each fault kind
     #[arg(long, conflicts_with_all = ["separator", "json"])]
     pub histogram: bool,

@@ -45,6 +45,7 @@ mod outcome;
 pub mod seccomp;
 pub mod stats;
 mod stop;
+pub mod syscalls;
 pub mod vm;
 
 use std::os::fd::AsRawFd;

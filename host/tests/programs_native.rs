@@ -202,6 +202,16 @@ fn fuzz() {
 }
 
 #[test]
+fn enosys() {
+    assert_ok(&run("enosys", &[]), "enosys: 400 returned -38 2 times\n");
+    assert_ok(
+        &run("enosys", &["387", "3"]),
+        "enosys: 387 returned -38 3 times\n",
+    );
+    assert_fails(&run("enosys", &["39", "1"]), "39 returned [");
+}
+
+#[test]
 fn vecmath_alone_and_two_at_once() {
     let expected = "vecmath: 200000 iterations, checksum 4a76a29d122b1fa7\n";
     assert_ok(&run("vecmath", &["200000"]), expected);

@@ -27,7 +27,6 @@
 //! [`SECCOMP_VIOLATION`]: mobius_shared::exit::host::SECCOMP_VIOLATION
 
 mod ioctls;
-mod names;
 mod sigsys;
 pub mod table;
 
@@ -195,7 +194,7 @@ mod tests {
         }
         for entry in table::VCPU.iter().chain(table::NEXT_VM) {
             assert!(!entry.why.is_empty() && !entry.why.contains('\n'));
-            assert_ne!(names::name(entry.nr), "unknown");
+            assert_ne!(crate::syscalls::name(entry.nr), "unknown");
         }
     }
 
@@ -215,7 +214,7 @@ mod tests {
             assert!(
                 !table::VCPU.iter().any(|e| e.nr == nr),
                 "{}",
-                names::name(nr)
+                crate::syscalls::name(nr)
             );
         }
     }

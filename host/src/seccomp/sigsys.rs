@@ -78,7 +78,7 @@ fn report(nr: Option<i64>, thread: &str) -> Line {
         Some(nr) => writeln!(
             line,
             "mobius: error: seccomp: forbidden system call {nr} ({}) in thread {thread}",
-            super::names::name(nr)
+            crate::syscalls::name(nr)
         ),
         None => writeln!(line, "mobius: error: SIGSYS in thread {thread}"),
     };

@@ -1,6 +1,7 @@
 //! Every event `mobius stat -e` accepts, with its one-line meaning, its unit,
-//! whether it is in the default report, and whether `-I` can print it
-//! mid-run; `mobius stat --list-events` prints this catalogue.
+//! whether it is in the default report (always, or only when the run can
+//! count it), and whether `-I` can print it mid-run; `mobius stat
+//! --list-events` prints this catalogue.
 use std::fmt::Write as _;
 
 use mobius_shared::stats::FaultKind;
@@ -14,6 +15,11 @@ pub struct EventInfo {
     pub unit: &'static str,
     /// Reported when `-e` is not given.
     pub default: bool,
+    /// A default event left out of the default report when the run could
+    /// not count it (perf's "skippable" default events), instead of shown
+    /// as `<not supported>`: the system-call counts of a run without
+    /// programs. Asked for with `-e`, it is `<not supported>` there.
+    pub skippable: bool,
     /// Known from a guest snapshot, so `-I` prints it each interval (host
     /// counters are known only when the run has ended).
     pub sampled: bool,
@@ -36,6 +42,7 @@ fn info(name: &str, about: &str, default: bool, sampled: bool) -> EventInfo {
             ""
         },
         default,
+        skippable: false,
         sampled,
     }
 }
@@ -113,6 +120,12 @@ const MEMORY: Entries = &[
 ];
 
 #[rustfmt::skip]
+const SYSCALLS: Entries = &[
+    ("syscalls", "system calls the run's programs made, every process (from the final snapshot only)", true),
+    ("syscalls.enosys", "of those, calls the guest kernel does not implement, answered ENOSYS (the table names their numbers)", true),
+];
+
+#[rustfmt::skip]
 const TIMES: Entries = &[
     ("time.boot-to-ready", "guest kernel entry to workload start (guest TSC)", true),
     ("time.ready-to-done", "workload start to the final snapshot (guest TSC)", true),
@@ -152,6 +165,14 @@ pub fn sections() -> Vec<Section> {
     );
     let perf = table(PERF, true);
     let memory = table(MEMORY, true);
+    // Only the exit snapshot carries the process block: not sampled.
+    let syscalls = table(SYSCALLS, false)
+        .into_iter()
+        .map(|e| EventInfo {
+            skippable: true,
+            ..e
+        })
+        .collect();
     let mut exits = vec![info(
         "exits",
         "VM exits the host handled, all reasons",
@@ -179,6 +200,10 @@ pub fn sections() -> Vec<Section> {
             events: memory,
         },
         Section {
+            title: "Guest system calls (runs of programs)",
+            events: syscalls,
+        },
+        Section {
             title: "VM exits (host)",
             events: exits,
         },
@@ -198,7 +223,8 @@ pub fn all() -> Vec<EventInfo> {
     sections().into_iter().flat_map(|s| s.events).collect()
 }
 
-/// The events reported when `-e` is not given.
+/// The events reported when `-e` is not given (the [`EventInfo::skippable`]
+/// ones among them only when the run counts them).
 pub fn default_names() -> Vec<String> {
     all()
         .into_iter()
@@ -225,7 +251,8 @@ pub fn list_text() -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nList of events for mobius stat -e (* = reported when -e is not given):"
+        "\nList of events for mobius stat -e (* = reported when -e is not given;\n\
+         + = reported then too when the run counts it, i.e. runs programs):"
     );
     let mut sections = sections();
     sections.push(Section {
@@ -241,7 +268,11 @@ pub fn list_text() -> String {
     for s in sections {
         let _ = writeln!(out, "\n{}:", s.title);
         for e in s.events {
-            let mark = if e.default { '*' } else { ' ' };
+            let mark = match (e.default, e.skippable) {
+                (true, false) => '*',
+                (true, true) => '+',
+                _ => ' ',
+            };
             let unit = if e.unit.is_empty() {
                 String::new()
             } else {
@@ -253,7 +284,9 @@ pub fn list_text() -> String {
     let _ = writeln!(
         out,
         "\n-I prints the guest counters (faults, perf events, memory) each interval;\n\
-         the host's counters are known only at the end (--summary)."
+         the system calls and the host's counters are known only at the end (--summary).\n\
+         --per-process adds one line per process of a run of programs (pid, parent,\n\
+         status, system calls, ENOSYS calls, ring-3 page faults, CPU time, name)."
     );
     out
 }
@@ -283,15 +316,27 @@ mod tests {
     #[test]
     fn list_marks_exactly_the_default_set() {
         let text = list_text();
-        let marked: Vec<String> = text
-            .lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                let name = w.next()?;
-                (w.next() == Some("*")).then(|| name.to_string())
-            })
-            .collect();
-        assert_eq!(marked, default_names());
+        let marked = |marks: &[&str]| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    let name = w.next()?;
+                    marks.contains(&w.next()?).then(|| name.to_string())
+                })
+                .collect()
+        };
+        assert_eq!(marked(&["*", "+"]), default_names());
+        assert_eq!(marked(&["+"]), ["syscalls", "syscalls.enosys"]);
         assert!(text.contains("major-faults"));
+    }
+
+    #[test]
+    fn syscall_events_are_skippable_defaults_known_at_the_end() {
+        for name in ["syscalls", "syscalls.enosys"] {
+            let e = find(name).expect(name);
+            assert!(e.default && e.skippable && !e.sampled, "{e:?}");
+            assert_eq!(e.unit, "");
+        }
+        assert!(all().iter().filter(|e| e.skippable).all(|e| e.default));
     }
 }

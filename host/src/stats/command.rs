@@ -289,7 +289,12 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
             errors: run.errors,
         };
         let counted = events::collect(&facts);
-        all.push(events::select(&counted, &names));
+        let selected = events::select(&counted, &names);
+        all.push(if args.events.is_empty() {
+            events::skip_uncounted(selected)
+        } else {
+            selected
+        });
         budget_runs.push(events::select(&counted, &budget_names));
         runtimes.push(u64::try_from(run.outcome.timings.total.as_nanos()).unwrap_or(u64::MAX));
         last = run.last;
@@ -306,8 +311,25 @@ fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
         Some(_) if args.summary => Some(Prefix::Summary),
         Some(_) => None,
     };
+    let block = last.as_ref().and_then(|s| s.processes.as_ref());
     if let Some(prefix) = prefix {
-        out.write(&style.report(&title, &rows, all.len(), elapsed, prefix));
+        let notes = format::notes(block);
+        out.write(&style.report(&title, &rows, all.len(), elapsed, prefix, &notes));
+    }
+    if args.per_process {
+        if prefix.is_none() && style == Style::Table {
+            // After -I lines, not after the report's own closing blank line.
+            out.write("\n");
+        }
+        match (&last, block) {
+            (Some(s), Some(b)) => out.write(&style.processes(&title, b, s.tsc_khz, all.len())),
+            (None, _) => eprintln!(
+                "mobius: note: --per-process: no processes to show (no final statistics snapshot)"
+            ),
+            (Some(_), None) => eprintln!(
+                "mobius: note: --per-process: no processes to show (the run ran no program)"
+            ),
+        }
     }
     if args.histogram {
         if let Some(s) = &last {

@@ -1,5 +1,6 @@
 //! The events `mobius stat` reports: the guest's counters from its final
-//! snapshot, and the host's VM-exit counts and times of the same run (the
+//! snapshot (with the system calls of its process block, when the run ran
+//! programs), and the host's VM-exit counts and times of the same run (the
 //! names and meanings are in [`super::catalogue`]).
 use mobius_shared::stats::{FaultKind, Snapshot};
 
@@ -117,6 +118,10 @@ pub fn from_snapshot(s: &Snapshot) -> Vec<Event> {
 /// The events of one run.
 pub fn collect(facts: &RunFacts) -> Vec<Event> {
     let mut events = facts.last.map(from_snapshot).unwrap_or_default();
+    if let Some(p) = facts.last.and_then(|s| s.processes.as_ref()) {
+        events.push(Event::count("syscalls", p.syscalls));
+        events.push(Event::count("syscalls.enosys", p.enosys));
+    }
     let outcome = facts.outcome;
     events.push(Event::count("exits", outcome.exits.total()));
     for (name, v) in outcome.exits.iter() {
@@ -184,6 +189,16 @@ pub fn select(events: &[Event], names: &[String]) -> Vec<Event> {
         .collect()
 }
 
+/// The default report of one run: `selected` without the
+/// [`catalogue::EventInfo::skippable`] events it could not count (perf
+/// leaves such default events out rather than print `<not supported>`).
+pub fn skip_uncounted(selected: Vec<Event>) -> Vec<Event> {
+    selected
+        .into_iter()
+        .filter(|e| e.value.is_some() || !catalogue::find(&e.name).is_some_and(|c| c.skippable))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +248,8 @@ mod tests {
             tsc_khz: None,
             kvm_stats: vec![("exits".into(), 3)],
         };
-        let snap = Snapshot::new(1, 1000);
+        let mut snap = Snapshot::new(1, 1000);
+        snap.processes = Some(Default::default());
         let facts = RunFacts {
             last: Some(&snap),
             outcome: &outcome,
@@ -248,6 +264,53 @@ mod tests {
             assert!(e.value.is_some(), "{n}");
             assert_eq!(Some(e.unit), catalogue::find(n).map(|c| c.unit), "{n}");
         }
+    }
+
+    /// The default report's event names for a run ending with `snap`,
+    /// and the values of the system-call events asked for by name.
+    fn default_report(snap: &Snapshot) -> (Vec<String>, Vec<Option<f64>>) {
+        let outcome = RunOutcome {
+            stop: crate::Stop::Guest(0),
+            exits: crate::ExitCounts::default(),
+            timings: crate::Timings::default(),
+            tsc_khz: None,
+            kvm_stats: Vec::new(),
+        };
+        let facts = RunFacts {
+            last: Some(snap),
+            outcome: &outcome,
+            snapshots: 1,
+            notifications: 1,
+            errors: DecodeErrors::default(),
+        };
+        let ev = collect(&facts);
+        let shown = skip_uncounted(select(&ev, &catalogue::default_names()));
+        let asked = select(&ev, &["syscalls".into(), "syscalls.enosys".into()]);
+        (
+            shown.into_iter().map(|e| e.name).collect(),
+            asked.iter().map(|e| e.value).collect(),
+        )
+    }
+
+    #[test]
+    fn syscalls_come_from_the_process_block_or_are_skipped_by_default() {
+        let names = catalogue::default_names();
+        // A built-in workload: no process block, no system-call lines, and
+        // <not supported> when asked for by name.
+        let mut snap = Snapshot::new(1, 1000);
+        let (shown, asked) = default_report(&snap);
+        assert!(!shown.iter().any(|n| n.starts_with("syscalls")));
+        assert_eq!(shown.len() + 2, names.len());
+        assert_eq!(asked, [None, None]);
+        // A run of programs: both, in catalogue order.
+        snap.processes = Some(mobius_shared::procstats::ProcessBlock {
+            syscalls: u64::MAX,
+            enosys: 3,
+            ..Default::default()
+        });
+        let (shown, asked) = default_report(&snap);
+        assert_eq!(shown, names);
+        assert_eq!(asked, [Some(u64::MAX as f64), Some(3.0)]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! one. These run in debug, where overflow checks are on.
 use std::time::{Duration, Instant};
 
+use mobius_shared::procstats::{EnosysCount, ProcessBlock, ProcessRecord, MAX_ENOSYS, MAX_RECORDS};
 use mobius_shared::stats::{FaultKind, Snapshot, SnapshotReason, HISTOGRAM_BUCKETS, MAX_FRAME_LEN};
 
 use super::catalogue;
@@ -26,7 +27,40 @@ fn extreme(tsc_khz: u64) -> Snapshot {
         c.histogram = [u64::MAX; HISTOGRAM_BUCKETS];
     }
     c_frames(&mut s);
+    s.processes = Some(processes());
     s
+}
+
+/// A full process block, every count at `u64::MAX`: 31 processes and
+/// `(others)`, 16 unimplemented numbers.
+fn processes() -> ProcessBlock {
+    let max = u64::MAX;
+    let mut b = ProcessBlock {
+        syscalls: max,
+        enosys: max,
+        n_enosys: MAX_ENOSYS as u32,
+        enosys_numbers: [EnosysCount {
+            nr: u32::MAX,
+            count: max,
+        }; MAX_ENOSYS],
+        ..ProcessBlock::default()
+    };
+    for pid in (1..=40).rev() {
+        let mut r = ProcessRecord {
+            pid: u32::MAX - pid,
+            parent: u32::MAX,
+            status: u32::MAX - 1,
+            syscalls: max,
+            enosys: max,
+            faults: max,
+            cpu_cycles: max,
+            ..ProcessRecord::default()
+        };
+        r.set_name("/bin/a-very-long-program-name");
+        b.push(r);
+    }
+    assert_eq!(b.records().len(), MAX_RECORDS);
+    b
 }
 
 fn c_frames(s: &mut Snapshot) {
@@ -125,17 +159,37 @@ fn extreme_snapshots_go_through_decoder_collector_and_every_format() {
             "exit total saturates"
         );
         assert_eq!(value("stats.transport"), Some(u64::MAX as f64));
+        assert_eq!(value("syscalls.enosys"), Some(u64::MAX as f64));
         let agg = format::aggregate(&[evs.clone(), evs], &[u64::MAX, u64::MAX]);
         let rows: Vec<_> = agg.iter().map(|a| a.row(2)).collect();
+        let notes = format::notes(last.processes.as_ref());
+        assert_eq!(notes[0].1.len(), MAX_ENOSYS, "{notes:?}");
         for style in &styles {
             for prefix in [Prefix::None, Prefix::Summary, Prefix::Interval(u64::MAX)] {
-                style.report("extreme", &rows, 2, 0.0, prefix);
+                style.report("extreme", &rows, 2, 0.0, prefix, &notes);
             }
         }
-        let json = Style::Json.report("extreme", &rows, 2, 0.0, Prefix::None);
+        let table = Style::Table.report("extreme", &rows, 2, 0.0, Prefix::None, &notes);
+        assert_eq!(
+            table
+                .matches(&format!("{} x{}", u32::MAX, u64::MAX))
+                .count(),
+            MAX_ENOSYS
+        );
+        let json = Style::Json.report("extreme", &rows, 2, 0.0, Prefix::None, &notes);
+        let block = last.processes.as_ref().expect("a block");
+        let json = json + &Style::Json.processes("extreme", block, khz, 2);
         for line in json.lines() {
             serde_json::from_str::<serde_json::Value>(line).expect("JSON");
         }
+        let per_process = Style::Table.processes("extreme", block, khz, 2);
+        assert_eq!(
+            per_process.lines().count(),
+            3 + MAX_RECORDS + 1,
+            "{per_process}"
+        );
+        let csv = Style::Csv(",".into()).processes("extreme", block, khz, 2);
+        assert_eq!(csv.lines().count(), MAX_RECORDS + MAX_ENOSYS);
     }
 }
 

@@ -2,10 +2,16 @@
 //! table, CSV (`-x SEP`, [`csv`]) and JSON Lines (`-j`, [`json`]), each
 //! optionally prefixed with the `-I` time stamp. Repeated runs (`-r N`) are
 //! reported as mean and relative standard deviation of the mean, like perf.
+//! A run of programs adds its process block ([`process`]): the table names
+//! the unimplemented system calls under `syscalls.enosys`, and
+//! `--per-process` prints one line per process in each style.
 pub mod csv;
 pub mod histogram;
 pub mod json;
+pub mod process;
 pub mod table;
+
+use mobius_shared::procstats::ProcessBlock;
 
 use super::events::Event;
 
@@ -140,6 +146,21 @@ pub enum Style {
     Json,
 }
 
+/// Further lines of an event in the table, the way perf prints a second
+/// metric: the event's name and the texts after its `#` (the first on the
+/// event's own line when it has no metric, the rest under it).
+pub type Notes = Vec<(String, Vec<String>)>;
+
+/// The table's notes for `block`: the unimplemented numbers under
+/// `syscalls.enosys`.
+pub fn notes(block: Option<&ProcessBlock>) -> Notes {
+    block
+        .map(process::enosys_notes)
+        .filter(|n| !n.is_empty())
+        .map(|n| vec![("syscalls.enosys".to_string(), n)])
+        .unwrap_or_default()
+}
+
 /// perf's time stamp: seconds and nanoseconds, `%lu.%09lu`.
 pub fn seconds(ns: u64) -> String {
     format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
@@ -155,8 +176,8 @@ impl Style {
         }
     }
 
-    /// The final report: the table with its header and footer, or one CSV or
-    /// JSON line per counter.
+    /// The final report: the table with its header and footer (and the
+    /// `notes` under their events), or one CSV or JSON line per counter.
     pub fn report(
         &self,
         title: &str,
@@ -164,10 +185,27 @@ impl Style {
         runs: usize,
         elapsed_s: f64,
         prefix: Prefix,
+        notes: &Notes,
     ) -> String {
         match self {
-            Style::Table => table::report(title, rows, runs, elapsed_s),
+            Style::Table => table::report(title, rows, runs, elapsed_s, notes),
             _ => rows.iter().map(|r| self.line(r, prefix) + "\n").collect(),
+        }
+    }
+
+    /// `--per-process`: the process block of the last of `runs` runs, whose
+    /// TSC ran at `tsc_khz`.
+    pub fn processes(
+        &self,
+        title: &str,
+        block: &ProcessBlock,
+        tsc_khz: u64,
+        runs: usize,
+    ) -> String {
+        match self {
+            Style::Table => process::table(title, block, tsc_khz, runs),
+            Style::Csv(sep) => process::csv(block, tsc_khz, sep),
+            Style::Json => process::json(block, tsc_khz),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! time-stamped lines of `-I` with their `# time counts unit events` header.
 use std::fmt::Write as _;
 
-use super::{Prefix, Row, NOT_SUPPORTED};
+use super::{Notes, Prefix, Row, NOT_SUPPORTED};
 
 /// Width of perf's metric column (`METRIC_LEN`), padded when a `+-` follows.
 const METRIC_LEN: usize = 38;
@@ -27,9 +27,17 @@ pub fn interval_header() -> String {
     format!("#{:>15} {:>18} {:>4} events", "time", "counts", "unit")
 }
 
+/// Columns before a metric's ` #`: value, unit and event.
+const COUNTER_LEN: usize = 18 + 1 + 4 + 1 + 32;
+
 /// One counter line (no newline): `-I` time stamp, value, unit, event,
 /// metric, and `( +- x.xx% )` for a non-zero variance.
 pub fn line(row: &Row, prefix: Prefix) -> String {
+    line_noted(row, prefix, None)
+}
+
+/// [`line`], with `note` after the `#` when the row has no metric.
+fn line_noted(row: &Row, prefix: Prefix, note: Option<&str>) -> String {
     let mut out = String::new();
     if let Prefix::Interval(ns) = prefix {
         let _ = write!(out, "{:>6}.{:09} ", ns / 1_000_000_000, ns % 1_000_000_000);
@@ -40,8 +48,9 @@ pub fn line(row: &Row, prefix: Prefix) -> String {
         Some(v) => grouped(v, 2),
     };
     let _ = write!(out, "{value:>18} {:<4} {:<32}", row.unit, row.event);
-    let metric = match (row.metric, row.value) {
-        (Some((m, unit)), Some(_)) => format!(" #  {m:>9.2} {unit}"),
+    let metric = match (row.metric, row.value, note) {
+        (Some((m, unit)), Some(_), _) => format!(" #  {m:>9.2} {unit}"),
+        (None, Some(_), Some(note)) => format!(" #  {note}"),
         _ => String::new(),
     };
     match row.variance {
@@ -53,8 +62,9 @@ pub fn line(row: &Row, prefix: Prefix) -> String {
     out.trim_end().to_string()
 }
 
-/// The table after the run.
-pub fn report(title: &str, rows: &[Row], runs: usize, elapsed_s: f64) -> String {
+/// The table after the run; `notes` go under their events' lines (perf's
+/// further metric lines: blank up to the `#`).
+pub fn report(title: &str, rows: &[Row], runs: usize, elapsed_s: f64, notes: &Notes) -> String {
     let mut out = String::new();
     let runs_text = if runs > 1 {
         format!(" ({runs} runs)")
@@ -66,7 +76,18 @@ pub fn report(title: &str, rows: &[Row], runs: usize, elapsed_s: f64) -> String 
         "\n Performance counter stats for '{title}'{runs_text}:\n"
     );
     for r in rows {
-        let _ = writeln!(out, "{}", line(r, Prefix::None));
+        let mine: &[String] = match notes.iter().find(|(e, _)| e == r.event) {
+            Some((_, n)) if r.value.is_some() => n,
+            _ => &[],
+        };
+        let (first, rest) = match (r.metric, mine.split_first()) {
+            (None, Some((first, rest))) => (Some(first.as_str()), rest),
+            _ => (None, mine),
+        };
+        let _ = writeln!(out, "{}", line_noted(r, Prefix::None, first));
+        for note in rest {
+            let _ = writeln!(out, "{:COUNTER_LEN$} #  {note}", "");
+        }
     }
     let _ = writeln!(out, "\n {elapsed_s:>17.9} seconds time elapsed\n");
     out
@@ -119,6 +140,45 @@ mod tests {
         assert!(line(&v, Prefix::None).ends_with("  ( +-  0.46% )"));
         v.variance = Some(0.0);
         assert!(!line(&v, Prefix::None).contains("+-"));
+    }
+
+    #[test]
+    fn notes_follow_their_event_like_perfs_further_metrics() {
+        let rows = [
+            row("syscalls", "", Some(200.0)),
+            row("syscalls.enosys", "", Some(3.0)),
+            row("exits", "", Some(9.0)),
+        ];
+        let notes: Notes = vec![(
+            "syscalls.enosys".into(),
+            vec!["435 (clone3) x2".into(), "335 x1".into()],
+        )];
+        let text = report("p", &rows, 1, 0.5, &notes);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[4],
+            "                 3      syscalls.enosys                  #  435 (clone3) x2"
+        );
+        assert_eq!(
+            lines[5],
+            "                                                         #  335 x1"
+        );
+        assert_eq!(lines[4].find('#'), lines[5].find('#'));
+        assert!(lines[6].ends_with("exits"), "{text}");
+        // Not counted: no notes.
+        let text = report("p", &[row("syscalls.enosys", "", None)], 1, 0.5, &notes);
+        assert!(!text.contains('#'), "{text}");
+        // Without notes the table is as before.
+        assert_eq!(
+            report("p", &rows, 1, 0.5, &Vec::new()),
+            report(
+                "p",
+                &rows,
+                1,
+                0.5,
+                &vec![("other".into(), vec!["x".into()])]
+            )
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! x86-64 system call names by number, for the SIGSYS report: taken from
-//! Linux's `asm/unistd_64.h` (numbers 0..=334 and 424..=450; the gap
-//! between them is unused on x86-64).
+//! x86-64 system call names by number, for the seccomp filter's SIGSYS
+//! report and `mobius stat`'s list of unimplemented guest calls: taken from
+//! Linux's `arch/x86/entry/syscalls/syscall_64.tbl` as of Linux 6.19
+//! (numbers 0..=336 and 424..=470; 387..=423 are never to be used, 512..=547
+//! are the x32 ABI's).
 
 /// Numbers `0..LOW.len()`.
 #[rustfmt::skip]
-const LOW: [&str; 335] = [
+const LOW: [&str; 337] = [
     "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap",
     "mprotect", "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl",
     "pread64", "pwrite64", "readv", "writev", "access", "pipe", "select", "sched_yield",
@@ -54,7 +56,7 @@ const LOW: [&str; 335] = [
     "finit_module", "sched_setattr", "sched_getattr", "renameat2", "seccomp", "getrandom",
     "memfd_create", "kexec_file_load", "bpf", "execveat", "userfaultfd", "membarrier", "mlock2",
     "copy_file_range", "preadv2", "pwritev2", "pkey_mprotect", "pkey_alloc", "pkey_free",
-    "statx", "io_pgetevents", "rseq",
+    "statx", "io_pgetevents", "rseq", "uretprobe", "uprobe",
 ];
 
 /// The first number of [`HIGH`].
@@ -62,17 +64,25 @@ const HIGH_BASE: i64 = 424;
 
 /// Numbers `HIGH_BASE..HIGH_BASE + HIGH.len()`.
 #[rustfmt::skip]
-const HIGH: [&str; 27] = [
+const HIGH: [&str; 47] = [
     "pidfd_send_signal", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_tree",
     "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_open", "clone3",
     "close_range", "openat2", "pidfd_getfd", "faccessat2", "process_madvise", "epoll_pwait2",
     "mount_setattr", "quotactl_fd", "landlock_create_ruleset", "landlock_add_rule",
     "landlock_restrict_self", "memfd_secret", "process_mrelease", "futex_waitv",
-    "set_mempolicy_home_node",
+    "set_mempolicy_home_node", "cachestat", "fchmodat2", "map_shadow_stack", "futex_wake",
+    "futex_wait", "futex_requeue", "statmount", "listmount", "lsm_get_self_attr",
+    "lsm_set_self_attr", "lsm_list_modules", "mseal", "setxattrat", "getxattrat", "listxattrat",
+    "removexattrat", "open_tree_attr", "file_getattr", "file_setattr", "listns",
 ];
 
 /// The name of system call `nr`, or `"unknown"`.
 pub fn name(nr: i64) -> &'static str {
+    lookup(nr).unwrap_or("unknown")
+}
+
+/// The name of system call `nr`, if Linux has one for x86-64.
+pub fn lookup(nr: i64) -> Option<&'static str> {
     let (table, index) = if nr >= HIGH_BASE {
         (&HIGH[..], nr - HIGH_BASE)
     } else {
@@ -82,12 +92,11 @@ pub fn name(nr: i64) -> &'static str {
         .ok()
         .and_then(|i| table.get(i))
         .copied()
-        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::name;
+    use super::{lookup, name};
 
     #[test]
     fn names_match_libc_numbers() {
@@ -101,5 +110,16 @@ mod tests {
         assert_eq!(name(-1), "unknown");
         assert_eq!(name(400), "unknown");
         assert_eq!(name(10_000), "unknown");
+        assert_eq!(lookup(334), Some("rseq"));
+        assert_eq!(lookup(335), Some("uretprobe"));
+        assert_eq!(lookup(336), Some("uprobe"));
+        assert_eq!(lookup(337), None);
+        assert_eq!(lookup(423), None);
+        assert_eq!(lookup(424), Some("pidfd_send_signal"));
+        assert_eq!(lookup(450), Some("set_mempolicy_home_node"));
+        assert_eq!(lookup(libc::SYS_fchmodat2), Some("fchmodat2"));
+        assert_eq!(lookup(libc::SYS_mseal), Some("mseal"));
+        assert_eq!(lookup(470), Some("listns"));
+        assert_eq!(lookup(471), None);
     }
 }
