@@ -14,7 +14,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run programs test guest qemu bench bench-boot bench-faults profile toolchain lint fmt clean
+.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs profile toolchain lint fmt clean
 
 ## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
 ## toolchain file's targets only when it installs the toolchain: a machine that
@@ -53,7 +53,7 @@ qemu: guest
 	echo "make qemu: guest status $$s"; exit $$s
 
 ## All benchmarks: boot, then page faults (guest beside Linux).
-bench: bench-boot bench-faults
+bench: bench-boot bench-faults bench-programs
 
 ## Page-fault benchmark: guest fault-bench beside Linux doing the same work.
 ## AREAS=100000 is issue 3's many-areas case (~2.5 min: creating and freeing
@@ -63,6 +63,12 @@ AREAS  ?= 100000
 bench-faults: toolchain
 	$(CARGO) build --release -p mobius
 	bash bench/faults.sh $(MOBIUS) $(FAULTS) $(AREAS)
+
+## Programs benchmark: hello start to exit (native, guest, QEMU), empty
+## system call and ring-3 fault round trips, compute, faults beside Linux.
+bench-programs: guest programs
+	$(CARGO) build --release -p mobius
+	python3 bench/programs.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --programs $(PROGRAMS)
 
 ## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
 ## AGAINST=path/to/other/mobius measures that build too, alternating run for run.
