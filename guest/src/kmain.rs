@@ -38,6 +38,7 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
     if info.params.is_some_and(|p| p.console()) {
         crate::console::use_console_port();
     }
+    crate::arch::x86_64::fpu::use_host_xstate(info.params.is_some_and(|p| p.xstate()));
     let options = BootOptions::from_view(line, info.params);
     tsc::init(&options);
     let heap = init_heap(&info);

@@ -115,6 +115,7 @@ fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
         tsc_khz: tsc_khz.map_or(0, u64::from),
         discard: true,
         console: true,
+        xstate: true,
         user_cmdline_len: user.len() as u32,
         // The kernel's own parser, run here: the kernel takes the result
         // instead of scanning the words in (emulated) ring 0.

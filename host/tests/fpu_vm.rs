@@ -1,8 +1,12 @@
-//! Per-process FPU/SSE/AVX state under KVM: the guest kernel switches only
-//! x87/SSE state (`fxsave`), so the host hides AVX and XSAVE from CPUID and
-//! programs must keep to SSE; two processes doing vector arithmetic at
-//! once, preempted by the 10 ms time slice many times, must each get their
-//! own results (`vecpair`, see tests/programs/src/bin/vecpair.rs).
+//! Per-process FPU/SSE/AVX state under KVM: two processes doing vector
+//! arithmetic at once, preempted by the 10 ms time slice many times, must
+//! each get their own results (`vecpair`, see
+//! tests/programs/src/bin/vecpair.rs), with whatever vector unit the
+//! program finds: SSE2, or AVX/AVX-512 where ring 3 can use them (kvm_pvm,
+//! which runs ring 3 with the host's XCR0), whose state the kernel keeps
+//! per thread through the host's extended-state port
+//! (`mobius_shared::ports::XSTATE`). Where ring-3 CPUID is the VMM's
+//! table, the host hides AVX and XSAVE, and programs see none.
 
 mod common;
 
@@ -55,7 +59,8 @@ fn ring3_cpuid_is_the_vmms(test: &str) -> bool {
         let _ = writeln!(
             std::io::stderr(),
             "SKIP: {test}: kvm_pvm on a CPU without CPUID faulting: guest programs see the \
-             host's CPUID (AVX, XSAVE) and their AVX state is not kept apart"
+             host's CPUID (AVX, XSAVE); their state is kept apart through the host's \
+             extended-state port instead"
         );
         return false;
     }
@@ -87,18 +92,18 @@ fn guest_programs_see_no_avx_or_xsave() {
     assert_eq!(stdout(&o), "vecpair: avx=false avx2=false xsave=false\n");
 }
 
+/// With whatever the program detects (AVX here on kvm_pvm, SSE2 where
+/// CPUID hides AVX), both preempted processes keep their own registers.
 #[test]
 fn vector_state_stays_apart_with_runtime_feature_detection() {
-    let test = "vector_state_stays_apart_with_runtime_feature_detection";
-    if !kvm_or_skip(test) || !ring3_cpuid_is_the_vmms(test) {
+    if !kvm_or_skip("vector_state_stays_apart_with_runtime_feature_detection") {
         return;
     }
     let o = vecpair(&["run", N]);
     assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
-    assert_eq!(
-        stdout(&o),
-        "vecpair: avx=false avx2=false xsave=false\nvecpair: both results correct\n",
-        "{}",
-        explain(&o)
-    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", explain(&o));
+    assert!(lines[0].starts_with("vecpair: avx="), "{}", explain(&o));
+    assert_eq!(lines[1], "vecpair: both results correct", "{}", explain(&o));
 }

@@ -21,7 +21,7 @@
 //! |---|---|
 //! | 0..8 | [`MAGIC`] |
 //! | 8..12 | [`VERSION`] |
-//! | 12..16 | flags: [`FLAG_DISCARD`], [`FLAG_CONSOLE`], [`FLAG_OPTIONS`] and the `FLAG_HAS_*`/[`FLAG_SUMMARY`] bits of the options |
+//! | 12..16 | flags: [`FLAG_DISCARD`], [`FLAG_CONSOLE`], [`FLAG_XSTATE`], [`FLAG_OPTIONS`] and the `FLAG_HAS_*`/[`FLAG_SUMMARY`] bits of the options |
 //! | 16..24 | TSC frequency in kHz (0: unknown) |
 //! | 24..28 | length of the user's part of the command line |
 //! | 28..32 | number of virtio-mmio windows (at most [`MAX_VIRTIO_DEVICES`]) |
@@ -50,7 +50,9 @@ pub const FLAG_HAS_RUN_ID: u32 = 1 << 5;
 pub const FLAG_SUMMARY: u32 = 1 << 6;
 /// The host offers the console-write port (`ports::CONSOLE_WRITE`).
 pub const FLAG_CONSOLE: u32 = 1 << 7;
-const KNOWN_FLAGS: u32 = (1 << 8) - 1;
+/// The host offers the extended-state port (`ports::XSTATE`).
+pub const FLAG_XSTATE: u32 = 1 << 8;
+const KNOWN_FLAGS: u32 = (1 << 9) - 1;
 
 /// Where a value lies in the command line: `line[offset..offset + len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +101,8 @@ pub struct BootParams {
     pub discard: bool,
     /// The host offers the console-write port.
     pub console: bool,
+    /// The host offers the extended-state port.
+    pub xstate: bool,
     /// The command line's first `user_cmdline_len` bytes are the user's
     /// words; the host's follow.
     pub user_cmdline_len: u32,
@@ -144,6 +148,9 @@ impl BootParams {
         let mut flags = if self.discard { FLAG_DISCARD } else { 0 };
         if self.console {
             flags |= FLAG_CONSOLE;
+        }
+        if self.xstate {
+            flags |= FLAG_XSTATE;
         }
         if let Some(o) = &self.options {
             flags |= FLAG_OPTIONS;
@@ -212,6 +219,10 @@ impl<'a> ParamsView<'a> {
         self.flags() & FLAG_CONSOLE != 0
     }
 
+    pub fn xstate(&self) -> bool {
+        self.flags() & FLAG_XSTATE != 0
+    }
+
     pub fn user_cmdline_len(&self) -> u32 {
         u32_at(self.0, 24)
     }
@@ -254,6 +265,7 @@ mod tests {
             tsc_khz: view.tsc_khz(),
             discard: view.discard(),
             console: view.console(),
+            xstate: view.xstate(),
             user_cmdline_len: view.user_cmdline_len(),
             virtio: [0; MAX_VIRTIO_DEVICES],
             virtio_len: view.virtio_len(),
@@ -270,6 +282,7 @@ mod tests {
             tsc_khz: 2_596_000,
             discard: true,
             console: true,
+            xstate: true,
             user_cmdline_len: 14,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
@@ -311,7 +324,7 @@ mod tests {
     #[test]
     fn rejects_what_it_does_not_understand() {
         let good = sample().encode();
-        for (at, v) in [(0, b'm'), (8, 1), (13, 1), (28, 5)] {
+        for (at, v) in [(0, b'm'), (8, 1), (13, 2), (28, 5)] {
             let mut b = good;
             b[at] = v;
             assert_eq!(decode(&b), None, "byte {at} = {v}");

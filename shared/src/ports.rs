@@ -33,3 +33,37 @@ pub const CONSOLE_WRITE_MAX: u32 = 4096;
 /// [`CONSOLE_WRITE`], printed on the host's standard error. A program's
 /// file descriptor 2 goes here (its 1 goes to [`CONSOLE_WRITE`]).
 pub const CONSOLE_WRITE_ERR: u16 = 0xf0;
+
+/// Extended-state port: a 32-bit `out` asks the host to save or load the
+/// vCPU's whole x87/SSE/AVX/AVX-512 state (`KVM_GET_XSAVE`/`KVM_SET_XSAVE`)
+/// for one guest thread. The guest kernel switches threads; where ring 0
+/// cannot run `xsave` (kvm_pvm kills the VM) and ring 3 can use AVX state
+/// the kernel cannot see, this keeps every thread's registers its own.
+/// Offered when the boot parameters carry [`crate::boot_params::FLAG_XSTATE`].
+///
+/// The value: bits 0..14 slot `a`, bits 14..28 slot `b`, bits 28..32 the
+/// operation ([`XSTATE_SAVE`]...). Slots are numbered below
+/// [`XSTATE_SLOTS`]; the host keeps at most that many states (4 KiB each).
+pub const XSTATE: u16 = 0xf2;
+/// The vCPU's state into slot `a`.
+pub const XSTATE_SAVE: u32 = 1;
+/// Slot `a` into the vCPU (a slot never saved holds the reset state).
+pub const XSTATE_LOAD: u32 = 2;
+/// Forget slot `a`.
+pub const XSTATE_FREE: u32 = 3;
+/// Slot `b` becomes a copy of slot `a`.
+pub const XSTATE_COPY: u32 = 4;
+/// The vCPU gets the reset state (a new program).
+pub const XSTATE_RESET: u32 = 5;
+/// Slots the host keeps (the guest's most threads).
+pub const XSTATE_SLOTS: u32 = 1024;
+
+/// The port value for `op` on slots `a` and `b`.
+pub const fn xstate_value(op: u32, a: u32, b: u32) -> u32 {
+    (op << 28) | ((b & 0x3fff) << 14) | (a & 0x3fff)
+}
+
+/// `(op, a, b)` of a port value.
+pub const fn xstate_parts(value: u32) -> (u32, u32, u32) {
+    (value >> 28, value & 0x3fff, (value >> 14) & 0x3fff)
+}

@@ -21,7 +21,6 @@ use spin::Mutex;
 
 use super::task::{self, Pid, Table, Tid, Wait};
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::user::FpuState;
 use crate::console::{write_program_output, Stream};
 use crate::fs::fd::FdTable;
 use crate::mm::kernel;
@@ -190,7 +189,7 @@ pub fn spawn_first(space: SpaceId, name: String, frame: TrapFrame, brk: u64) -> 
     p.threads.push(pid);
     t.processes.insert(pid, p);
     t.first = Some(pid);
-    t.add_thread(pid, pid, &frame, FpuState::initial(), 0)?;
+    t.add_thread(pid, pid, &frame, false, 0)?;
     Some(pid)
 }
 
@@ -227,12 +226,10 @@ pub mod flags {
 
 /// A new thread of the running process entering ring 3 with `frame`.
 pub fn new_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<Tid, Errno> {
-    let mut fpu = FpuState::initial();
-    fpu.save();
     let mut t = task::table();
     let pid = t.current_pid().ok_or(super::super::syscall::ESRCH)?;
     let tid = t.alloc_id();
-    t.add_thread(tid, pid, frame, fpu, fs_base)
+    t.add_thread(tid, pid, frame, true, fs_base)
         .ok_or(super::super::syscall::EAGAIN)?;
     if let Some(th) = t.threads.get_mut(&tid) {
         th.clear_child_tid = clear_tid;
@@ -253,8 +250,6 @@ pub fn new_process(
     vfork: bool,
     fs_base: u64,
 ) -> Result<Pid, Errno> {
-    let mut fpu = FpuState::initial();
-    fpu.save();
     let mut t = task::table();
     let parent_tid = t.current_tid().ok_or(super::super::syscall::ESRCH)?;
     let parent = t.current_process().ok_or(super::super::syscall::ESRCH)?;
@@ -277,7 +272,7 @@ pub fn new_process(
     if vfork {
         p.vfork_parent = Some(parent_tid);
     }
-    if t.add_thread(pid, pid, frame, fpu, fs_base).is_none() {
+    if t.add_thread(pid, pid, frame, true, fs_base).is_none() {
         return Err(super::super::syscall::EAGAIN);
     }
     t.processes.insert(pid, p);

@@ -28,7 +28,7 @@ use spin::{Mutex, MutexGuard};
 use super::process::Process;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::user::{self, FpuState, KernelStack};
-use crate::arch::x86_64::{apic, cpu, tsc};
+use crate::arch::x86_64::{apic, cpu, fpu, tsc};
 use crate::mm::vmm::SpaceId;
 
 /// Process id.
@@ -81,6 +81,8 @@ struct Context {
 /// A thread of a process.
 pub struct Thread {
     pub pid: Pid,
+    /// Its slot for the host's extended-state port (see `arch::fpu`).
+    slot: u16,
     stack: Box<KernelStack>,
     context: Box<Context>,
     pub fs_base: u64,
@@ -221,14 +223,15 @@ impl Table {
         self.processes.get_mut(&pid)
     }
 
-    /// Add a runnable thread of `pid` that enters ring 3 with `frame`, FPU
-    /// state `fpu` and FS base `fs_base`. `None` past [`MAX_THREADS`].
+    /// Add a runnable thread of `pid` that enters ring 3 with `frame` and
+    /// FS base `fs_base`; its vector registers are a copy of the running
+    /// thread's (`inherit`) or the reset state. `None` past [`MAX_THREADS`].
     pub fn add_thread(
         &mut self,
         tid: Tid,
         pid: Pid,
         frame: &TrapFrame,
-        fpu: FpuState,
+        inherit: bool,
         fs_base: u64,
     ) -> Option<Tid> {
         // Running on a live stack: the dead ones can go now.
@@ -236,10 +239,20 @@ impl Table {
         if self.threads.len() >= MAX_THREADS {
             return None;
         }
+        let slot = self.free_slot()?;
+        let from = if inherit {
+            self.current
+                .and_then(|c| self.threads.get(&c))
+                .map(|t| t.slot)
+        } else {
+            None
+        };
+        let fpu = fpu::inherit(from, slot);
         let mut stack = KernelStack::new_boxed();
         let rsp = user::prepare_stack(&mut stack, frame);
         let context = Box::new(Context { rsp, fpu });
         let thread = Thread {
+            slot,
             pid,
             stack,
             context,
@@ -265,11 +278,19 @@ impl Table {
         }
         match self.threads.remove(&tid) {
             Some(th) => {
+                fpu::free(th.slot);
                 self.dead_stacks.push(th.stack);
                 th.clear_child_tid
             }
             None => 0,
         }
+    }
+
+    /// A slot no live thread uses (at most [`MAX_THREADS`] are live).
+    fn free_slot(&self) -> Option<u16> {
+        let used: alloc::collections::BTreeSet<u16> =
+            self.threads.values().map(|t| t.slot).collect();
+        (0..MAX_THREADS as u16).find(|s| !used.contains(s))
     }
 
     /// Make up to `max` threads blocked on a wait that `matches` runnable.
@@ -516,7 +537,7 @@ unsafe fn switch_to(tid: Tid, save: *mut u64) {
         th.state = State::Running;
         let top = th.stack.top();
         let rsp = th.context.rsp;
-        th.context.fpu.restore();
+        fpu::restore(&th.context.fpu, th.slot);
         let fs = th.fs_base;
         let pid = th.pid;
         t.current = Some(tid);
@@ -545,7 +566,7 @@ unsafe fn switch_to(tid: Tid, save: *mut u64) {
 /// runnable thread, or the idle loop. Returns the save slot and target.
 fn leave(t: &mut Table, tid: Tid) -> Option<(*mut u64, Option<Tid>)> {
     let th = t.threads.get_mut(&tid)?;
-    th.context.fpu.save();
+    fpu::save(&mut th.context.fpu, th.slot);
     let save: *mut u64 = &mut th.context.rsp;
     Some((save, t.run_queue.pop_front()))
 }

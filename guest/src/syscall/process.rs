@@ -11,7 +11,7 @@ use super::{
     ETIMEDOUT,
 };
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::user::{self, FpuState};
+use crate::arch::x86_64::user;
 use crate::arch::x86_64::{cpu, tsc};
 use crate::mm::kernel::vmm;
 use crate::mm::uaccess::{self, StringError};
@@ -172,7 +172,7 @@ pub fn execve(frame: &mut TrapFrame, a: Args) -> i64 {
     process::replace_image(new_space, path, loaded.brk);
     task::set_fs_base(0);
     task::set_clear_child_tid(0);
-    FpuState::initial().restore();
+    crate::arch::x86_64::fpu::reset();
     *frame = user::user_frame(loaded.entry, loaded.sp);
     0
 }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod discard;
 pub mod serial;
 pub mod virtio;
+pub mod xstate;
 
 use std::fmt;
 

@@ -53,6 +53,8 @@ pub const KVM_SET_CPUID2: u64 = iow(0x90, size_of::<kvm_cpuid2>());
 pub const KVM_GET_MP_STATE: u64 = ior(0x98, size_of::<kvm_mp_state>());
 pub const KVM_GET_TSC_KHZ: u64 = io(0xa3);
 pub const KVM_GET_STATS_FD: u64 = io(0xce);
+pub const KVM_GET_XSAVE: u64 = ior(0xa4, size_of::<kvm_bindings::kvm_xsave>());
+pub const KVM_SET_XSAVE: u64 = iow(0xa5, size_of::<kvm_bindings::kvm_xsave>());
 
 /// Not used by mobius; the forbidden ioctl the self-test makes
 /// ([`super::probe`]): reads the vCPU's FPU state.
@@ -85,6 +87,8 @@ mod tests {
             (KVM_GET_MP_STATE, 0x8004_ae98),
             (KVM_GET_TSC_KHZ, 0xaea3),
             (KVM_GET_STATS_FD, 0xaece),
+            (KVM_GET_XSAVE, 0x9000_aea4),
+            (KVM_SET_XSAVE, 0x5000_aea5),
         ] {
             assert_eq!(got, want, "{got:#x} != {want:#x}");
         }

@@ -81,6 +81,14 @@ pub const VCPU: &[Allow] = &[
     ),
     ioctl(KVM_GET_MSRS, "halt watch: the TSC deadline"),
     ioctl(
+        KVM_GET_XSAVE,
+        "XSTATE port: save a guest thread's vector registers (and the reset state)",
+    ),
+    ioctl(
+        KVM_SET_XSAVE,
+        "XSTATE port: load a guest thread's vector registers",
+    ),
+    ioctl(
         KVM_GET_STATS_FD,
         "`mobius stat` reads KVM's vCPU statistics when the guest stops",
     ),

@@ -55,6 +55,8 @@ pub struct VcpuRunner {
     exits: ExitCounts,
     /// Warnings about the guest, within their budget (see [`super::warnings`]).
     warnings: GuestWarnings,
+    /// Guest threads' extended register state (the XSTATE port).
+    xstate: crate::devices::xstate::XstateSlots,
 }
 
 impl VcpuRunner {
@@ -75,6 +77,7 @@ impl VcpuRunner {
             halt_seen: false,
             exits: ExitCounts::default(),
             warnings: GuestWarnings::default(),
+            xstate: crate::devices::xstate::XstateSlots::default(),
         }
     }
 
@@ -85,6 +88,7 @@ impl VcpuRunner {
         // SAFETY: the byte is in this vCPU's kvm_run mapping, which lives as
         // long as `self.vcpu`, beyond the guard (dropped at the end of `run`).
         let guard = unsafe { super::signal::VcpuGuard::new(immediate_exit) };
+        self.xstate.capture_reset(&self.vcpu);
         let first_run = Instant::now();
         let stop = loop {
             if super::signal::stop_requested().is_some() || super::signal::timed_out() {
@@ -174,6 +178,11 @@ impl VcpuRunner {
                     self.console_write(value);
                 } else if port == mobius_shared::ports::CONSOLE_WRITE_ERR {
                     self.console_write_err(value);
+                } else if port == mobius_shared::ports::XSTATE {
+                    if let Err(e) = self.xstate.handle(&self.vcpu, value as u32) {
+                        self.warnings
+                            .warn(GuestWarning::BadXstate, || e.to_string());
+                    }
                 } else {
                     self.exits.unknown_io += 1;
                     self.warnings.warn(GuestWarning::UnknownPortWrite, || {

@@ -21,10 +21,11 @@ pub enum GuestWarning {
     DiscardOutsideRam,
     DiscardFailed,
     UnexpectedExit,
+    BadXstate,
 }
 
 impl GuestWarning {
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
     const ALL: [GuestWarning; Self::COUNT] = [
         GuestWarning::UnknownPortWrite,
         GuestWarning::UnknownPortRead,
@@ -35,6 +36,7 @@ impl GuestWarning {
         GuestWarning::DiscardOutsideRam,
         GuestWarning::DiscardFailed,
         GuestWarning::UnexpectedExit,
+        GuestWarning::BadXstate,
     ];
 
     /// Name in the summary line.
@@ -49,6 +51,7 @@ impl GuestWarning {
             GuestWarning::DiscardOutsideRam => "discards outside RAM",
             GuestWarning::DiscardFailed => "failed discards",
             GuestWarning::UnexpectedExit => "unexpected VM exits",
+            GuestWarning::BadXstate => "refused extended-state requests",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod console_port;
 pub mod cpu;
 pub mod direct;
+pub mod fpu;
 pub mod identity;
 pub mod paging;
 pub mod serial;

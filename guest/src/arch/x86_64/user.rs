@@ -199,10 +199,11 @@ pub fn fs_base() -> u64 {
     rdmsr(IA32_FS_BASE)
 }
 
-/// x87/SSE state (`fxsave64` layout, 512 bytes). Ring-0 `xsave` is not
-/// available everywhere (it kills the VM on kvm_pvm), so the kernel keeps
-/// only this state per thread, and the host hides AVX and XSAVE from CPUID
-/// so that programs keep to SSE.
+/// x87/SSE state (`fxsave64` layout, 512 bytes): a thread's registers
+/// where programs can use no more than SSE. Ring-0 `xsave` is not
+/// available everywhere (it kills the VM on kvm_pvm); where ring 3 can use
+/// AVX anyway, the host's extended-state port keeps the whole state
+/// instead (`arch::x86_64::fpu`).
 #[repr(C, align(16))]
 #[derive(Clone)]
 pub struct FpuState(pub [u8; 512]);
