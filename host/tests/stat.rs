@@ -84,6 +84,14 @@ fn every_workload_produces_exactly_its_expected_counts() {
                 assert_eq!(got, want as f64, "{name} {params}: {}", kind.name());
             }
         }
+        // Issue 11: the zero pool splits every demand-zero fault, and only
+        // those, in every workload.
+        let v = |k: FaultKind| json.get(k.name());
+        assert_eq!(
+            v(FaultKind::ZeroPoolHit) + v(FaultKind::ZeroPoolMiss),
+            v(FaultKind::DemandZero),
+            "{name} {params}: zero-pool hits + misses"
+        );
         assert_eq!(json.get("stats.malformed"), 0.0, "{name}");
     }
 }

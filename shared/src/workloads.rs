@@ -192,9 +192,13 @@ impl Workload {
             "callback" => set(Callback, Some(pages()?)),
             "map" => set(Map, Some(pages()?)),
             "reserve-commit" => set(DemandZero, Some(self.param(line, "commit")?)),
-            // Written in the first space, then faulted again through the
-            // second mapping, which finds the frame already there.
-            "share-map" => set(DemandZero, Some(2 * pages()?)),
+            // Written in the first space (demand-zero), then faulted again
+            // through the second mapping, which maps the frame already
+            // there (shared).
+            "share-map" => {
+                set(DemandZero, Some(pages()?));
+                set(Shared, Some(pages()?));
+            }
             "churn" => set(
                 DemandZero,
                 Some(self.param(line, "rounds")? * self.param(line, "pages")?),
@@ -257,7 +261,8 @@ mod tests {
             .expect("listed")
             .expected("pages=4")
             .expect("ok");
-        assert_eq!(e[FaultKind::DemandZero.index()], Some(8));
+        assert_eq!(e[FaultKind::DemandZero.index()], Some(4));
+        assert_eq!(e[FaultKind::Shared.index()], Some(4));
     }
 
     #[test]

@@ -417,8 +417,9 @@ impl<M: Mmu> Vmm<M> {
     fn demand_zero(&mut self, t: Target) -> Step {
         let existing = self.descs.get(t.desc).expect("live").records.get(t.index);
         if existing & rec::FRAME != 0 {
-            // Another mapping of a shared area materialised it already.
-            return done(self.map_page(&t, existing & rec::ADDR, FaultKind::DemandZero));
+            // Another mapping of a shared area materialised it already: a
+            // frame that exists is mapped, nothing is zeroed.
+            return done(self.map_page(&t, existing & rec::ADDR, FaultKind::Shared));
         }
         let Some((frame, hit)) = self.frames.alloc_zeroed(&mut self.mmu) else {
             return done(FaultOutcome::OutOfFrames);
@@ -497,14 +498,27 @@ impl<M: Mmu> Vmm<M> {
             return done(FaultOutcome::Retry);
         }
         if r & rec::FRAME != 0 {
-            return done(self.map_page(&t, r & rec::ADDR, kind));
+            // Read in already (another mapping, or mapped again after a
+            // protection change): no read.
+            return done(self.map_page(&t, r & rec::ADDR, FaultKind::Shared));
         }
         if bytes == 0 {
-            // Past the data: a zero-filled page, no read.
-            let Some((frame, _)) = self.frames.alloc_zeroed(&mut self.mmu) else {
+            // Past the data: a zero-filled page, no read (a demand-zero
+            // fault, split by the zero pool like any other).
+            let Some((frame, hit)) = self.frames.alloc_zeroed(&mut self.mmu) else {
                 return done(FaultOutcome::OutOfFrames);
             };
-            return done(self.map_recorded(t, frame, rec::FRAME | rec::OWNED, kind));
+            let bits = rec::FRAME | rec::OWNED;
+            let outcome = self.map_recorded(t, frame, bits, FaultKind::DemandZero);
+            let pool = if hit {
+                FaultKind::ZeroPoolHit
+            } else {
+                FaultKind::ZeroPoolMiss
+            };
+            return Step::Done(
+                outcome,
+                matches!(outcome, FaultOutcome::Resolved(_)).then_some(pool),
+            );
         }
         let d = self.descs.get_mut(t.desc).expect("live");
         d.records.set(t.index, d.pages, rec::READING);
