@@ -905,6 +905,9 @@ impl FileBacking for InMemory {
     fn as_bytes(&self) -> Option<&[u8]> {
         Some(&self.0)
     }
+    fn id(&self) -> Option<usize> {
+        Some(self.0.as_ptr() as usize)
+    }
 }
 
 #[test]
@@ -986,5 +989,69 @@ fn fork_copies_on_write_and_conserves_frames() {
     vmm.lock().unexport("fork-shared").unwrap();
     vmm.lock().destroy_space(parent).unwrap();
     invariants(&vmm);
+    assert_eq!(free_frames(&vmm), free_at_start);
+}
+
+/// Issue 9 item 6: the read-only pages of one program image are read once
+/// and shared by every space that maps it; writable sections stay private;
+/// unused cached frames all come back.
+#[test]
+fn read_only_image_pages_are_read_once_and_shared() {
+    let vmm = setup(128);
+    let free_at_start = free_frames(&vmm);
+    let data: Vec<u8> = (0..3 * 4096u32).map(|i| (i % 253) as u8).collect();
+    let file: Arc<dyn FileBacking> = Arc::new(InMemory(data.clone()));
+    let text = Section {
+        offset: 0,
+        size: 2 * P,
+        file_offset: 0,
+        file_size: 2 * P,
+        flags: MemFlags::empty(),
+        execute: true,
+    };
+    let rw = Section {
+        offset: 2 * P,
+        size: P,
+        file_offset: 2 * P,
+        file_size: P,
+        flags: MemFlags::WRITE,
+        execute: false,
+    };
+    let spaces: Vec<SpaceId> = (0..2).map(|_| vmm.lock().create_space().unwrap()).collect();
+    let mut bases = Vec::new();
+    for &s in &spaces {
+        let at = vmm
+            .lock()
+            .map_image(s, file.clone(), &[text, rw], 0, 3, URW)
+            .unwrap();
+        bases.push(at);
+    }
+    let count = |k: FaultKind| vmm.lock().fault_stats().count(k);
+    for (i, &s) in spaces.iter().enumerate() {
+        for page in 0..3 {
+            let got = read(&vmm, s, bases[i] + page * P, 4096, true).unwrap();
+            assert_eq!(
+                got[..],
+                data[(page * P) as usize..((page + 1) * P) as usize]
+            );
+        }
+    }
+    // Two text pages read once, then shared; the data page read per space.
+    assert_eq!(count(FaultKind::Image), 2 + 2);
+    assert_eq!(count(FaultKind::Shared), 2);
+    let frame = |i: usize, page: u64| pte(&vmm, spaces[i], bases[i] + page * P).unwrap().0;
+    assert_eq!(frame(0, 0), frame(1, 0));
+    assert_ne!(frame(0, 2), frame(1, 2));
+    write(&vmm, spaces[1], bases[1] + 2 * P, &[9], true).unwrap();
+    assert_eq!(
+        read(&vmm, spaces[0], bases[0] + 2 * P, 1, true).unwrap(),
+        vec![data[8192]]
+    );
+    invariants(&vmm);
+    for s in spaces {
+        vmm.lock().destroy_space(s).unwrap();
+    }
+    invariants(&vmm);
+    assert_eq!(vmm.lock().drop_unused_cache(), 2);
     assert_eq!(free_frames(&vmm), free_at_start);
 }

@@ -25,6 +25,12 @@ pub trait FileBacking: Send + Sync {
     fn as_bytes(&self) -> Option<&[u8]> {
         None
     }
+    /// Who the file is, for the page cache of program images: two backings
+    /// with the same id hold the same bytes for as long as the kernel runs.
+    /// `None`: its pages are not cached.
+    fn id(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A read from a [`FileBacking`] failed.

@@ -212,6 +212,9 @@ impl<M: Mmu> Vmm<M> {
                 }
             }
         }
+        for frame in self.cache_frames() {
+            *owners.entry(frame).or_default() += 1;
+        }
         for (frame, n) in owners {
             if self.frames.shares(frame) + 1 != n {
                 return Err("frame owners do not match its share count");

@@ -84,6 +84,7 @@ use super::paging::{page_align_down, MapError, Mmu, PageAttrs, PhysAddr, VirtAdd
 use super::stats::{CycleSource, FaultStats};
 
 mod area;
+mod cache;
 mod error;
 mod flags;
 mod fork;
@@ -246,6 +247,8 @@ pub struct Vmm<M: Mmu> {
     clock: Box<dyn CycleSource>,
     /// The node the last fault lookup found; cleared whenever a tree changes.
     hint: Option<Hint>,
+    /// Read-only program-image pages shared by every process.
+    cache: cache::ImageCache,
 }
 
 fn map_err(e: MapError) -> VmError {
@@ -271,6 +274,7 @@ impl<M: Mmu> Vmm<M> {
             stats: FaultStats::default(),
             clock: config.clock,
             hint: None,
+            cache: cache::ImageCache::default(),
         };
         let kernel = vmm.create_space()?;
         debug_assert_eq!(kernel, KERNEL_SPACE);

@@ -123,6 +123,8 @@ pub(crate) struct ReadPlan {
     pub bytes: usize,
     pub kind: FaultKind,
     pub access: Access,
+    /// Where the page goes in the image page cache once read.
+    pub cache_key: Option<super::cache::PageKey>,
 }
 
 /// A CALLBACK handler to call without the lock.
@@ -421,7 +423,11 @@ impl<M: Mmu> Vmm<M> {
             // frame that exists is mapped, nothing is zeroed.
             return done(self.map_page(&t, existing & rec::ADDR, FaultKind::Shared));
         }
-        let Some((frame, hit)) = self.frames.alloc_zeroed(&mut self.mmu) else {
+        let mut zeroed = self.frames.alloc_zeroed(&mut self.mmu);
+        if zeroed.is_none() && self.cache_trim(0) > 0 {
+            zeroed = self.frames.alloc_zeroed(&mut self.mmu);
+        }
+        let Some((frame, hit)) = zeroed else {
             return done(FaultOutcome::OutOfFrames);
         };
         let outcome = self.map_recorded(t, frame, rec::FRAME | rec::OWNED, FaultKind::DemandZero);
@@ -475,11 +481,11 @@ impl<M: Mmu> Vmm<M> {
     fn file_fault(&mut self, space: SpaceId, t: Target, access: Access) -> Step {
         let d = self.descs.get(t.desc).expect("live");
         let r = d.records.get(t.index);
-        let (file, offset, bytes, kind) = match &d.kind {
+        let (file, offset, bytes, kind, read_only) = match &d.kind {
             AreaKind::File { file, offset } => {
                 let off = offset + t.index * PAGE_SIZE;
                 let bytes = file.len().saturating_sub(off).min(PAGE_SIZE);
-                (file.clone(), off, bytes, FaultKind::FileReadIn)
+                (file.clone(), off, bytes, FaultKind::FileReadIn, false)
             }
             AreaKind::Image { file, .. } => {
                 let Some(s) = d.section(t.index) else {
@@ -487,7 +493,14 @@ impl<M: Mmu> Vmm<M> {
                 };
                 let rel = t.index * PAGE_SIZE - s.offset;
                 let bytes = s.file_size.saturating_sub(rel).min(PAGE_SIZE);
-                (file.clone(), s.file_offset + rel, bytes, FaultKind::Image)
+                let read_only = !s.flags.contains(MemFlags::WRITE);
+                (
+                    file.clone(),
+                    s.file_offset + rel,
+                    bytes,
+                    FaultKind::Image,
+                    read_only,
+                )
             }
             _ => unreachable!("file_fault on a non-file area"),
         };
@@ -520,6 +533,16 @@ impl<M: Mmu> Vmm<M> {
                 matches!(outcome, FaultOutcome::Resolved(_)).then_some(pool),
             );
         }
+        // A read-only page of a program image another process has read.
+        let cache_key = match file.id() {
+            Some(id) if read_only => Some((id, offset, bytes as usize)),
+            _ => None,
+        };
+        if let Some(key) = cache_key {
+            if let Some(outcome) = self.cached_image_page(&t, key) {
+                return done(outcome);
+            }
+        }
         let d = self.descs.get_mut(t.desc).expect("live");
         d.records.set(t.index, d.pages, rec::READING);
         Step::Read(ReadPlan {
@@ -532,6 +555,7 @@ impl<M: Mmu> Vmm<M> {
             bytes: bytes as usize,
             kind,
             access,
+            cache_key,
         })
     }
 
@@ -546,7 +570,12 @@ impl<M: Mmu> Vmm<M> {
             d.records.set(plan.index, pages, rec::FAILED);
             return FaultOutcome::ReadFailed;
         };
-        let Some(frame) = self.frames.alloc_any() else {
+        let frame = match self.frames.alloc_any() {
+            Some(f) => Some(f),
+            None if self.cache_trim(0) > 0 => self.frames.alloc_any(),
+            None => None,
+        };
+        let Some(frame) = frame else {
             self.descs
                 .get_mut(plan.desc)
                 .expect("live")
@@ -564,6 +593,9 @@ impl<M: Mmu> Vmm<M> {
             pages,
             frame | rec::FRAME | rec::OWNED,
         );
+        if let Some(key) = plan.cache_key {
+            self.cache_put(key, frame);
+        }
         // Map it if the faulting node still maps this area there.
         match self.fault_begin(plan.space, plan.page, plan.access) {
             Step::Done(outcome, _) if outcome.is_resolved() => FaultOutcome::Resolved(plan.kind),
