@@ -20,7 +20,7 @@
 //! | 40..48 | u64 | TSC when the kernel reached its main function |
 //! | 48..56 | u64 | TSC when the workload started |
 //! | 56..96 | 5 × u64 | [`FrameStats`]: total, free, used, zeroed, exhausted (at 56, 64, 72, 80, 88) |
-//! | 96..128 | 4 × u64 | [`NodeStats`]: nodes, areas, lookups, max lookup depth (at 96, 104, 112, 120) |
+//! | 96..128 | 4 × u64 | [`NodeStats`]: nodes, areas, lookups (at 96, 104, 112); at 120 the largest B-tree height bound of a searched tree (computed from its node count, not a measured path: `mobius stat` does not show it) |
 //! | 128..336 | 13 × (u64, u64) | per [`FaultKind`] `k` in index order: count at `128 + 16k`, sum of TSC cycles at `136 + 16k` (version 3: 10 kinds, bytes 128..288) |
 //! | 336..3664 | 13 × 32 × u64 | only with the histograms flag: bucket `i` of kind `k` at `336 + 8 (32k + i)`: faults that took `[2^i, 2^(i+1))` cycles (bucket 0 also 0 and 1, bucket 31 everything from `2^31`); version 3: 10 × 32 at `288..2848` |
 //!
@@ -219,7 +219,9 @@ pub struct NodeStats {
     /// Mapped areas (descriptors) alive.
     pub areas: u64,
     pub lookups: u64,
-    /// Deepest lookup seen (tree levels visited).
+    /// The largest B-tree height bound (from the node count) of a tree a
+    /// lookup searched: a bound, not a measured path, so not shown as an
+    /// event.
     pub max_lookup_depth: u64,
 }
 

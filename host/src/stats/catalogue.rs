@@ -116,7 +116,6 @@ const MEMORY: Entries = &[
     ("nodes.count", "address-space nodes (empty, reserved and mapped)", false),
     ("nodes.areas", "mapped areas alive", true),
     ("nodes.lookups", "address-space lookups", false),
-    ("nodes.max-depth", "deepest lookup seen (tree levels)", false),
 ];
 
 #[rustfmt::skip]

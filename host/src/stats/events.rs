@@ -108,7 +108,6 @@ pub fn from_snapshot(s: &Snapshot) -> Vec<Event> {
         ("nodes.count", s.nodes.nodes),
         ("nodes.areas", s.nodes.areas),
         ("nodes.lookups", s.nodes.lookups),
-        ("nodes.max-depth", s.nodes.max_lookup_depth),
     ] {
         events.push(Event::count(n, v));
     }
