@@ -112,3 +112,35 @@ fn natively_the_calls_are_not_there() {
         .expect("run vmcalls");
     assert_eq!(stdout(&o), "vmcalls: not a Möbius kernel\n");
 }
+
+/// Issue 12 item 8: a program exhausts descriptors (EMFILE), mappings and
+/// address space (ENOMEM), share handles (EMFILE), and frames (killed with
+/// a report): each limit stops only that program, the kernel goes on, and
+/// every frame comes back.
+#[test]
+fn exhausting_the_kernel_stops_only_the_program() {
+    if !kvm_or_skip("exhausting_the_kernel_stops_only_the_program") {
+        return;
+    }
+    let o = mobius()
+        .args(["run", "--timeout", "300s", "--memory", "48M", "--"])
+        .arg(program("hog"))
+        .arg("all")
+        .output()
+        .expect("run mobius");
+    let out = ok(&o);
+    let round = "hog: fds 1021 then errno 24\n\
+                 hog: maps 2041 then errno 12\n\
+                 hog: space 126 TiB then errno 12\n\
+                 hog: handles 256 then errno 24\n\
+                 hog: killed by signal 11\n";
+    assert_eq!(
+        out,
+        format!("{round}{round}{round}hog: frames back where they were\n")
+    );
+    assert!(
+        stderr(&o).contains("killed: out of memory at"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -55,9 +55,37 @@ fn user_range(addr: u64, len: u64) -> Option<(u64, u64)> {
     (addr >= PROCESS_LOW_START && end <= USER_END).then_some((addr, end))
 }
 
+/// Most nodes (mappings, reservations and the gaps between them) a
+/// process's address space may hold (Linux's `vm.max_map_count` is 65530,
+/// but Linux merges neighbouring mappings and this kernel does not): each
+/// costs kernel heap, so one program must not take it all.
+pub const MAX_USER_NODES: usize = 4096;
+
+/// Whether changing `[start, end)` must split a node (one of its ends lies
+/// inside one).
+fn splits(space: SpaceId, start: u64, end: u64) -> bool {
+    let mut vm = kvmm::vmm().lock();
+    let inside = |n: Option<crate::mm::vmm::NodeInfo>, at: u64| {
+        n.is_some_and(|n| n.base != at && n.base + n.pages * PAGE_SIZE != at)
+    };
+    inside(vm.lookup(space, start), start) || inside(vm.lookup(space, end - 1), end)
+}
+
+/// `ENOMEM` when `space` holds all the mappings a process may have.
+pub(super) fn room_for_mapping(space: SpaceId) -> Result<(), i64> {
+    if kvmm::vmm().lock().user_nodes(space) >= MAX_USER_NODES {
+        Err(-ENOMEM)
+    } else {
+        Ok(())
+    }
+}
+
 pub fn mmap(a: Args) -> i64 {
     let [addr, len, prot, flags, fd, offset] = a.a;
     let Some(space) = space() else { return -EINVAL };
+    if let Err(e) = room_for_mapping(space) {
+        return e;
+    }
     if len == 0 || !offset.is_multiple_of(PAGE_SIZE) || flags & (MAP_SHARED | MAP_PRIVATE) == 0 {
         return -EINVAL;
     }
@@ -129,6 +157,11 @@ pub fn munmap(a: Args) -> i64 {
     let Some((start, end)) = user_range(addr, len) else {
         return -EINVAL;
     };
+    if splits(space, start, end) {
+        if let Err(e) = room_for_mapping(space) {
+            return e;
+        }
+    }
     unmap_range(space, start, end)
 }
 
@@ -175,6 +208,10 @@ fn nodes_in<M: crate::mm::paging::Mmu>(
 pub fn mprotect(a: Args) -> i64 {
     let [addr, len, prot, ..] = a.a;
     let Some(space) = space() else { return -EINVAL };
+    // Changing part of an area splits it: one more node.
+    if let Err(e) = room_for_mapping(space) {
+        return e;
+    }
     let Some((start, end)) = user_range(addr, len) else {
         return -EINVAL;
     };
@@ -229,6 +266,9 @@ pub fn brk(a: Args) -> i64 {
         return now as i64;
     };
     let vmm = kvmm::vmm();
+    if new_mapped > mapped && room_for_mapping(space).is_err() {
+        return now as i64;
+    }
     if new_mapped > mapped {
         let flags = MemFlags::USER | MemFlags::READ | MemFlags::WRITE | MemFlags::ZERO;
         let pages = (new_mapped - mapped) / PAGE_SIZE;

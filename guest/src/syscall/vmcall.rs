@@ -27,6 +27,12 @@ pub fn dispatch(nr: u64, a: Args) -> i64 {
     let Some((_, _, space)) = task::current() else {
         return -ESRCH;
     };
+    let creates = matches!(nr, VMM_ALLOC | VMM_RESERVE | VMM_MAP_SHARED | VMM_MAP_FILE);
+    if creates {
+        if let Err(e) = super::memory::room_for_mapping(space) {
+            return e;
+        }
+    }
     let r = match nr {
         VMM_ALLOC => return alloc(space, a),
         VMM_FREE => vmm().lock().free_from_user(space, a.a[0]).map(|_| 0),

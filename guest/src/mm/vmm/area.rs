@@ -456,7 +456,10 @@ impl DescId {
 #[derive(Debug, Default)]
 struct Slot {
     generation: u32,
-    desc: Option<AreaDesc>,
+    /// Boxed: the table keeps its high-water number of slots (generations
+    /// must outlive their descriptors), so a slot that is free costs a
+    /// pointer, not a whole descriptor.
+    desc: Option<Box<AreaDesc>>,
 }
 
 /// The descriptor arena: an explicit reference-counted table (the VMM lock
@@ -476,7 +479,7 @@ impl Descs {
             (self.slots.len() - 1) as u32
         });
         let slot = &mut self.slots[index as usize];
-        slot.desc = Some(desc);
+        slot.desc = Some(Box::new(desc));
         DescId {
             index,
             generation: slot.generation,
@@ -485,12 +488,12 @@ impl Descs {
 
     pub fn get(&self, id: DescId) -> Option<&AreaDesc> {
         let slot = self.slots.get(id.index as usize)?;
-        (slot.generation == id.generation).then_some(slot.desc.as_ref()?)
+        (slot.generation == id.generation).then_some(slot.desc.as_deref()?)
     }
 
     pub fn get_mut(&mut self, id: DescId) -> Option<&mut AreaDesc> {
         let slot = self.slots.get_mut(id.index as usize)?;
-        (slot.generation == id.generation).then_some(slot.desc.as_mut()?)
+        (slot.generation == id.generation).then_some(slot.desc.as_deref_mut()?)
     }
 
     pub fn remove(&mut self, id: DescId) -> Option<AreaDesc> {
@@ -502,7 +505,7 @@ impl Descs {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        Some(desc)
+        Some(*desc)
     }
 
     pub fn len(&self) -> usize {
@@ -520,7 +523,7 @@ impl Descs {
                     index: i as u32,
                     generation: s.generation,
                 },
-                s.desc.as_ref()?,
+                s.desc.as_deref()?,
             ))
         })
     }

@@ -362,6 +362,12 @@ impl<M: Mmu> Vmm<M> {
             .ok_or(VmError::BadHandle)
     }
 
+    /// Nodes (areas, reservations, free ranges) in `space`'s user half: what
+    /// a program's mappings cost the kernel heap.
+    pub fn user_nodes(&self, space: SpaceId) -> usize {
+        self.space(space).map_or(0, |s| s.user.len())
+    }
+
     /// The page-table root of a space (for CR3).
     pub fn root(&self, space: SpaceId) -> Result<PhysAddr, VmError> {
         Ok(self.space(space)?.root)
