@@ -39,6 +39,7 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
         crate::console::use_console_port();
     }
     crate::arch::x86_64::fpu::use_host_xstate(info.params.is_some_and(|p| p.xstate()));
+    crate::arch::x86_64::stdin::use_host_stdin(info.params.is_some_and(|p| p.stdin()));
     let options = BootOptions::from_view(line, info.params);
     tsc::init(&options);
     let heap = init_heap(&info);

@@ -116,6 +116,7 @@ fn boot_params(user: &str, tsc_khz: Option<u32>, virtio: &[u64]) -> BootParams {
         discard: true,
         console: true,
         xstate: true,
+        stdin: true,
         user_cmdline_len: user.len() as u32,
         // The kernel's own parser, run here: the kernel takes the result
         // instead of scanning the words in (emulated) ring 0.

@@ -202,3 +202,39 @@ fn exit_status_and_missing_program() {
         stderr(&o)
     );
 }
+
+/// The program's standard input is `mobius`'s (issue 9 item 7): 100 KiB in,
+/// the same bytes out in upper case; an empty input reads as its end.
+#[test]
+fn standard_input_is_the_hosts() {
+    if !kvm_or_skip("standard_input_is_the_hosts") {
+        return;
+    }
+    use std::io::Write;
+    let text: String = (0..4000)
+        .map(|i| format!("line {i} of the input\n"))
+        .collect();
+    let mut child = mobius()
+        .args(["run", "--timeout", "60s", "--"])
+        .arg(program("upper"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mobius");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feed = text.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+    let o = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write stdin");
+    ok(&o);
+    assert_eq!(stdout(&o), text.to_uppercase());
+    assert!(
+        stderr(&o).contains(&format!("upper: {} bytes", text.len())),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_program(&[], "upper", &[]);
+    ok(&o);
+    assert!(stderr(&o).contains("upper: 0 bytes"), "{}", stderr(&o));
+}

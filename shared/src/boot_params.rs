@@ -52,7 +52,9 @@ pub const FLAG_SUMMARY: u32 = 1 << 6;
 pub const FLAG_CONSOLE: u32 = 1 << 7;
 /// The host offers the extended-state port (`ports::XSTATE`).
 pub const FLAG_XSTATE: u32 = 1 << 8;
-const KNOWN_FLAGS: u32 = (1 << 9) - 1;
+/// The host offers the console-read port (`ports::CONSOLE_READ`).
+pub const FLAG_STDIN: u32 = 1 << 9;
+const KNOWN_FLAGS: u32 = (1 << 10) - 1;
 
 /// Where a value lies in the command line: `line[offset..offset + len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +105,8 @@ pub struct BootParams {
     pub console: bool,
     /// The host offers the extended-state port.
     pub xstate: bool,
+    /// The host offers the console-read port.
+    pub stdin: bool,
     /// The command line's first `user_cmdline_len` bytes are the user's
     /// words; the host's follow.
     pub user_cmdline_len: u32,
@@ -151,6 +155,9 @@ impl BootParams {
         }
         if self.xstate {
             flags |= FLAG_XSTATE;
+        }
+        if self.stdin {
+            flags |= FLAG_STDIN;
         }
         if let Some(o) = &self.options {
             flags |= FLAG_OPTIONS;
@@ -223,6 +230,10 @@ impl<'a> ParamsView<'a> {
         self.flags() & FLAG_XSTATE != 0
     }
 
+    pub fn stdin(&self) -> bool {
+        self.flags() & FLAG_STDIN != 0
+    }
+
     pub fn user_cmdline_len(&self) -> u32 {
         u32_at(self.0, 24)
     }
@@ -266,6 +277,7 @@ mod tests {
             discard: view.discard(),
             console: view.console(),
             xstate: view.xstate(),
+            stdin: view.stdin(),
             user_cmdline_len: view.user_cmdline_len(),
             virtio: [0; MAX_VIRTIO_DEVICES],
             virtio_len: view.virtio_len(),
@@ -283,6 +295,7 @@ mod tests {
             discard: true,
             console: true,
             xstate: true,
+            stdin: true,
             user_cmdline_len: 14,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
@@ -324,7 +337,7 @@ mod tests {
     #[test]
     fn rejects_what_it_does_not_understand() {
         let good = sample().encode();
-        for (at, v) in [(0, b'm'), (8, 1), (13, 2), (28, 5)] {
+        for (at, v) in [(0, b'm'), (8, 1), (13, 4), (28, 5)] {
             let mut b = good;
             b[at] = v;
             assert_eq!(decode(&b), None, "byte {at} = {v}");

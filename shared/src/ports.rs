@@ -67,3 +67,15 @@ pub const fn xstate_value(op: u32, a: u32, b: u32) -> u32 {
 pub const fn xstate_parts(value: u32) -> (u32, u32, u32) {
     (value >> 28, value & 0x3fff, (value >> 14) & 0x3fff)
 }
+
+/// Console-read port: a 32-bit `out` of the guest-physical address of a
+/// buffer `{ cap: u32, len: u32, bytes: [u8; cap] }` asks the host for up to
+/// `cap` bytes of its standard input (a program's descriptor 0). The host
+/// waits for them, writes how many it read into `len` (0: end of input)
+/// and the bytes after it. The guest stops while the host waits (one vCPU:
+/// reading a terminal holds every process until a line comes). Offered when
+/// the boot parameters carry [`crate::boot_params::FLAG_STDIN`]; elsewhere
+/// standard input reads as empty.
+pub const CONSOLE_READ: u16 = 0xec;
+/// Most bytes one console read may ask for.
+pub const CONSOLE_READ_MAX: u32 = 4096;

@@ -92,8 +92,14 @@ fn read_from(fd: u64, buf: u64, len: u64, at: Option<u64>) -> i64 {
     let mut f = f.lock();
     match &mut *f {
         OpenFile::Pipe { .. } => -EBADF,
-        // The host gives the guest no input yet: standard input is at its end.
-        OpenFile::Console(0) => 0,
+        // The host's standard input (empty where the host offers none).
+        OpenFile::Console(0) => {
+            let data = crate::arch::x86_64::stdin::read(len.min(i64::MAX as u64) as usize);
+            match uaccess::copy_to_user(kvmm::vmm(), space, buf, &data) {
+                Ok(()) => data.len() as i64,
+                Err(_) => -EFAULT,
+            }
+        }
         OpenFile::Console(_) => -EBADF,
         OpenFile::Null { zero: false } => 0,
         OpenFile::Null { zero: true } => {

@@ -5,6 +5,7 @@
 pub mod console;
 pub mod discard;
 pub mod serial;
+pub mod stdin;
 pub mod virtio;
 pub mod xstate;
 

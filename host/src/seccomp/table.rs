@@ -103,6 +103,11 @@ pub const VCPU: &[Allow] = &[
         why: "guest console to stdout; program stderr, warnings, reports to stderr",
     },
     Allow {
+        nr: libc::SYS_read,
+        args: Args::OneOf(0, &[0]),
+        why: "the guest program reads our standard input (CONSOLE_READ), descriptor 0 only",
+    },
+    Allow {
         nr: libc::SYS_madvise,
         args: Args::OneOf(2, &[libc::MADV_DONTNEED as u64]),
         why: "the guest gives a frame back (DISCARD_FRAME): drop its host page",

@@ -178,6 +178,8 @@ impl VcpuRunner {
                     self.console_write(value);
                 } else if port == mobius_shared::ports::CONSOLE_WRITE_ERR {
                     self.console_write_err(value);
+                } else if port == mobius_shared::ports::CONSOLE_READ {
+                    self.console_read(value);
                 } else if port == mobius_shared::ports::XSTATE {
                     if let Err(e) = self.xstate.handle(&self.vcpu, value as u32) {
                         self.warnings
@@ -295,6 +297,19 @@ impl VcpuRunner {
             ConsoleWriteError::OutOfRange { .. } => GuestWarning::ConsoleOutsideRam,
         };
         self.warnings.warn(kind, || format!("{e}; ignored"));
+    }
+
+    /// The guest program reads our standard input (the guest waits).
+    fn console_read(&mut self, addr: u64) {
+        self.serial.flush();
+        let stopping = || super::signal::stop_requested().is_some() || super::signal::timed_out();
+        let mut stdin = std::io::stdin().lock();
+        if let Err(e) =
+            crate::devices::stdin::serve(&self.memory, self.ram_size, addr, &mut stdin, &stopping)
+        {
+            self.warnings
+                .warn(GuestWarning::ConsoleOutsideRam, || format!("{e}; ignored"));
+        }
     }
 
     /// The guest program's standard error: straight to ours.

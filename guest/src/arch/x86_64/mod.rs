@@ -11,6 +11,7 @@ pub mod identity;
 pub mod paging;
 pub mod serial;
 pub mod start_info;
+pub mod stdin;
 pub mod trap;
 pub mod tsc;
 pub mod user;
