@@ -199,3 +199,23 @@ fn a_hundred_forked_children_write_their_own_copies() {
     assert!(cow + reuse >= 100 * 256, "cow {cow} + reuse {reuse}\n{err}");
     assert!(csv_count(&err, "faults.shared") >= 100 * 256, "{err}");
 }
+
+/// Issue 13 item 2 (`chdir`, `getcwd`, `umask`): the working directory is
+/// the process's, relative paths start there, and its errors are Linux's.
+#[test]
+fn the_working_directory_is_the_processes() {
+    if !kvm_or_skip("the_working_directory_is_the_processes") {
+        return;
+    }
+    let o = run(&[], "cwd", &["/bin", "hello"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "cwd: now /bin\n\
+         cwd: hello relative: some bytes\n\
+         cwd: after .. /\n\
+         cwd: missing directory Err(Some(2))\n\
+         cwd: a file Err(Some(20))\n\
+         cwd: umask 22 then 77\n"
+    );
+}

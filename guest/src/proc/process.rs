@@ -94,6 +94,9 @@ pub struct Process {
     pub sig_actions: Box<[SigAction; 64]>,
     /// Möbius share handles (`HndOpen`), by handle number.
     pub handles: Vec<Option<ShareHandle>>,
+    /// Working directory (absolute, normalised) and file-creation mask.
+    pub cwd: String,
+    pub umask: u32,
 }
 
 /// One `struct sigaction` as the kernel sees it.
@@ -128,6 +131,8 @@ impl Process {
             stats: ProcessStats::default(),
             sig_actions: Box::new([SigAction::default(); 64]),
             handles: Vec::new(),
+            cwd: String::from("/"),
+            umask: 0o022,
         }
     }
 
@@ -261,6 +266,7 @@ pub fn new_process(
     let (ppid, pgid, sid, name) = (parent.pid, parent.pgid, parent.sid, parent.name.clone());
     let brk = (parent.brk_start, parent.brk, parent.brk_mapped);
     let actions = parent.sig_actions.clone();
+    let (cwd, umask) = (parent.cwd.clone(), parent.umask);
     let pid = t.alloc_id();
     let mut p = Process::new(pid, ppid, space, name, FdTable::default());
     p.fds = fds;
@@ -268,6 +274,8 @@ pub fn new_process(
     p.sid = sid;
     (p.brk_start, p.brk, p.brk_mapped) = brk;
     p.sig_actions = actions;
+    p.cwd = cwd;
+    p.umask = umask;
     p.threads.push(pid);
     if vfork {
         p.vfork_parent = Some(parent_tid);

@@ -203,16 +203,91 @@ fn path_arg(space: SpaceId, dirfd: u64, addr: u64) -> Result<String, i64> {
         StringError::TooLong => -ENAMETOOLONG,
     })?;
     let path = String::from_utf8(raw).map_err(|_| -ENOENT)?;
-    if !path.starts_with('/') && dirfd != AT_FDCWD {
+    if path.starts_with('/') {
+        return Ok(normalize("/", &path));
+    }
+    let base = if dirfd == AT_FDCWD {
+        crate::proc::process::with_current(|p| p.cwd.clone()).unwrap_or_else(|| String::from("/"))
+    } else {
         // Relative to a directory descriptor: only initramfs directories.
         let f = file(dirfd)?;
-        let base = match &*f.lock() {
-            OpenFile::Dir { path, .. } => path.clone(),
+        let dir = match &*f.lock() {
+            OpenFile::Dir { path, .. } => alloc::format!("/{path}"),
             _ => return Err(-ENOTDIR),
         };
-        return Ok(alloc::format!("{base}/{path}"));
+        dir
+    };
+    Ok(normalize(&base, &path))
+}
+
+/// `path` taken from directory `base` (absolute), as an absolute path
+/// without `.`, `..` or empty components (`..` of `/` is `/`).
+pub fn normalize(base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let full = if path.starts_with('/') {
+        [path, ""]
+    } else {
+        [base, path]
+    };
+    for comp in full.iter().flat_map(|p| p.split('/')) {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
     }
-    Ok(path)
+    let mut out = String::from("/");
+    out.push_str(&parts.join("/"));
+    out
+}
+
+/// `chdir(path)`: a directory of the initramfs becomes the working
+/// directory.
+pub fn chdir(a: Args) -> i64 {
+    let Some(space) = space() else { return -EBADF };
+    let p = match path_arg(space, AT_FDCWD, a.a[0]) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    set_cwd(p)
+}
+
+/// `fchdir(fd)`: the directory `fd` is open on.
+pub fn fchdir(a: Args) -> i64 {
+    let f = match file(a.a[0]) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let dir = match &*f.lock() {
+        OpenFile::Dir { path, .. } => alloc::format!("/{path}"),
+        _ => return -ENOTDIR,
+    };
+    set_cwd(normalize("/", &dir))
+}
+
+fn set_cwd(path: String) -> i64 {
+    let Some(archive) = initramfs::archive() else {
+        return -ENOENT;
+    };
+    let rel = path.trim_start_matches('/');
+    if !archive.is_dir(rel) {
+        return if archive.find(rel).is_some() {
+            -ENOTDIR
+        } else {
+            -ENOENT
+        };
+    }
+    crate::proc::process::with_current(|p| p.cwd = path);
+    0
+}
+
+/// `umask(mask)`: the old mask.
+pub fn umask(a: Args) -> i64 {
+    let new = (a.a[0] & 0o777) as u32;
+    crate::proc::process::with_current(|p| core::mem::replace(&mut p.umask, new))
+        .map_or(0o022, i64::from)
 }
 
 fn open_path(path: &str, flags: u64) -> i64 {
@@ -410,11 +485,15 @@ pub fn ioctl(a: Args) -> i64 {
 
 pub fn getcwd(a: Args) -> i64 {
     let Some(space) = space() else { return -EBADF };
-    if a.a[1] < 2 {
+    let cwd =
+        crate::proc::process::with_current(|p| p.cwd.clone()).unwrap_or_else(|| String::from("/"));
+    let mut bytes = cwd.into_bytes();
+    bytes.push(0);
+    if (a.a[1] as usize) < bytes.len() {
         return -ERANGE;
     }
-    match uaccess::copy_to_user(kvmm::vmm(), space, a.a[0], b"/\0") {
-        Ok(()) => 2,
+    match uaccess::copy_to_user(kvmm::vmm(), space, a.a[0], &bytes) {
+        Ok(()) => bytes.len() as i64,
         Err(_) => -EFAULT,
     }
 }

@@ -154,6 +154,8 @@ pub fn execve(frame: &mut TrapFrame, a: Args) -> i64 {
     if path.is_empty() {
         return -ENOENT;
     }
+    let cwd = process::with_current(|p| p.cwd.clone()).unwrap_or_else(|| String::from("/"));
+    let path = super::file::normalize(&cwd, &path);
     let mut total = 0;
     let args = match string_array(space, argv, &mut total) {
         Ok(v) => v,
