@@ -21,6 +21,13 @@ const RECEIVE_QUEUE: usize = 0;
 const TRANSMIT_QUEUE: usize = 1;
 /// Most bytes taken from the guest per notification (a snapshot is < 8 KiB).
 const MAX_BYTES_PER_NOTIFY: usize = 64 * 1024;
+/// Most descriptors one chain may have: a frame is a handful of parts
+/// (header, counters, histograms, process block); zero-length ones cost
+/// time without bytes, so bytes alone do not bound the work.
+pub const MAX_DESCRIPTORS_PER_CHAIN: usize = 64;
+/// Most descriptors one notification walks, over all its chains; the rest
+/// wait for the next notification.
+pub const MAX_DESCRIPTORS_PER_NOTIFY: usize = 1024;
 
 /// Counters the host reports (`mobius stat`: notifications per snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +39,9 @@ pub struct ConsoleCounters {
     pub bad_queue: u64,
     /// Descriptors pointing outside guest memory.
     pub bad_descriptors: u64,
+    /// Chains cut at [`MAX_DESCRIPTORS_PER_CHAIN`] (counted as bad), and
+    /// notifications that stopped at [`MAX_DESCRIPTORS_PER_NOTIFY`].
+    pub descriptor_caps: u64,
 }
 
 /// A virtio-mmio console device.
@@ -196,6 +206,7 @@ impl VirtioConsole {
         let mut frames: Vec<Result<Vec<u8>, usize>> = Vec::new();
         let mut used = Vec::new();
         let mut total = 0usize;
+        let mut walked = 0usize;
         let mut bad_descriptors = 0u64;
         while let Some(chain) = q.pop_descriptor_chain(&mem) {
             used.push(chain.head_index());
@@ -203,7 +214,13 @@ impl VirtioConsole {
             let mut frame = Vec::new();
             let mut claimed = 0usize;
             let mut unreadable = false;
-            for desc in chain.readable() {
+            for (i, desc) in chain.readable().enumerate() {
+                walked += 1;
+                if i >= MAX_DESCRIPTORS_PER_CHAIN || walked > MAX_DESCRIPTORS_PER_NOTIFY {
+                    self.counters.descriptor_caps = self.counters.descriptor_caps.saturating_add(1);
+                    unreadable = true;
+                    break;
+                }
                 claimed = claimed.saturating_add(desc.len() as usize);
                 if claimed > MAX_FRAME_LEN {
                     break;
@@ -223,7 +240,7 @@ impl VirtioConsole {
             } else {
                 frames.push(Ok(frame));
             }
-            if total >= MAX_BYTES_PER_NOTIFY {
+            if total >= MAX_BYTES_PER_NOTIFY || walked >= MAX_DESCRIPTORS_PER_NOTIFY {
                 break;
             }
         }

@@ -218,3 +218,37 @@ fn writing_status_zero_resets() {
     rig.dev.write(STATUS + 1, &[1]);
     assert_eq!(rig.r(STATUS), 0);
 }
+
+/// Issue 12 item 3: an indirect table of 10,000 zero-length descriptors
+/// costs at most the descriptor cap per notification, counted, whatever
+/// its byte count (zero) says.
+#[test]
+fn a_storm_of_zero_length_descriptors_is_capped() {
+    let mut rig = Rig::new();
+    rig.setup(DESC, AVAIL, USED);
+    const N: u16 = 10_000;
+    let table = BUF;
+    for i in 0..N {
+        let at = GuestAddress(table + 16 * u64::from(i));
+        let next = if i + 1 < N { F_NEXT } else { 0 };
+        rig.mem.write_obj(BUF, at).expect("in memory");
+        rig.mem
+            .write_obj(0u32, at.unchecked_add(8))
+            .expect("in memory");
+        rig.mem
+            .write_obj(next, at.unchecked_add(12))
+            .expect("in memory");
+        rig.mem
+            .write_obj(i + 1, at.unchecked_add(14))
+            .expect("in memory");
+    }
+    const F_INDIRECT: u16 = 4;
+    rig.desc(0, table, 16 * u32::from(N), F_INDIRECT, 0);
+    rig.offer(0);
+    assert!(
+        rig.dev.counters.descriptor_caps >= 1,
+        "{:?}",
+        rig.dev.counters
+    );
+    assert_eq!(rig.sink.lock().decoded(), 0);
+}
