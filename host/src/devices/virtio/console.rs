@@ -207,6 +207,7 @@ impl VirtioConsole {
         let mut used = Vec::new();
         let mut total = 0usize;
         let mut walked = 0usize;
+        let mut capped = 0u64;
         let mut bad_descriptors = 0u64;
         while let Some(chain) = q.pop_descriptor_chain(&mem) {
             used.push(chain.head_index());
@@ -214,11 +215,11 @@ impl VirtioConsole {
             let mut frame = Vec::new();
             let mut claimed = 0usize;
             let mut unreadable = false;
+            let mut cut = false;
             for (i, desc) in chain.readable().enumerate() {
                 walked += 1;
                 if i >= MAX_DESCRIPTORS_PER_CHAIN || walked > MAX_DESCRIPTORS_PER_NOTIFY {
-                    self.counters.descriptor_caps = self.counters.descriptor_caps.saturating_add(1);
-                    unreadable = true;
+                    cut = true;
                     break;
                 }
                 claimed = claimed.saturating_add(desc.len() as usize);
@@ -235,6 +236,9 @@ impl VirtioConsole {
             total += frame.len();
             if claimed > MAX_FRAME_LEN {
                 frames.push(Err(claimed));
+            } else if cut {
+                // A chain cut at the cap is not a frame.
+                capped += 1;
             } else if unreadable {
                 bad_descriptors += 1;
             } else {
@@ -250,6 +254,13 @@ impl VirtioConsole {
         }
         if failed {
             self.bad_queue("used ring outside guest memory");
+        }
+        if capped > 0 {
+            self.counters.descriptor_caps = self.counters.descriptor_caps.saturating_add(capped);
+            self.transport_error(
+                "descriptor chain longer than the cap (64 per chain, 1024 per notification)",
+                capped,
+            );
         }
         if bad_descriptors > 0 {
             self.counters.bad_descriptors = self
