@@ -6,7 +6,7 @@
 mod common;
 
 use common::elf::{print_and_exit, ElfSpec};
-use common::{assert_error, run, Scratch};
+use common::{assert_error, kvm_or_skip, run, stderr, Scratch};
 use mobius_shared::exit::host;
 
 fn hello() -> ElfSpec {
@@ -284,4 +284,27 @@ fn help_and_version() {
 fn unknown_flag_is_usage_error() {
     assert_error(&run(&["run", "--frobnicate"]), host::USAGE, "--frobnicate");
     assert_eq!(run(&[]).status.code(), Some(host::USAGE));
+}
+
+/// Issue 11 item 2: workload parameters that do not go together are a bad
+/// command line: status 5 from the guest (`run --cmdline`), a usage error
+/// before any boot (`stat`), never a failed workload.
+#[test]
+fn conflicting_workload_parameters_are_a_bad_command_line() {
+    if !kvm_or_skip("conflicting_workload_parameters_are_a_bad_command_line") {
+        return;
+    }
+    let o = run(&[
+        "run",
+        "--cmdline",
+        "workload=random-touch pages=100 span=10",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let o = run(&["stat", "--", "reserve-commit", "reserve=10", "commit=20"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("commit= must be smaller than reserve="),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -132,6 +132,8 @@ pub fn find(name: &str) -> Option<&'static Workload> {
 pub enum ParamError {
     NotANumber(&'static str),
     OutOfRange(&'static Param),
+    /// Two parameters that do not go together: `(what, why)`.
+    Conflict(&'static str),
 }
 
 impl core::fmt::Display for ParamError {
@@ -141,6 +143,7 @@ impl core::fmt::Display for ParamError {
             ParamError::OutOfRange(p) => {
                 write!(f, "{}= must be in {}..={}", p.name, p.min, p.max)
             }
+            ParamError::Conflict(why) => f.write_str(why),
         }
     }
 }
@@ -165,7 +168,17 @@ impl Workload {
     pub fn check(&'static self, line: &str) -> Result<(), ParamError> {
         self.params
             .iter()
-            .try_for_each(|p| self.param(line, p.name).map(|_| ()))
+            .try_for_each(|p| self.param(line, p.name).map(|_| ()))?;
+        let v = |name| self.param(line, name);
+        match self.name {
+            "random-touch" if v("span")? < v("pages")? => {
+                Err(ParamError::Conflict("span= must be at least pages="))
+            }
+            "reserve-commit" if v("commit")? >= v("reserve")? => Err(ParamError::Conflict(
+                "commit= must be smaller than reserve=",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The exact fault counts this workload produces with the parameters in
@@ -240,6 +253,24 @@ mod tests {
             Err(ParamError::OutOfRange(_))
         ));
         assert!(w.check("pages=1000000").is_err());
+    }
+
+    /// Issue 11 item 2: parameters that do not go together are a bad
+    /// command line, found before the workload runs.
+    #[test]
+    fn conflicting_parameters_are_refused() {
+        let r = find("random-touch").expect("listed");
+        assert!(matches!(
+            r.check("pages=100 span=10"),
+            Err(ParamError::Conflict(_))
+        ));
+        assert!(r.check("pages=100 span=100").is_ok());
+        let c = find("reserve-commit").expect("listed");
+        assert!(matches!(
+            c.check("reserve=10 commit=10"),
+            Err(ParamError::Conflict(_))
+        ));
+        assert!(c.check("reserve=10 commit=9").is_ok());
     }
 
     #[test]
