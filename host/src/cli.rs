@@ -117,7 +117,7 @@ fn parse_env(s: &str) -> Result<String, String> {
 pub struct StatArgs {
     /// Events to report, comma separated, in that order (see `mobius stat
     /// --list-events`; syscalls* only for runs of programs); without -e:
-    /// faults, faults.*, frames.free, frames.used, frames.zeroed,
+    /// faults, faults.*, frames.free, frames.used, frames.zeroed, frames.free-errors,
     /// nodes.areas, syscalls*, exits, time.*
     #[arg(
         short = 'e',

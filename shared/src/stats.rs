@@ -13,7 +13,7 @@
 //! | 6 | u8 | [`SnapshotReason`]: 0 interval (`-I`), 1 exit (the final one); any other value: malformed |
 //! | 7 | u8 | flags: bit 0 [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows the counters; bit 1 [`wire::FLAG_PROCESSES`] (2, version 4 only): a process block ([`crate::procstats`]) ends the frame; any other bit: malformed |
 //! | 8..12 | u32 | sequence number of the snapshot within the run, from 0 |
-//! | 12..16 | | zero (a decoder rejects anything else) |
+//! | 12..16 | u32 | version 4: [`FrameStats::free_errors`], saturated at `u32::MAX`; version 3: zero (a decoder rejects anything else) |
 //! | 16..24 | u64 | run id (`run_id=` on the command line, 0 if none) |
 //! | 24..32 | u64 | TSC frequency in kHz (0: unknown) |
 //! | 32..40 | u64 | TSC when the snapshot was taken |
@@ -209,6 +209,9 @@ pub struct FrameStats {
     pub zeroed: u64,
     /// Times an allocation found no frame.
     pub exhausted: u64,
+    /// Frees (and shares) of frames that were not in use: a kernel bug,
+    /// counted in every build (version 4: bytes 12..16 of the header).
+    pub free_errors: u64,
 }
 
 /// Address-space (node tree) statistics.
@@ -396,7 +399,7 @@ impl Snapshot {
         } else {
             frame.len() == expected
         };
-        if !length_ok || u64_at(8)? >> 32 != 0 {
+        if !length_ok || (version < 4 && u64_at(8)? >> 32 != 0) {
             return Err(WireError::Malformed);
         }
         let mut snap = Snapshot::new(u64_at(16)?, u64_at(24)?);
@@ -411,6 +414,7 @@ impl Snapshot {
             used: u64_at(72)?,
             zeroed: u64_at(80)?,
             exhausted: u64_at(88)?,
+            free_errors: u64_at(8)? >> 32,
         };
         snap.nodes = NodeStats {
             nodes: u64_at(96)?,
@@ -511,7 +515,7 @@ pub mod wire {
             let (f, n) = (&self.frames, &self.nodes);
             [
                 u64::from(WIRE_MAGIC) | u64::from(WIRE_VERSION) << 32 | reason << 48 | flags << 56,
-                u64::from(self.seq),
+                u64::from(self.seq) | (self.frames.free_errors.min(u64::from(u32::MAX)) << 32),
                 self.run_id,
                 self.tsc_khz,
                 self.tsc,
@@ -590,6 +594,7 @@ mod tests {
             used: 3,
             zeroed: 4,
             exhausted: 5,
+            free_errors: 2,
         };
         s.nodes = NodeStats {
             nodes: 6,
@@ -624,7 +629,8 @@ mod tests {
         assert_eq!(&frame[0..4], b"MbSt");
         assert_eq!(u16::from_le_bytes([frame[4], frame[5]]), WIRE_VERSION);
         assert_eq!((frame[6], frame[7]), (0, wire::FLAG_HISTOGRAMS));
-        assert_eq!((at(8), at(16), at(24)), (3, 42, 2_000_000));
+        assert_eq!((at(8) & 0xffff_ffff, at(8) >> 32), (3, 2)); // seq, free errors
+        assert_eq!((at(16), at(24)), (42, 2_000_000));
         assert_eq!((at(56), at(64), at(96), at(120)), (1, 12345, 6, 9));
         assert_eq!((at(128), at(136)), (1000, 123_456));
         assert_eq!(at(wire::SHORT_LEN + 17 * 8), 1000);
@@ -644,7 +650,8 @@ mod tests {
         assert_eq!(broken(6, 2), Err(WireError::Malformed)); // reason
         assert_eq!(broken(7, 2), Err(WireError::Malformed)); // flags
         assert_eq!(broken(7, 0), Err(WireError::Malformed)); // length vs flags
-        assert_eq!(broken(12, 1), Err(WireError::Malformed)); // seq high bits
+                                                             // Bytes 12..16: the free-error count in version 4.
+        assert_eq!(broken(12, 7).map(|s| s.frames.free_errors), Ok(7));
         assert_eq!(
             Snapshot::decode(&good[..good.len() - 1]),
             Err(WireError::Malformed)
@@ -666,6 +673,7 @@ mod tests {
         let mut s = sample();
         s.reason = SnapshotReason::Exit;
         s.seq = 0;
+        s.frames.free_errors = 0;
         for c in s.faults.iter_mut() {
             c.histogram = [0; HISTOGRAM_BUCKETS];
         }
@@ -766,8 +774,10 @@ mod tests {
             Snapshot::decode(&frame[..frame.len() - 1]),
             Err(WireError::Malformed)
         );
-        // A version-3 frame (ten kinds, no block) still decodes.
+        // A version-3 frame (ten kinds, no block, bytes 12..16 zero) still
+        // decodes.
         let mut v3 = sample();
+        v3.frames.free_errors = 0;
         for c in v3.faults.iter_mut() {
             c.histogram = [0; HISTOGRAM_BUCKETS];
         }

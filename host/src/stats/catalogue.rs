@@ -113,6 +113,7 @@ const MEMORY: Entries = &[
     ("frames.used", "frames in use", true),
     ("frames.zeroed", "free frames known to be zero (the zero pool)", true),
     ("frames.exhausted", "times an allocation found no free frame", false),
+    ("frames.free-errors", "frees of frames not in use: a guest kernel bug, counted in every build (want 0)", true),
     ("nodes.count", "address-space nodes (empty, reserved and mapped)", false),
     ("nodes.areas", "mapped areas alive", true),
     ("nodes.lookups", "address-space lookups", false),

@@ -105,6 +105,7 @@ pub fn from_snapshot(s: &Snapshot) -> Vec<Event> {
         ("frames.used", f.used),
         ("frames.zeroed", f.zeroed),
         ("frames.exhausted", f.exhausted),
+        ("frames.free-errors", f.free_errors),
         ("nodes.count", s.nodes.nodes),
         ("nodes.areas", s.nodes.areas),
         ("nodes.lookups", s.nodes.lookups),

@@ -157,6 +157,9 @@ pub struct FrameAllocator {
     fresh_left: u64,
     total: u64,
     exhausted: u64,
+    /// Frees and shares of frames not in use (a kernel bug, counted in
+    /// every build, reported as `frames.free-errors`).
+    free_errors: u64,
     zeroing: alloc::boxed::Box<dyn FrameZeroing>,
 }
 
@@ -214,6 +217,7 @@ impl FrameAllocator {
             fresh_left: 0,
             total: 0,
             exhausted: 0,
+            free_errors: 0,
             zeroing,
         };
         fa.total = fa.total_indices - fa.reserved_frames();
@@ -439,7 +443,8 @@ impl FrameAllocator {
     /// frees it). It goes to the zero pool at once when the zeroing hook is
     /// eager, else to the dirty list.
     pub fn free(&mut self, phys: PhysAddr, mmu: &mut dyn Mmu) -> Result<(), FrameError> {
-        self.check_freeable(phys)?;
+        self.check_freeable(phys)
+            .inspect_err(|_| self.free_errors += 1)?;
         if let Some(rec) = self.record_mut(phys) {
             if rec.shares > 0 {
                 rec.shares -= 1;
@@ -457,7 +462,8 @@ impl FrameAllocator {
 
     /// Return a frame the caller knows reads as zero (an empty page table).
     pub fn free_zeroed(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
-        self.check_freeable(phys)?;
+        self.check_freeable(phys)
+            .inspect_err(|_| self.free_errors += 1)?;
         self.push(ListKind::Zero, phys);
         Ok(())
     }
@@ -484,10 +490,13 @@ impl FrameAllocator {
     /// One more owner of a used frame (copy-on-write after a fork).
     /// Returns the owners beyond the first.
     pub fn share(&mut self, phys: PhysAddr) -> Result<u32, FrameError> {
-        let rec = self.record_mut(phys).ok_or(FrameError::NotManaged)?;
-        if rec.state != FrameState::Used {
+        let Some(rec) = self
+            .record_mut(phys)
+            .filter(|r| r.state == FrameState::Used)
+        else {
+            self.free_errors += 1;
             return Err(FrameError::NotUsed);
-        }
+        };
         rec.shares = rec.shares.checked_add(1).ok_or(FrameError::ShareCount)?;
         Ok(rec.shares)
     }
@@ -551,6 +560,7 @@ impl FrameAllocator {
             used: self.total - free,
             zeroed: self.fresh_left + self.zero.len,
             exhausted: self.exhausted,
+            free_errors: self.free_errors,
         }
     }
 

@@ -104,6 +104,11 @@ fn free_goes_dirty_then_zero_pool() {
     assert_eq!(a.free(f, &mut mmu), Err(FrameError::NotUsed));
     let s = a.stats();
     assert_eq!((s.free, s.zeroed), (2, 1));
+    // The double free is counted in every build (frames.free-errors), and
+    // so is sharing a free frame.
+    assert_eq!(s.free_errors, 1);
+    assert_eq!(a.share(f), Err(FrameError::NotUsed));
+    assert_eq!(a.stats().free_errors, 2);
     assert_eq!(a.zero_some(10, &mut mmu), 1);
     assert_eq!(a.stats().zeroed, 2);
     let mut buf = [1u8; 16];
