@@ -275,7 +275,11 @@ fn cpio_seeds(c: &Corpus, program: &[u8]) {
     std::fs::write(&prog, program).expect("write program");
     std::fs::write(&notes, b"a file the program reads\n").expect("write file");
     let spec = ArchiveSpec {
-        program: vec![prog.clone().into(), OsString::from("a"), OsString::from("b")],
+        program: vec![
+            prog.clone().into(),
+            OsString::from("a"),
+            OsString::from("b"),
+        ],
         files: vec![FileSpec {
             host: notes.clone(),
             guest: "/etc/notes.txt".into(),

@@ -9,13 +9,18 @@ use libfuzzer_sys::fuzz_target;
 use mobius_guest::fs::cpio::{Archive, IMPLICIT_DIR_MODE};
 
 fn components(p: &str) -> Vec<&str> {
-    p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 fn check_dir(archive: &Archive<'_>, dir: &str) {
     let list = archive.read_dir(dir);
     if !archive.is_dir(dir) {
-        assert!(list.is_empty(), "{dir:?} is no directory but lists {list:?}");
+        assert!(
+            list.is_empty(),
+            "{dir:?} is no directory but lists {list:?}"
+        );
         return;
     }
     for pair in list.windows(2) {

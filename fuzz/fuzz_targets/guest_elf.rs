@@ -24,13 +24,18 @@ fuzz_target!(|data: &[u8]| {
             "{s:?} outside the file"
         );
         assert!(
-            s.vaddr.checked_add(s.mem_size).is_some_and(|end| end <= USER_END),
+            s.vaddr
+                .checked_add(s.mem_size)
+                .is_some_and(|end| end <= USER_END),
             "{s:?} above user space"
         );
         assert!(s.page_start() <= s.vaddr && s.end() <= s.page_end());
     }
     for pair in img.segments.windows(2) {
-        assert!(pair[0].end() <= pair[1].vaddr, "{pair:?} overlap or unordered");
+        assert!(
+            pair[0].end() <= pair[1].vaddr,
+            "{pair:?} overlap or unordered"
+        );
     }
     assert!(img
         .segments

@@ -65,10 +65,9 @@ fuzz_target!(|input: Input| {
         Ok(s) => s,
         Err(StackError::NulInString) => {
             let all = argv.iter().chain(&envp);
-            assert!(
-                all.chain([&input.execfn.as_slice(), &input.platform.as_slice()])
-                    .any(|s| s.contains(&0))
-            );
+            assert!(all
+                .chain([&input.execfn.as_slice(), &input.platform.as_slice()])
+                .any(|s| s.contains(&0)));
             return;
         }
         Err(StackError::ReservedAux(t)) => {
@@ -115,7 +114,10 @@ fuzz_target!(|input: Input| {
     assert!(random >= at, "AT_RANDOM inside the tables");
     let off = (random - sp) as usize;
     assert_eq!(stack.bytes[off..off + 16], input.random);
-    assert_eq!(r.string(get(AT_EXECFN).expect("AT_EXECFN")), &input.execfn[..]);
+    assert_eq!(
+        r.string(get(AT_EXECFN).expect("AT_EXECFN")),
+        &input.execfn[..]
+    );
     match get(AT_PLATFORM) {
         Some(p) => assert_eq!(r.string(p), &input.platform[..]),
         None => assert!(input.platform.is_empty()),

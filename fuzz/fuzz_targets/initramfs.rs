@@ -63,7 +63,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut fs) = Initramfs::from_archive(data) else {
         return;
     };
-    let added = fs.add_file("/fuzz/added", b"added by the host", 0o644).is_ok();
+    let added = fs
+        .add_file("/fuzz/added", b"added by the host", 0o644)
+        .is_ok();
     let out = fs.finish();
     let archive = match Archive::new(&out) {
         Ok(a) => a,

@@ -37,7 +37,7 @@ impl Write for Out {
 /// The documented decoding of one statistics line's digits.
 fn model_decode(hex: &str) -> Option<Snapshot> {
     if hex.len() > 2 * MAX_FRAME_LEN
-        || hex.len() % 2 != 0
+        || !hex.len().is_multiple_of(2)
         || !hex.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return None;

@@ -184,7 +184,11 @@ fuzz_target!(|ops: Vec<Op>| {
     assert!(k.bytes <= k.notifications * (MAX_BYTES_PER_NOTIFY + MAX_FRAME_LEN as u64));
     assert_eq!(c.errors().transport, k.bad_queue + k.bad_descriptors);
     let frame_results = c.decoded() + c.errors().total() - c.errors().transport;
-    assert!(frame_results <= k.chains, "{frame_results} > {} chains", k.chains);
+    assert!(
+        frame_results <= k.chains,
+        "{frame_results} > {} chains",
+        k.chains
+    );
     assert!(c.notifications() <= k.notifications);
     assert!(c.retained() <= mobius::stats::MAX_RETAINED_SNAPSHOTS);
 });
