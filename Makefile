@@ -14,7 +14,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs profile toolchain lint fmt clean
+.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs profile toolchain lint fmt clean fuzz fuzz-smoke fuzz-tools
 
 ## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
 ## toolchain file's targets only when it installs the toolchain: a machine that
@@ -80,6 +80,27 @@ bench-boot: guest
 ## on kvm_pvm every ring-0 instruction is emulated, so this count is the cost.
 profile: guest
 	python3 bench/guest_profile.py $(GUEST_ELF) --params --cmdline "$(CMDLINE) tsc_khz=2600000 discard=1 virtio_mmio.device=4K@0xd0000000:5"
+
+## Fuzzing: every target of fuzz/ (cargo-fuzz, libFuzzer; the parsers and
+## devices that take guest or user input) for FUZZ_SECONDS each, from seed
+## corpora made of real inputs; fuzz/run.sh says more. Needs the nightly
+## toolchain (FUZZ_TOOLCHAIN); installs cargo-fuzz when missing. Crashing
+## inputs land in fuzz/artifacts/<target>/ and make the run fail.
+## `make fuzz-smoke`: 10 s each, a quick pass for CI. The host crate embeds
+## the guest kernel: MOBIUS_GUEST_ELF if set, else the one `make guest` builds.
+FUZZ_SECONDS   ?= 60
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_GUEST_ELF := $(if $(MOBIUS_GUEST_ELF),$(MOBIUS_GUEST_ELF),$(abspath $(GUEST_ELF)))
+fuzz: fuzz-tools $(if $(MOBIUS_GUEST_ELF),,guest)
+	MOBIUS_GUEST_ELF=$(FUZZ_GUEST_ELF) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TOOLCHAIN=$(FUZZ_TOOLCHAIN) \
+		bash fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+fuzz-tools:
+	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 ## rustfmt, clippy, and actionlint on .github/workflows (installed under
 ## $(TARGET_DIR)/tools when not on PATH: .ci/actionlint says how).

@@ -191,13 +191,16 @@ impl StatsCollector {
     }
 }
 
+/// The bytes of an even number of hex digits; `None` for anything else
+/// (`from_str_radix` alone would also take a sign: `+f` is no byte).
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let digit = |d: u8| char::from(d).to_digit(16).map(|v| v as u8);
     if !hex.len().is_multiple_of(2) {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
         .collect()
 }
 
@@ -287,6 +290,35 @@ mod tests {
 
     /// A guest sending valid frames in a loop: every one is counted and
     /// shown to the callback, a fixed few are kept.
+    /// Only hex digits make a frame: a sign, which `from_str_radix`
+    /// accepts, is malformed like any other character (found by the
+    /// stats_serial fuzz target: `+0` in place of `00` decoded).
+    #[test]
+    fn serial_lines_take_hex_digits_only() {
+        let hex: String = frame(&sample(1))
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let mut c = StatsCollector::new();
+        assert!(c.push_serial_line(&format!("{SERIAL_PREFIX}{hex}\r\n")));
+        assert_eq!(
+            c.decoded(),
+            1,
+            "upper case digits and a trailing CR are fine"
+        );
+        let at = (0..hex.len())
+            .step_by(2)
+            .find(|&i| &hex[i..i + 2] == "00")
+            .expect("a zero byte");
+        for bad in ["+0", "-0", " 0", "0x"] {
+            let mut line = hex.clone();
+            line.replace_range(at..at + 2, bad);
+            assert!(c.push_serial_line(&format!("{SERIAL_PREFIX}{line}\n")));
+        }
+        assert_eq!(c.decoded(), 1);
+        assert_eq!(c.errors().malformed, 4);
+    }
+
     #[test]
     fn a_million_frames_keep_a_bounded_number_of_snapshots() {
         let seen = Arc::new(Mutex::new(0u64));

@@ -16,6 +16,9 @@ pub struct SerialStatsFilter {
     line: Vec<u8>,
     /// Dropping the rest of an over-long statistics line.
     discarding: bool,
+    /// Passing the rest of a line that does not begin with the prefix
+    /// straight through (a prefix later in the line is console output).
+    passing: bool,
 }
 
 /// Longest console line buffered while looking for the statistics prefix.
@@ -28,6 +31,7 @@ impl SerialStatsFilter {
             collector,
             line: Vec::new(),
             discarding: false,
+            passing: false,
         }
     }
 
@@ -45,7 +49,20 @@ impl SerialStatsFilter {
 
 impl Write for SerialStatsFilter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for &b in buf {
+        let mut rest = buf;
+        while let Some((&b, tail)) = rest.split_first() {
+            if self.passing {
+                // Up to and including the end of the line, in one write.
+                let n = rest
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(rest.len(), |i| i + 1);
+                self.inner.write_all(&rest[..n])?;
+                self.passing = rest[n - 1] != b'\n';
+                rest = &rest[n..];
+                continue;
+            }
+            rest = tail;
             if self.discarding {
                 self.discarding = b != b'\n';
                 continue;
@@ -60,6 +77,7 @@ impl Write for SerialStatsFilter {
                 }
             } else if !self.may_be_stats() {
                 self.pass_through()?;
+                self.passing = true;
             } else if self.line.len() > MAX_LINE {
                 // A statistics line longer than any frame: count it, drop it.
                 self.collector.lock().reject_oversized(self.line.len() / 2);
@@ -115,6 +133,33 @@ mod tests {
         assert_eq!(count(c.final_snapshot()), Some(9));
         assert_eq!(c.errors().malformed, 1);
         assert_eq!(c.errors().oversized, 1);
+    }
+
+    /// The prefix counts only at the start of a line: later in a line it
+    /// is console output, in one piece or byte by byte (found by the
+    /// stats_serial fuzz target: "mobius-s\0mobius-stats: <frame>" lost
+    /// its second half to the collector).
+    #[test]
+    fn a_prefix_inside_a_line_is_console_output() {
+        let text = format!(
+            "mobius-s\0{}x {}say {SERIAL_PREFIX}00\n{}",
+            hex_line(1),
+            hex_line(2),
+            hex_line(3)
+        );
+        for piece in [1, 7, text.len()] {
+            let collector = StatsCollector::shared();
+            let out = SharedBuf::default();
+            let mut filter = SerialStatsFilter::new(Box::new(out.clone()), collector.clone());
+            for chunk in text.as_bytes().chunks(piece) {
+                filter.write_all(chunk).expect("write");
+            }
+            let shown = text[..text.len() - hex_line(3).len()].to_string();
+            assert_eq!(out.text(), shown, "pieces of {piece}");
+            let c = collector.lock();
+            assert_eq!(c.decoded(), 1, "only the line that starts with the prefix");
+            assert_eq!(c.errors().total(), 0);
+        }
     }
 
     /// A guest printing statistics lines in a loop: the host keeps a fixed

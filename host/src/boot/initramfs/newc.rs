@@ -66,11 +66,32 @@ fn normalize_existing(name: &[u8]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-/// One header field: 8 ASCII hex digits.
+/// The 13 header fields, in order, as messages name them.
+const FIELDS: [&str; 13] = [
+    "inode",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "file size",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "name size",
+    "check",
+];
+
+/// One header field: exactly 8 ASCII hex digits (no sign: the guest's
+/// reader takes nothing else, so neither does the host).
 fn hex_field(header: &[u8], index: usize) -> Option<u32> {
     let start = 6 + 8 * index;
-    let digits = std::str::from_utf8(header.get(start..start + 8)?).ok()?;
-    u32::from_str_radix(digits, 16).ok()
+    let digits = header.get(start..start + 8)?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// Why `bytes` is not a newc archive, with a hint for the usual suspects.
@@ -138,14 +159,16 @@ impl Initramfs {
             if !newc(header) {
                 return Err(malformed(format!("no newc magic at offset {pos}")));
             }
-            let field = |i: usize, what: &str| {
-                hex_field(header, i)
-                    .ok_or_else(|| malformed(format!("bad {what} field at offset {pos}")))
-            };
-            let ino = field(0, "inode")?;
-            let mode = field(1, "mode")?;
-            let filesize = field(6, "file size")? as usize;
-            let namesize = field(11, "name size")? as usize;
+            // Every field, not only those read here: the archive goes to
+            // the guest as it is, and the guest refuses a bad one.
+            let mut fields = [0u32; 13];
+            for (i, (slot, what)) in fields.iter_mut().zip(FIELDS).enumerate() {
+                *slot = hex_field(header, i)
+                    .ok_or_else(|| malformed(format!("bad {what} field at offset {pos}")))?;
+            }
+            let [ino, mode, .., check] = fields;
+            let filesize = fields[6] as usize;
+            let namesize = fields[11] as usize;
             let name_start = pos + HEADER_SIZE;
             let name = name_start
                 .checked_add(namesize)
@@ -165,6 +188,20 @@ impl Initramfs {
                 .and_then(|start| start.checked_add(filesize))
                 .filter(|&end| end <= base.len())
                 .ok_or_else(|| malformed(format!("truncated data of the entry at offset {pos}")))?;
+            // A checksummed (070702) regular file: its data must sum to
+            // `check`, as Linux and the guest require.
+            if header.starts_with(CRC_MAGIC)
+                && mode & S_IFMT == S_IFREG
+                && name != TRAILER.as_bytes()
+            {
+                let data = &base[data_end - filesize..data_end];
+                let sum = data.iter().fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
+                if sum != check {
+                    return Err(malformed(format!(
+                        "checksum of the entry at offset {pos} is {check:#x}, its data sums to {sum:#x}"
+                    )));
+                }
+            }
             // The last padding of a file may be cut off; nothing follows it then.
             let next = align4(data_end).map_or(base.len(), |n| n.min(base.len()));
             if name == TRAILER.as_bytes() {

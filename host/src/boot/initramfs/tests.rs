@@ -254,6 +254,26 @@ fn rejects_what_is_not_newc() {
     let mut bad_hex = good.clone();
     bad_hex[6 + 6 * 8] = b'g';
     assert!(Initramfs::from_archive(&bad_hex).is_err());
+    // Every field is 8 hex digits, the fields the host does not read too
+    // (gid, mtime, check...), and a sign is no digit: the archive goes to
+    // the guest as it is, and the guest's reader refuses all of these
+    // (found by the initramfs fuzz target).
+    for (field, digits) in [
+        (3, b"zzzzzzzz"),
+        (5, b"0000 001"),
+        (12, b"+0000000"),
+        (6, b"+0000004"),
+    ] {
+        let mut bad = good.clone();
+        bad[6 + 8 * field..14 + 8 * field].copy_from_slice(digits);
+        assert!(
+            matches!(
+                Initramfs::from_archive(&bad),
+                Err(InitramfsError::Malformed(_))
+            ),
+            "field {field}"
+        );
+    }
     // Names: UTF-8, one NUL at the end.
     for bad_name in [&b"\xff\0"[..], b"\0\0"] {
         let mut raw = Vec::new();
@@ -267,9 +287,15 @@ fn rejects_what_is_not_newc() {
             Err(InitramfsError::Malformed(_))
         ));
     }
-    // The checksummed variant (070702) is newc too.
+    // The checksummed variant (070702) is newc too; a regular file's data
+    // must sum to its check field ("data": 0x19a), as the guest requires.
     let mut crc = good.clone();
     crc[5] = b'2';
+    match Initramfs::from_archive(&crc) {
+        Err(InitramfsError::Malformed(why)) => assert!(why.contains("checksum"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    crc[102..110].copy_from_slice(b"0000019a");
     let fs = Initramfs::from_archive(&crc).unwrap();
     let out = fs.finish();
     assert_eq!(&out[..6], b"070702");
