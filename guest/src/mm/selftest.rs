@@ -345,11 +345,14 @@ fn row13_map<M: Mmu>(vmm: &VmmLock<M>) -> Result<(), &'static str> {
         let frame = pte(vmm, K, a).ok_or("no pte")?.0;
         let m = ok(vmm.lock().map_phys(K, 1, 0, frame, KRW), "map")?;
         let v = read_byte(vmm, K, m + 9, false).map_err(|_| "read map");
-        let free = free_frames(vmm);
         ok(vmm.lock().free(K, m), "free map")?;
         ensure(v == Ok(0x5A), "same memory")?;
+        // Freeing the MAP area left the frame it mapped alone: still in use,
+        // still the other area's (exact, whatever page tables went with it).
+        let state = vmm.lock().frames().state(frame);
         ensure(
-            free_frames(vmm) >= free && pte(vmm, K, a).is_some(),
+            state == Some(crate::mm::frame::FrameState::Used)
+                && pte(vmm, K, a).map(|p| p.0) == Some(frame),
             "frame not freed",
         )
     })();

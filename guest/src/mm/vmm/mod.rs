@@ -20,8 +20,10 @@
 //! The kernel keeps one [`Vmm`] in a `spin::Mutex` ([`VmmLock`]). Every
 //! method runs under that lock. The fault entry point
 //! [`crate::mm::fault::handle`] takes the lock itself and drops it around
-//! CALLBACK handlers and file reads, so handlers may fault and call back into
-//! the VMM.
+//! CALLBACK handlers and file reads, so a handler may call back into the VMM
+//! (it maps its page through the [`CallbackMapper`] it is given). A handler
+//! must not fault itself: a kernel page fault inside the page-fault path is
+//! fatal (`arch::x86_64::trap` refuses to nest them on its one stack).
 //!
 //! # Möbius names
 //!
