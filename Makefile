@@ -14,7 +14,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs profile toolchain lint fmt clean fuzz fuzz-smoke fuzz-tools
+.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs bench-floods profile toolchain lint fmt clean fuzz fuzz-smoke fuzz-tools
 
 ## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
 ## toolchain file's targets only when it installs the toolchain: a machine that
@@ -53,7 +53,7 @@ qemu: guest
 	echo "make qemu: guest status $$s"; exit $$s
 
 ## All benchmarks: boot, then page faults (guest beside Linux).
-bench: bench-boot bench-faults bench-programs
+bench: bench-boot bench-faults bench-programs bench-floods
 
 ## Page-fault benchmark: guest fault-bench beside Linux doing the same work.
 ## AREAS=100000 is issue 3's many-areas case (~2.5 min: creating and freeing
@@ -69,6 +69,12 @@ bench-faults: toolchain
 bench-programs: guest programs
 	$(CARGO) build --release -p mobius
 	python3 bench/programs.py --mobius $(MOBIUS) --elf $(GUEST_ELF) --programs $(PROGRAMS)
+
+## Hostile-guest floods: the host's peak RSS after 1 s and 10 s of each
+## flood, and its CPU per guest second (issue 12's measurements).
+bench-floods: toolchain
+	$(CARGO) build --release -p mobius
+	python3 bench/floods.py --mobius $(MOBIUS)
 
 ## Boot benchmark: process start to exit, phases, peak RSS, QEMU ratio.
 ## AGAINST=path/to/other/mobius measures that build too, alternating run for run.

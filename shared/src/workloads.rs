@@ -113,6 +113,31 @@ pub const CATALOGUE: &[Workload] = &[
         params: &[],
     },
     Workload {
+        name: "flood-stats",
+        description: "test mode: a hostile guest sends statistics frames as fast as possible for ms= (the host keeps a bounded few)",
+        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+    },
+    Workload {
+        name: "flood-ports",
+        description: "test mode: a hostile guest sends writes to 256 unknown ports for ms= (warned once, counted)",
+        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+    },
+    Workload {
+        name: "flood-mmio",
+        description: "test mode: a hostile guest sends writes to 16,384 unknown MMIO addresses for ms= (warned once, counted)",
+        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+    },
+    Workload {
+        name: "flood-console",
+        description: "test mode: a hostile guest sends console lines as fast as possible for ms= (printed, nothing kept)",
+        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+    },
+    Workload {
+        name: "flood-descriptors",
+        description: "test mode: a hostile guest sends virtio descriptor chains pointing outside RAM for ms= (counted)",
+        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+    },
+    Workload {
         name: "fault-bench",
         description: "cycles per fault: demand-zero, upgrade, callback, MAP beside a bare floor handler; 10 vs many areas",
         params: &[

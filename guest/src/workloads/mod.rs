@@ -9,6 +9,7 @@ use mobius_shared::cmdline;
 use mobius_shared::exit::GuestStatus;
 
 mod faults;
+mod flood;
 
 /// An address in the user half that no area covers: reading it is an
 /// unresolvable kernel-mode page fault.
@@ -38,10 +39,32 @@ pub fn run(name: &str, line: &str) -> GuestStatus {
             unsafe { core::arch::asm!("ud2") };
             GuestStatus::Failure
         }
+        other if other.starts_with("flood-") => flood_for(other, line),
         other => faults::run(other, line).unwrap_or_else(|| {
             println!("mobius-guest: unknown workload '{other}' (see `mobius list`)");
             GuestStatus::BadCommandLine
         }),
+    }
+}
+
+/// A flood workload for its `ms=` (see `flood`).
+fn flood_for(name: &str, line: &str) -> GuestStatus {
+    let Some(w) = mobius_shared::workloads::find(name) else {
+        return GuestStatus::BadCommandLine;
+    };
+    let ms = match w.param(line, "ms") {
+        Ok(ms) => ms,
+        Err(e) => {
+            println!("mobius-guest: workload {name}: {e}");
+            return GuestStatus::BadCommandLine;
+        }
+    };
+    match flood::run(name, ms) {
+        Some(n) => {
+            println!("workload {name}: {n} in {ms} ms");
+            GuestStatus::Success
+        }
+        None => GuestStatus::Failure,
     }
 }
 
