@@ -115,6 +115,11 @@ lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p mobius -p mobius-shared -p mobius-guest --all-targets -- -D warnings
 	cd guest && $(CARGO) clippy --release --target $(GUEST_TARGET) -- -D warnings
+	@# The fuzz crate is its own workspace: check it still builds against the
+	@# crates it fuzzes (needs nightly; skipped without it).
+	@if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^nightly'; then \
+		$(CARGO) +nightly check --manifest-path fuzz/Cargo.toml --bins --target x86_64-unknown-linux-gnu; \
+	else echo "lint: no nightly toolchain: fuzz/ not checked"; fi
 
 fmt:
 	$(CARGO) fmt --all
