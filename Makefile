@@ -118,7 +118,9 @@ lint: toolchain
 	@# The fuzz crate is its own workspace: check it still builds against the
 	@# crates it fuzzes (needs nightly; skipped without it).
 	@if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^nightly'; then \
-		$(CARGO) +nightly check --manifest-path fuzz/Cargo.toml --bins --target x86_64-unknown-linux-gnu; \
+		$(MAKE) --no-print-directory guest >/dev/null && \
+		MOBIUS_GUEST_ELF=$(abspath $(GUEST_ELF)) $(CARGO) +nightly check \
+			--manifest-path fuzz/Cargo.toml --bins --target x86_64-unknown-linux-gnu; \
 	else echo "lint: no nightly toolchain: fuzz/ not checked"; fi
 
 fmt:
