@@ -115,27 +115,27 @@ pub const CATALOGUE: &[Workload] = &[
     Workload {
         name: "flood-stats",
         description: "test mode: a hostile guest sends statistics frames as fast as possible for ms= (the host keeps a bounded few)",
-        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+        params: FLOOD_PARAMS,
     },
     Workload {
         name: "flood-ports",
         description: "test mode: a hostile guest sends writes to 256 unknown ports for ms= (warned once, counted)",
-        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+        params: FLOOD_PARAMS,
     },
     Workload {
         name: "flood-mmio",
         description: "test mode: a hostile guest sends writes to 16,384 unknown MMIO addresses for ms= (warned once, counted)",
-        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+        params: FLOOD_PARAMS,
     },
     Workload {
         name: "flood-console",
         description: "test mode: a hostile guest sends console lines as fast as possible for ms= (printed, nothing kept)",
-        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+        params: FLOOD_PARAMS,
     },
     Workload {
         name: "flood-descriptors",
         description: "test mode: a hostile guest sends virtio descriptor chains pointing outside RAM for ms= (counted)",
-        params: &[p("ms", 100, 1, 600_000, "milliseconds of guest time")],
+        params: FLOOD_PARAMS,
     },
     Workload {
         name: "fault-bench",
@@ -146,6 +146,9 @@ pub const CATALOGUE: &[Workload] = &[
         ],
     },
 ];
+
+/// The one parameter of the `flood-*` workloads.
+const FLOOD_PARAMS: &[Param] = &[p("ms", 100, 1, 600_000, "milliseconds of guest time")];
 
 /// Look a workload up by name.
 pub fn find(name: &str) -> Option<&'static Workload> {
