@@ -120,7 +120,7 @@ lint: toolchain
 	@if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q '^nightly'; then \
 		$(MAKE) --no-print-directory guest >/dev/null && \
 		MOBIUS_GUEST_ELF=$(abspath $(GUEST_ELF)) $(CARGO) +nightly check \
-			--manifest-path fuzz/Cargo.toml --bins --target x86_64-unknown-linux-gnu; \
+			--manifest-path fuzz/Cargo.toml --bins --examples --target x86_64-unknown-linux-gnu; \
 	else echo "lint: no nightly toolchain: fuzz/ not checked"; fi
 
 fmt:

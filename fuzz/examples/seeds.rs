@@ -126,6 +126,7 @@ fn cmdline_seeds(c: &Corpus) {
             discard: true,
             console: true,
             xstate: true,
+            stdin: true,
             user_cmdline_len: user.len() as u32,
             virtio: [0xd000_0000, 0, 0, 0],
             virtio_len: 1,
