@@ -57,6 +57,19 @@ fn a_child_output_comes_through_a_pipe_to_end_of_file() {
 }
 
 #[test]
+fn waitid_reports_a_child_as_siginfo() {
+    if !kvm_or_skip("waitid_reports_a_child_as_siginfo") {
+        return;
+    }
+    let o = run(&[], "spawn", &["waitid", "5"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "spawn: waitid signo 17 code 1 status 5 pid-ok\n"
+    );
+}
+
+#[test]
 fn many_children_run_one_after_another() {
     if !kvm_or_skip("many_children_run_one_after_another") {
         return;

@@ -279,6 +279,11 @@ fn spawn_and_threads_natively() {
     assert_eq!(stdout(&o), "spawn: missing program: ENOENT ok\n");
     let o = run("spawn", &["killed"]);
     assert_eq!(stdout(&o), "spawn: child killed by signal 11\n");
+    let o = run("spawn", &["waitid", "5"]);
+    assert_eq!(
+        stdout(&o),
+        "spawn: waitid signo 17 code 1 status 5 pid-ok\n"
+    );
     let o = run("threads", &["4", "2000"]);
     assert_eq!(
         stdout(&o),

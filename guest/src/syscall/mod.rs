@@ -42,6 +42,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         59 => process::execve(frame, args),
         35 => process::nanosleep(args),
         61 => process::wait4(args),
+        247 => process::waitid(args),
         109 => process::setpgid(args),
         111 => process::getpgid(Args { a: [0; 6] }),
         112 => process::setsid(),

@@ -218,6 +218,57 @@ pub fn wait4(a: Args) -> i64 {
     }
 }
 
+/// `waitid(idtype, id, infop, options, rusage)`: `P_ALL`, `P_PID`,
+/// `P_PGID`; `WEXITED` must be asked for (stopped and continued children
+/// do not exist here); `WNOWAIT` (leave the child waitable) is refused.
+/// The child's end goes into `infop` as a `siginfo_t` (`SIGCHLD`,
+/// `CLD_EXITED`/`CLD_KILLED`, pid, status).
+pub fn waitid(a: Args) -> i64 {
+    const P_ALL: u64 = 0;
+    const P_PID: u64 = 1;
+    const P_PGID: u64 = 2;
+    const WNOHANG: u64 = 1;
+    const WEXITED: u64 = 4;
+    const WNOWAIT: u64 = 0x0100_0000;
+    const KNOWN: u64 = WNOHANG | WEXITED | 2 | 8 | WNOWAIT | 0xe000_0000;
+    let [idtype, id, infop, options, rusage, _] = a.a;
+    let (_, _, space) = match current() {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if options & WEXITED == 0 || options & WNOWAIT != 0 || options & !KNOWN != 0 {
+        return -EINVAL;
+    }
+    let which = match idtype {
+        P_ALL => ChildSelector::Any,
+        P_PID => ChildSelector::Pid(id as u32),
+        P_PGID => ChildSelector::Group(id as u32),
+        _ => return -EINVAL,
+    };
+    let mut info = [0u8; 128];
+    match process::wait_child(which, options & WNOHANG != 0) {
+        Ok(Some((child, status))) => {
+            let (code, value) = match status {
+                ExitStatus::Code(c) => (1i32, i32::from(c)),
+                ExitStatus::Signal(s) => (2i32, i32::from(s)),
+            };
+            info[0..4].copy_from_slice(&17i32.to_le_bytes()); // SIGCHLD
+            info[8..12].copy_from_slice(&code.to_le_bytes());
+            info[16..20].copy_from_slice(&(child as i32).to_le_bytes());
+            info[24..28].copy_from_slice(&value.to_le_bytes());
+        }
+        Ok(None) => {}
+        Err(e) => return -e,
+    }
+    if infop != 0 && uaccess::copy_to_user(vmm(), space, infop, &info).is_err() {
+        return -EFAULT;
+    }
+    if rusage != 0 && uaccess::copy_to_user(vmm(), space, rusage, &[0u8; 144]).is_err() {
+        return -EFAULT;
+    }
+    0
+}
+
 /// A `timespec` at user `addr` in nanoseconds; `EINVAL` when malformed.
 pub(super) fn timespec_ns(space: SpaceId, addr: u64) -> Result<u64, i64> {
     let mut b = [0u8; 16];

@@ -14,6 +14,9 @@
 //!   ENOENT; prints `spawn: missing program: ENOENT ok`.
 //! * `spawn killed`: run itself as `spawn segv`, which writes to a
 //!   read-only page; prints `spawn: child killed by signal 11`.
+//! * `spawn waitid CODE`: start itself as `spawn exit CODE` and collect it
+//!   with the raw `waitid(P_PID, pid, WEXITED)`; prints `spawn: waitid
+//!   signo 17 code 1 status CODE pid-ok`.
 //! * `spawn orphan PROG [ARGS...]`: start PROG and exit 0 at once without
 //!   waiting for it (under Möbius the run ends with this process).
 //! * `spawn deadlock`: read from a pipe whose only writer is itself: blocks
@@ -40,6 +43,7 @@ fn main() {
         ["killed"] => killed(),
         ["segv"] => segv(),
         ["orphan", prog, rest @ ..] => orphan(prog, rest),
+        ["waitid", code] => waitid(parse_num(PROG, "CODE", code)),
         ["deadlock"] => deadlock(),
         _ => die(PROG, "usage: spawn run N PROG [ARGS] | capture PROG [ARGS] | status CODE | exit CODE | missing | killed"),
     }
@@ -135,4 +139,30 @@ fn deadlock() {
     let mut b = [0u8; 1];
     let _ = r.read(&mut b);
     die(PROG, "read returned from a pipe nobody else can write")
+}
+
+fn waitid(code: u64) {
+    let child = Command::new(me())
+        .args(["exit", &code.to_string()])
+        .spawn()
+        .unwrap_or_else(|e| die(PROG, &format!("spawn: {e}")));
+    let pid = child.id();
+    let mut info = [0u8; 128];
+    // SAFETY: waitid(P_PID, pid, &info, WEXITED, NULL) writes at most the
+    // 128 bytes of `info`.
+    let r = unsafe {
+        mobius_test_programs::sys::syscall5(247, 1, pid as usize, info.as_mut_ptr() as usize, 4, 0)
+    };
+    if r != 0 {
+        die(PROG, &format!("waitid: {r}"));
+    }
+    let word = |at: usize| i32::from_le_bytes([info[at], info[at + 1], info[at + 2], info[at + 3]]);
+    let pid_ok = if word(16) as u32 == pid { "pid-ok" } else { "pid-wrong" };
+    println!(
+        "spawn: waitid signo {} code {} status {} {pid_ok}",
+        word(0),
+        word(8),
+        word(24)
+    );
+    drop(child);
 }
