@@ -232,3 +232,21 @@ fn the_working_directory_is_the_processes() {
          cwd: umask 22 then 77\n"
     );
 }
+
+/// Issue 13 item 2: signal handlers run (glibc's `sigaction`, `raise`,
+/// `rt_sigreturn`): a handler for the caller's own signal, a blocked one
+/// delivered when unblocked, SIGCHLD from a forked child, SIGPIPE with
+/// EPIPE; the interrupted code's registers and FP state survive.
+#[test]
+fn signal_handlers_run_and_return() {
+    if !kvm_or_skip("signal_handlers_run_and_return") {
+        return;
+    }
+    let o = run(&[], "c-signals", &[]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "usr1 1, double 3.00\nblocked: usr1 still 1\nunblocked: usr1 2\n\
+         chld 1, exit 3\npipe: write -1 EPIPE, handler 1\nsignals: all ok\n"
+    );
+}

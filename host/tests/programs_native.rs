@@ -343,3 +343,13 @@ fn vecpair_natively() {
         );
     }
 }
+
+#[test]
+fn signals_natively() {
+    let o = run("c-signals", &[]);
+    assert_eq!(stdout(&o), SIGNALS_OUT);
+}
+
+/// What `c-signals` prints when every handler ran as it should.
+const SIGNALS_OUT: &str = "usr1 1, double 3.00\nblocked: usr1 still 1\nunblocked: usr1 2\n\
+chld 1, exit 3\npipe: write -1 EPIPE, handler 1\nsignals: all ok\n";

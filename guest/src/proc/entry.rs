@@ -41,6 +41,7 @@ fn user_trap(frame: &mut TrapFrame) {
     // A thread whose process is being ended (by `exit_group` of another
     // thread, a `kill`, a deadlock) leaves here instead of returning.
     process::exit_if_killed();
+    super::signal::deliver(frame);
 }
 
 fn page_fault(frame: &mut TrapFrame) {

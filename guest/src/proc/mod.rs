@@ -12,4 +12,6 @@ pub mod init;
 #[cfg(target_os = "none")]
 pub mod process;
 #[cfg(target_os = "none")]
+pub mod signal;
+#[cfg(target_os = "none")]
 pub mod task;

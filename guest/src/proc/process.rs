@@ -97,6 +97,8 @@ pub struct Process {
     /// Working directory (absolute, normalised) and file-creation mask.
     pub cwd: String,
     pub umask: u32,
+    /// Signals sent to it and not yet delivered to a handler.
+    pub pending: u64,
 }
 
 /// One `struct sigaction` as the kernel sees it.
@@ -110,6 +112,7 @@ pub struct SigAction {
 
 /// `SIG_IGN`.
 pub const SIG_IGN: u64 = 1;
+const SIGCHLD: u8 = 17;
 
 impl Process {
     fn new(pid: Pid, parent: Pid, space: SpaceId, name: String, fds: FdTable) -> Process {
@@ -133,6 +136,7 @@ impl Process {
             handles: Vec::new(),
             cwd: String::from("/"),
             umask: 0o022,
+            pending: 0,
         }
     }
 
@@ -481,6 +485,14 @@ fn finish(pid: Pid) {
         let parent_alive = t.processes.get(&parent).is_some_and(|q| q.exited.is_none());
         if parent_alive {
             t.wake(|w| *w == Wait::Child, usize::MAX);
+            // SIGCHLD: only to a handler (its default is to be ignored).
+            let handled = t
+                .processes
+                .get(&parent)
+                .is_some_and(|q| q.signal_disposition(SIGCHLD) > SIG_IGN);
+            if handled {
+                super::signal::queue_locked(&mut t, parent, SIGCHLD);
+            }
         } else {
             t.processes.remove(&pid);
         }

@@ -93,6 +93,18 @@ pub struct Thread {
     wake: Wake,
     /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: zeroed and woken at exit.
     pub clear_child_tid: u64,
+    /// Signals this thread blocks (`rt_sigprocmask`).
+    pub blocked: u64,
+    /// Running a signal handler (one level: no other is delivered until
+    /// it returns with `rt_sigreturn`).
+    pub in_handler: bool,
+}
+
+impl Thread {
+    /// Its extended-state slot (see `arch::fpu`).
+    pub fn fpu_slot(&self) -> u16 {
+        self.slot
+    }
 }
 
 /// Every process and thread.
@@ -261,6 +273,8 @@ impl Table {
             deadline: None,
             wake: Wake::Woken,
             clear_child_tid: 0,
+            blocked: 0,
+            in_handler: false,
         };
         self.threads.insert(tid, thread);
         let was_empty = self.run_queue.is_empty();
@@ -279,6 +293,7 @@ impl Table {
         match self.threads.remove(&tid) {
             Some(th) => {
                 fpu::free(th.slot);
+                fpu::free_signal(th.slot);
                 self.dead_stacks.push(th.stack);
                 th.clear_child_tid
             }
@@ -363,6 +378,11 @@ impl Table {
             Some(d) => arm_until(d),
             None => apic::arm_oneshot(ns_to_ticks(SLICE_NS)),
         }
+    }
+
+    /// A signal came for `pid`: its blocked threads return `EINTR`.
+    pub fn interrupt_for_signal(&mut self, pid: Pid) {
+        self.interrupt(pid);
     }
 
     /// Wake the sleepers whose deadline has passed; returns the earliest
@@ -633,7 +653,10 @@ pub fn block(wait: Wait, deadline: Option<u64>) -> Wake {
         let Some(tid) = t.current else {
             return Wake::Interrupted;
         };
-        if t.current_process().is_none_or(|p| p.killed.is_some()) {
+        let blocked = t.threads.get(&tid).map_or(0, |th| th.blocked);
+        if t.current_process()
+            .is_none_or(|p| p.killed.is_some() || p.pending & !blocked != 0)
+        {
             return Wake::Interrupted;
         }
         t.dead_stacks.clear();

@@ -257,14 +257,16 @@ pub fn write_pipe(pipe: &Pipe, nonblock: bool, space: SpaceId, buf: u64, len: u6
     done as i64
 }
 
-/// A write found no reader: `SIGPIPE`'s default action ends the process;
-/// a program that ignores or handles it gets `EPIPE`.
+/// A write found no reader: `EPIPE`, and `SIGPIPE`: its default action
+/// ends the process, an ignored one does nothing, a handler runs.
 fn broken_pipe(moved: u64) -> i64 {
-    let handled = process::with_current(|p| p.signal_disposition(SIGPIPE) != 0).unwrap_or(true);
-    if !handled {
-        let pid = task::table().current_pid();
-        if let Some(pid) = pid {
-            process::kill(pid, ExitStatus::Signal(SIGPIPE));
+    let disposition = process::with_current(|p| p.signal_disposition(SIGPIPE)).unwrap_or(1);
+    let pid = task::table().current_pid();
+    if let Some(pid) = pid {
+        match disposition {
+            0 => process::kill(pid, ExitStatus::Signal(SIGPIPE)),
+            process::SIG_IGN => {}
+            _ => crate::proc::signal::queue(pid, SIGPIPE),
         }
     }
     if moved > 0 {

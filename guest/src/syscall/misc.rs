@@ -99,16 +99,27 @@ pub fn rt_sigaction(a: Args) -> i64 {
     0
 }
 
-/// `rt_sigprocmask`: the mask is accepted; the old mask reads as empty.
+/// `rt_sigprocmask(how, set, oldset, size)`: the running thread's mask of
+/// blocked signals (SIGKILL and SIGSTOP cannot be blocked).
 pub fn rt_sigprocmask(a: Args) -> i64 {
-    let [how, _set, old, size, ..] = a.a;
+    let [how, set, old, size, ..] = a.a;
     if how > 2 || size != 8 {
         return -EINVAL;
     }
-    if old != 0 {
-        return put(old, &[0u8; 8]);
+    let Some(space) = space() else { return -EFAULT };
+    let new = if set == 0 {
+        None
+    } else {
+        match uaccess::read_u64(kvmm::vmm(), space, set) {
+            Ok(v) => Some(v),
+            Err(_) => return -EFAULT,
+        }
+    };
+    match crate::proc::signal::sigprocmask(how, new) {
+        Ok(prev) if old != 0 => put(old, &prev.to_le_bytes()),
+        Ok(_) => 0,
+        Err(e) => e,
     }
-    0
 }
 
 /// `sigaltstack`: accepted; the old stack reads as disabled.

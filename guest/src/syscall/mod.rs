@@ -40,6 +40,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         57 => process::fork(frame),
         58 => process::vfork(frame),
         59 => process::execve(frame, args),
+        15 => crate::proc::signal::sigreturn(frame),
         35 => process::nanosleep(args),
         61 => process::wait4(args),
         247 => process::waitid(args),

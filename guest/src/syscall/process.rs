@@ -429,7 +429,7 @@ pub fn kill(a: Args) -> i64 {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let targets: Vec<(u32, bool)> = {
+    let targets: Vec<(u32, u64)> = {
         let t = task::table();
         let my_group = t.processes.get(&me).map_or(me, |p| p.pgid);
         t.processes
@@ -441,17 +441,22 @@ pub fn kill(a: Args) -> i64 {
                 p2 if p2 < -1 => p.pgid == p2.unsigned_abs(),
                 p2 => p.pid == p2 as u32,
             })
-            .map(|p| (p.pid, p.signal_disposition(sig) != 0))
+            .map(|p| (p.pid, p.signal_disposition(sig)))
             .collect()
     };
     if targets.is_empty() {
         return -ESRCH;
     }
-    if sig == 0 || ignored_by_default(sig) {
+    if sig == 0 {
         return 0;
     }
-    for (target, handled) in targets {
-        if handled && sig != 9 {
+    for (target, disposition) in targets {
+        if sig != 9 && sig != 19 && disposition > process::SIG_IGN {
+            // A handler: delivered on the target's way back to ring 3.
+            crate::proc::signal::queue(target, sig);
+            continue;
+        }
+        if sig != 9 && (disposition == process::SIG_IGN || ignored_by_default(sig)) {
             continue;
         }
         if target == me {

@@ -89,3 +89,42 @@ pub fn free(slot: u16) {
         outl(XSTATE, xstate_value(XSTATE_FREE, u32::from(slot), 0));
     }
 }
+
+/// Where the kernel keeps a thread's vector state while it runs a signal
+/// handler: the host slot past the threads' own (slot + `SLOTS / 2`), or a
+/// saved area in the fxsave way.
+static SIGNAL_FX: spin::Mutex<alloc::collections::BTreeMap<u16, alloc::boxed::Box<FpuState>>> =
+    spin::Mutex::new(alloc::collections::BTreeMap::new());
+
+fn signal_slot(slot: u16) -> u32 {
+    u32::from(slot) + XSTATE_SLOTS / 2
+}
+
+/// Keep the running thread's registers for its `rt_sigreturn`.
+pub fn save_for_signal(slot: u16) {
+    if host() {
+        outl(XSTATE, xstate_value(XSTATE_SAVE, signal_slot(slot), 0));
+    } else {
+        let mut fx = alloc::boxed::Box::new(FpuState::initial());
+        fx.save();
+        SIGNAL_FX.lock().insert(slot, fx);
+    }
+}
+
+/// Put back what [`save_for_signal`] kept.
+pub fn restore_after_signal(slot: u16) {
+    if host() {
+        outl(XSTATE, xstate_value(XSTATE_LOAD, signal_slot(slot), 0));
+    } else if let Some(fx) = SIGNAL_FX.lock().remove(&slot) {
+        fx.restore();
+    }
+}
+
+/// A thread ended: drop what a handler left.
+pub fn free_signal(slot: u16) {
+    if host() {
+        outl(XSTATE, xstate_value(XSTATE_FREE, signal_slot(slot), 0));
+    } else {
+        SIGNAL_FX.lock().remove(&slot);
+    }
+}
