@@ -247,6 +247,7 @@ fn signal_handlers_run_and_return() {
     assert_eq!(
         stdout(&o),
         "usr1 1, double 3.00\nblocked: usr1 still 1\nunblocked: usr1 2\n\
+         restart: read 1 'y', usr2 1\n\
          chld 1, exit 3\npipe: write -1 EPIPE, handler 1\nsignals: all ok\n"
     );
 }

@@ -352,4 +352,5 @@ fn signals_natively() {
 
 /// What `c-signals` prints when every handler ran as it should.
 const SIGNALS_OUT: &str = "usr1 1, double 3.00\nblocked: usr1 still 1\nunblocked: usr1 2\n\
+restart: read 1 'y', usr2 1\n\
 chld 1, exit 3\npipe: write -1 EPIPE, handler 1\nsignals: all ok\n";

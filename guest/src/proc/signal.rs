@@ -9,7 +9,7 @@
 //! (the next waits for its `rt_sigreturn`). The interrupted code's vector
 //! registers are kept by the kernel (`arch::fpu`'s signal slot), not in
 //! the frame (`fpstate` is 0). A blocking call interrupted by a signal
-//! returns `EINTR` (no `SA_RESTART` yet).
+//! returns `EINTR`, or is made again after the handler with `SA_RESTART`.
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::process::{self, ExitStatus, SIG_IGN};
@@ -29,6 +29,9 @@ const SIGSTOP: u8 = 19;
 /// Signals no mask can block.
 const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+/// `syscall` is two bytes (`0f 05`): going back over it makes the call again.
+const SYSCALL_LEN: u64 = 2;
 const SA_RESETHAND: u64 = 0x8000_0000;
 /// `sizeof(struct ucontext)` (flags, link, stack, sigcontext, mask).
 const UCONTEXT_LEN: usize = 8 + 8 + 24 + 256 + 8;
@@ -92,6 +95,16 @@ pub fn deliver(frame: &mut TrapFrame) {
             process::exit_current(ExitStatus::Signal(sig));
         }
         return;
+    }
+    // SA_RESTART: a system call this signal cut short (EINTR) is made again
+    // when the handler returns (the saved registers go back to it).
+    let eintr = -crate::syscall::EINTR;
+    if action.flags & SA_RESTART != 0
+        && frame.vector == crate::arch::x86_64::trap::SYSCALL_VECTOR
+        && frame.rax as i64 == eintr
+    {
+        frame.rax = frame.error_code;
+        frame.rip = frame.rip.wrapping_sub(SYSCALL_LEN);
     }
     if push_frame(frame, sig, action, blocked, slot).is_err() {
         process::exit_current(ExitStatus::Signal(SIGSEGV));

@@ -32,6 +32,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         ],
     };
     crate::proc::task::note_syscall();
+    // The number stays in the frame (its error-code word, unused for a
+    // system call): a handler with SA_RESTART makes the call again.
+    frame.error_code = nr;
     let result = match nr {
         22 => fd::pipe(args),
         32 => fd::dup(args),
