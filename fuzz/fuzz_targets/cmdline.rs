@@ -60,21 +60,8 @@ fn check_parse(line: &str) -> BootOptions<'_> {
 
 /// The whole block read back through the view.
 fn decode(view: &ParamsView<'_>) -> BootParams {
-    let mut p = BootParams {
-        tsc_khz: view.tsc_khz(),
-        discard: view.discard(),
-        console: view.console(),
-        xstate: view.xstate(),
-        stdin: view.stdin(),
-        user_cmdline_len: view.user_cmdline_len(),
-        virtio: [0; MAX_VIRTIO_DEVICES],
-        virtio_len: view.virtio_len(),
-        options: view.options(),
-    };
+    let p = view.to_params();
     assert!(p.virtio_len <= MAX_VIRTIO_DEVICES);
-    for (i, slot) in p.virtio[..p.virtio_len].iter_mut().enumerate() {
-        *slot = view.virtio(i);
-    }
     p
 }
 

@@ -234,6 +234,27 @@ impl<'a> ParamsView<'a> {
         self.flags() & FLAG_STDIN != 0
     }
 
+    /// The whole block as a [`BootParams`] (what [`BootParams::encode`]
+    /// wrote): one decoder for tests and fuzzing, so a new field is read
+    /// in one place.
+    pub fn to_params(&self) -> BootParams {
+        let mut p = BootParams {
+            tsc_khz: self.tsc_khz(),
+            discard: self.discard(),
+            console: self.console(),
+            xstate: self.xstate(),
+            stdin: self.stdin(),
+            user_cmdline_len: self.user_cmdline_len(),
+            virtio: [0; MAX_VIRTIO_DEVICES],
+            virtio_len: self.virtio_len(),
+            options: self.options(),
+        };
+        for (i, slot) in p.virtio[..p.virtio_len].iter_mut().enumerate() {
+            *slot = self.virtio(i);
+        }
+        p
+    }
+
     pub fn user_cmdline_len(&self) -> u32 {
         u32_at(self.0, 24)
     }
@@ -271,22 +292,7 @@ mod tests {
 
     /// The whole block read back, for the round trips.
     fn decode(b: &[u8; LEN]) -> Option<BootParams> {
-        let view = ParamsView::new(b)?;
-        let mut p = BootParams {
-            tsc_khz: view.tsc_khz(),
-            discard: view.discard(),
-            console: view.console(),
-            xstate: view.xstate(),
-            stdin: view.stdin(),
-            user_cmdline_len: view.user_cmdline_len(),
-            virtio: [0; MAX_VIRTIO_DEVICES],
-            virtio_len: view.virtio_len(),
-            options: view.options(),
-        };
-        for (i, slot) in p.virtio[..p.virtio_len].iter_mut().enumerate() {
-            *slot = view.virtio(i);
-        }
-        Some(p)
+        Some(ParamsView::new(b)?.to_params())
     }
 
     fn sample() -> BootParams {

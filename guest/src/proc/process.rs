@@ -236,10 +236,10 @@ pub mod flags {
 /// A new thread of the running process entering ring 3 with `frame`.
 pub fn new_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<Tid, Errno> {
     let mut t = task::table();
-    let pid = t.current_pid().ok_or(super::super::syscall::ESRCH)?;
+    let pid = t.current_pid().ok_or(crate::syscall::ESRCH)?;
     let tid = t.alloc_id();
     t.add_thread(tid, pid, frame, true, fs_base)
-        .ok_or(super::super::syscall::EAGAIN)?;
+        .ok_or(crate::syscall::EAGAIN)?;
     if let Some(th) = t.threads.get_mut(&tid) {
         th.clear_child_tid = clear_tid;
     }
@@ -260,8 +260,8 @@ pub fn new_process(
     fs_base: u64,
 ) -> Result<Pid, Errno> {
     let mut t = task::table();
-    let parent_tid = t.current_tid().ok_or(super::super::syscall::ESRCH)?;
-    let parent = t.current_process().ok_or(super::super::syscall::ESRCH)?;
+    let parent_tid = t.current_tid().ok_or(crate::syscall::ESRCH)?;
+    let parent = t.current_process().ok_or(crate::syscall::ESRCH)?;
     let fds = if share_files {
         parent.fds.clone()
     } else {
@@ -285,7 +285,7 @@ pub fn new_process(
         p.vfork_parent = Some(parent_tid);
     }
     if t.add_thread(pid, pid, frame, true, fs_base).is_none() {
-        return Err(super::super::syscall::EAGAIN);
+        return Err(crate::syscall::EAGAIN);
     }
     t.processes.insert(pid, p);
     Ok(pid)

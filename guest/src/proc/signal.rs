@@ -58,7 +58,7 @@ pub fn queue_locked(t: &mut task::Table, pid: task::Pid, sig: u8) {
             p.pending |= bit(sig);
             QUEUED.fetch_add(1, Ordering::Relaxed);
         }
-        t.interrupt_for_signal(pid);
+        t.interrupt(pid);
     }
 }
 

@@ -380,11 +380,6 @@ impl Table {
         }
     }
 
-    /// A signal came for `pid`: its blocked threads return `EINTR`.
-    pub fn interrupt_for_signal(&mut self, pid: Pid) {
-        self.interrupt(pid);
-    }
-
     /// Wake the sleepers whose deadline has passed; returns the earliest
     /// deadline still pending.
     fn wake_expired(&mut self, now: u64) -> Option<u64> {
