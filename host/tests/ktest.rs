@@ -50,8 +50,8 @@ fn vmm_suite_passes_in_the_guest() {
     if !kvm_or_skip("vmm_suite_passes_in_the_guest") {
         return;
     }
-    // 22 portable self-test rows + 10 real-access checks.
-    suite("vmm", 32);
+    // 22 portable self-test rows + 11 real-access checks.
+    suite("vmm", 33);
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn real_access_suite_passes_in_both_boot_modes() {
     }
     let o = run(&["run", "--boot", "pvh", "--cmdline", "test=real"]);
     assert_eq!(counts(&stdout(&o)).map(|c| c.1), Some(0), "{}", stdout(&o));
-    suite("real", 10);
+    suite("real", 11);
 }
 
 #[test]

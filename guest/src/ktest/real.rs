@@ -8,7 +8,7 @@ use crate::arch::x86_64::trap::{probe_read, probe_write};
 use crate::kvmm::{alloc, count, ensure, free, free_frames, vmm};
 use crate::mm::kernel::{current_space, switch_space};
 use crate::mm::paging::{PageAttrs, PAGE_SIZE};
-use crate::mm::vmm::{MemFlags, KERNEL_SPACE};
+use crate::mm::vmm::{MemFlags, KERNEL_SPACE, PROCESS_LOW_START};
 use mobius_shared::stats::FaultKind;
 
 type Check = fn() -> Result<(), &'static str>;
@@ -18,7 +18,7 @@ const URW: MemFlags = MemFlags::USER.union(KRW);
 
 /// Run every real-access check.
 pub fn run(tally: &mut Tally) {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("idt-gates-point-at-their-stubs", idt_gates),
         ("real-demand-zero-write", demand_zero_write),
         ("real-read-clean-then-upgrade", read_then_upgrade),
@@ -29,6 +29,7 @@ pub fn run(tally: &mut Tally) {
         ("real-cache-none-pte", cache_none),
         ("real-second-address-space", second_space),
         ("real-free-returns-frames", free_returns_frames),
+        ("real-destroyed-space-gives-zero-tables", destroyed_space_tables),
     ];
     for (name, check) in checks {
         tally.record(name, check());
@@ -226,6 +227,46 @@ fn second_space() -> Result<(), &'static str> {
         "a user area must not be visible from another space",
     )?;
     ensure(freed, "freeing the area and the space must succeed")
+}
+
+/// A destroyed process space gives its page tables back as zero frames and
+/// keeps its hands off the low identity map every root shares. (It once
+/// freed a table of that map, which was then handed out as a user page
+/// table: a program that `execve`d itself hung on a spurious fault.)
+fn destroyed_space_tables() -> Result<(), &'static str> {
+    let kernel_root = vmm().lock().root(KERNEL_SPACE).map_err(|_| "no root")?;
+    let (space, root) = {
+        let mut v = vmm().lock();
+        let space = v.create_process_space().map_err(|_| "no space")?;
+        (space, v.root(space).map_err(|_| "no root")?)
+    };
+    let user = vmm()
+        .lock()
+        .alloc(space, 1, PROCESS_LOW_START, URW)
+        .map_err(|_| "user alloc failed")?;
+    switch_space(space, root);
+    // SAFETY: a user page of the space now in CR3 (kernel access).
+    unsafe { (user as *mut u64).write_volatile(7) };
+    switch_space(KERNEL_SPACE, kernel_root);
+    let mut v = vmm().lock();
+    let freed = v.free(space, user).is_ok() && v.destroy_space(space).is_ok();
+    let mut taken = alloc::vec::Vec::new();
+    let mut all_zero = true;
+    for _ in 0..8 {
+        let Some(f) = v.frames_mut().alloc_known_zero() else {
+            break;
+        };
+        let words = crate::arch::x86_64::direct::phys_to_virt(f) as *const u64;
+        // SAFETY: a whole frame of RAM, reached through the direct map.
+        all_zero &= (0..512).all(|i| unsafe { words.add(i).read_volatile() } == 0);
+        taken.push(f);
+    }
+    for f in taken {
+        let _ = v.frames_mut().free_zeroed(f);
+    }
+    drop(v);
+    ensure(freed, "freeing the area and the space must succeed")?;
+    ensure(all_zero, "frames of the zero pool must read as zero")
 }
 
 fn free_returns_frames() -> Result<(), &'static str> {

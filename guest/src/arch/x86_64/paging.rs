@@ -238,11 +238,29 @@ impl Mmu for X86Mmu {
     }
 
     fn free_root(&mut self, root: PhysAddr, frames: &mut dyn TableFrames) {
-        let first = if self.has_private_low(root) { 0 } else { 1 };
+        let private_low = self.has_private_low(root);
+        if private_low {
+            // The private directory's low entries point at the boot
+            // identity map's tables, which every root shares: unhook them
+            // so that only this root's own tables are freed.
+            let pdpt = read_entry(root, IDENTITY_SLOT) & ADDR_MASK;
+            let pd = read_entry(pdpt, 0) & ADDR_MASK;
+            for i in 0..(LOW_IDENTITY_END >> 21) as usize {
+                write_entry(pd, i, 0);
+            }
+        }
+        let first = if private_low { 0 } else { 1 };
         for slot in first..KERNEL_SLOT {
             let e = read_entry(root, slot);
             if e & PRESENT != 0 {
                 free_subtree(e & ADDR_MASK, 1, frames);
+            }
+        }
+        // The shared slots (identity, kernel, direct map) are copies of the
+        // template's entries: cleared, not followed.
+        for slot in 0..ENTRIES {
+            if read_entry(root, slot) != 0 {
+                write_entry(root, slot, 0);
             }
         }
         frames.free_table(root);
@@ -432,14 +450,18 @@ impl Mmu for X86Mmu {
 }
 
 /// Free a user-half table and everything below it (not the leaf frames).
+/// Entries left in it are cleared first: a freed table goes back to the
+/// pool of zero frames, so it must read as zero.
 fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
-    if level < 3 {
-        for i in 0..ENTRIES {
-            let e = read_entry(table_phys, i);
-            if e & PRESENT != 0 && e & HUGE == 0 {
-                free_subtree(e & ADDR_MASK, level + 1, frames);
-            }
+    for i in 0..ENTRIES {
+        let e = read_entry(table_phys, i);
+        if e == 0 {
+            continue;
         }
+        if level < 3 && e & PRESENT != 0 && e & HUGE == 0 {
+            free_subtree(e & ADDR_MASK, level + 1, frames);
+        }
+        write_entry(table_phys, i, 0);
     }
     frames.free_table(table_phys);
 }

@@ -26,6 +26,11 @@ impl<M: Mmu> Vmm<M> {
         &self.frames
     }
 
+    /// The frame allocator, for in-guest checks of its pools.
+    pub fn frames_mut(&mut self) -> &mut FrameAllocator {
+        &mut self.frames
+    }
+
     pub fn mmu(&self) -> &M {
         &self.mmu
     }
