@@ -94,6 +94,11 @@ pub unsafe fn init(base: u64, size: u64) {
     RANGE[1].store(size, Ordering::Relaxed);
 }
 
+/// Bytes the heap was given.
+pub fn size() -> u64 {
+    RANGE[1].load(Ordering::Relaxed)
+}
+
 /// Bytes in use and free in the heap.
 pub fn usage() -> (usize, usize) {
     HEAP.lock().usage()

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod errno;
 pub mod fs;
 pub mod mm;
 pub mod proc;

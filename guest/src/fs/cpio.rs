@@ -209,6 +209,11 @@ impl<'a> Archive<'a> {
         self.len
     }
 
+    /// Bytes of the archive.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
     /// No members besides the trailer.
     pub fn is_empty(&self) -> bool {
         self.len == 0

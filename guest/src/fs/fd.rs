@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::pipe::PipeEnd;
+use super::vfs::NodeRef;
 
 /// Most descriptors a process may hold (`RLIMIT_NOFILE`); `EMFILE` past it.
 pub const MAX_FDS: usize = 1024;
@@ -14,27 +15,34 @@ pub const MAX_FDS: usize = 1024;
 pub enum OpenFile {
     /// The host's standard input, output or error.
     Console(u8),
-    /// A regular file of the initramfs, read-only.
-    File {
-        path: String,
-        data: &'static [u8],
-        ino: u32,
-        mode: u32,
-        pos: u64,
-    },
-    /// A directory of the initramfs (`getdents64` position in `pos`).
-    Dir {
-        path: String,
-        ino: u32,
-        mode: u32,
-        pos: usize,
-    },
-    /// `/dev/null` (`zero: false`: reads end at once) or `/dev/zero`
-    /// (reads give zeroes); writes to either are discarded.
-    Null { zero: bool },
+    /// A file, directory or device of the namespace ([`super::vfs`]).
+    Node(OpenNode),
     /// One end of a pipe; `nonblock` is `O_NONBLOCK` (`EAGAIN` instead of
     /// sleeping).
     Pipe { end: PipeEnd, nonblock: bool },
+}
+
+/// A node opened by `openat`.
+pub struct OpenNode {
+    pub node: NodeRef,
+    /// The absolute path it was opened by, every link followed (for
+    /// `*at` calls relative to a directory, and `fchdir`).
+    pub path: String,
+    /// Byte offset, or the next entry's index for a directory.
+    pub pos: u64,
+    /// `O_ACCMODE`, `O_APPEND` and `O_NONBLOCK` of `open`.
+    pub flags: u64,
+}
+
+impl OpenNode {
+    /// Opened for reading.
+    pub fn readable(&self) -> bool {
+        self.flags & 3 != 1
+    }
+    /// Opened for writing.
+    pub fn writable(&self) -> bool {
+        matches!(self.flags & 3, 1 | 2)
+    }
 }
 
 /// A descriptor number no table can hold (`EBADF`).

@@ -1,8 +1,16 @@
 //! The initramfs the host handed over as a PVH module: checked once at
 //! boot, then read in place (read-only) for the life of the kernel.
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
 use spin::Once;
 
-use super::cpio::{Archive, CpioError};
+use super::cpio::{Archive, CpioError, Entry, IMPLICIT_DIR_MODE};
+use super::vfs::{DirEntry, Errno, FsStats, Meta, Node, NodeRef, ST_RDONLY, S_IFMT};
+use crate::errno::{EINVAL, EISDIR, ENOENT, ENOTDIR};
 use crate::mm::vmm::{FileBacking, FileError};
 
 static ARCHIVE: Once<Archive<'static>> = Once::new();
@@ -44,5 +52,150 @@ impl FileBacking for InitramfsFile {
     /// The archive never changes: where a file's bytes lie says which it is.
     fn id(&self) -> Option<usize> {
         Some(self.0.as_ptr() as usize)
+    }
+}
+
+/// A file, directory or link of the initramfs: the member (if the archive
+/// holds one; directories may exist only as prefixes of other paths) and
+/// its path in the archive (`""` is the root).
+struct InitNode {
+    path: String,
+    entry: Option<Entry<'static>>,
+}
+
+/// The root directory of the initramfs (empty when the host gave none).
+pub fn root() -> NodeRef {
+    Arc::new(InitNode {
+        path: String::new(),
+        entry: archive().and_then(|a| a.find("")),
+    })
+}
+
+/// `RAMFS_MAGIC`: the initramfs is Linux's rootfs, a ramfs.
+const RAMFS_MAGIC: u64 = 0x8584_58f6;
+
+/// An inode number for a directory the archive only implies (FNV-1a of
+/// its path, above the 32-bit numbers of real members).
+fn implied_ino(path: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1 << 40
+}
+
+impl InitNode {
+    fn data(&self) -> Result<&'static [u8], Errno> {
+        match self.entry {
+            Some(e) if e.is_file() => Ok(e.data),
+            _ if self.is_dir() => Err(EISDIR),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.entry.is_none_or(|e| e.is_dir())
+    }
+}
+
+impl Node for InitNode {
+    fn meta(&self) -> Meta {
+        match self.entry {
+            Some(e) => Meta {
+                dev: super::DEV_ROOT,
+                ino: u64::from(e.ino),
+                mode: e.mode,
+                nlink: e.nlink.max(1),
+                size: e.data.len() as u64,
+                rdev: 0,
+                mtime: i64::from(e.mtime),
+            },
+            None => Meta {
+                dev: super::DEV_ROOT,
+                ino: implied_ino(&self.path),
+                mode: IMPLICIT_DIR_MODE,
+                nlink: 2,
+                size: 0,
+                rdev: 0,
+                mtime: 0,
+            },
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let data = self.data()?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let rest = data.get(start..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+
+    fn lookup(&self, name: &str) -> Result<NodeRef, Errno> {
+        if !self.is_dir() {
+            return Err(ENOTDIR);
+        }
+        let archive = archive().ok_or(ENOENT)?;
+        let path = if self.path.is_empty() {
+            String::from(name)
+        } else {
+            format!("{}/{name}", self.path)
+        };
+        let entry = archive.find(&path);
+        if entry.is_none() && !archive.is_dir(&path) {
+            return Err(ENOENT);
+        }
+        Ok(Arc::new(InitNode { path, entry }))
+    }
+
+    fn read_dir(&self) -> Result<Vec<DirEntry>, Errno> {
+        if !self.is_dir() {
+            return Err(ENOTDIR);
+        }
+        let Some(archive) = archive() else {
+            return Ok(Vec::new());
+        };
+        Ok(archive
+            .read_dir(&self.path)
+            .into_iter()
+            .map(|e| DirEntry {
+                name: String::from(e.name),
+                ino: if e.ino == 0 {
+                    implied_ino(&format!("{}/{}", self.path, e.name))
+                } else {
+                    u64::from(e.ino)
+                },
+                kind: e.mode & S_IFMT,
+            })
+            .collect())
+    }
+
+    fn readlink(&self) -> Result<String, Errno> {
+        match self.entry {
+            Some(e) if e.is_symlink() => String::from_utf8(e.data.to_vec()).map_err(|_| EINVAL),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn backing(&self) -> Option<Arc<dyn FileBacking>> {
+        let data = self.data().ok()?;
+        Some(Arc::new(InitramfsFile(data)))
+    }
+
+    fn fs_stats(&self) -> FsStats {
+        let size = archive().map_or(0, |a| a.size() as u64);
+        FsStats {
+            magic: RAMFS_MAGIC,
+            block_size: 4096,
+            blocks: size.div_ceil(4096),
+            blocks_free: 0,
+            files: archive().map_or(0, |a| a.len() as u64),
+            files_free: 0,
+            flags: ST_RDONLY,
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

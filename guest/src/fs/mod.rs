@@ -1,6 +1,19 @@
-//! Files: the initramfs (a `newc` cpio archive read in place), pipes, and
-//! the descriptor table of a process.
+//! Files: the namespace of mounted file systems ([`vfs`]), the initramfs
+//! (a `newc` cpio archive read in place) at `/`, a writable in-memory file
+//! system at `/tmp`, `/proc`, `/dev`, pipes, and the descriptor table of a
+//! process.
 pub mod cpio;
+pub mod devfs;
 pub mod fd;
 pub mod initramfs;
 pub mod pipe;
+#[cfg(target_os = "none")]
+pub mod procfs;
+pub mod tmpfs;
+pub mod vfs;
+
+/// `st_dev` of each file system.
+pub const DEV_ROOT: u64 = 1;
+pub const DEV_TMP: u64 = 2;
+pub const DEV_PROC: u64 = 3;
+pub const DEV_DEV: u64 = 4;

@@ -29,7 +29,10 @@ pub fn run(tally: &mut Tally) {
         ("real-cache-none-pte", cache_none),
         ("real-second-address-space", second_space),
         ("real-free-returns-frames", free_returns_frames),
-        ("real-destroyed-space-gives-zero-tables", destroyed_space_tables),
+        (
+            "real-destroyed-space-gives-zero-tables",
+            destroyed_space_tables,
+        ),
     ];
     for (name, check) in checks {
         tally.record(name, check());

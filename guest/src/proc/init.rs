@@ -3,18 +3,18 @@
 //! [`mobius_shared::initramfs`]) and every later `execve`.
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use super::exec::{self, ExecError, Loaded, Program};
 use super::process::{self, ExitStatus};
 use crate::arch::x86_64::{cpu, user};
 use crate::console::{write_program_output, Stream};
-use crate::fs::cpio::S_IFMT;
-use crate::fs::initramfs::{self, InitramfsFile};
+use crate::fs::initramfs;
+use crate::fs::vfs;
 use crate::mm::kernel;
-use crate::mm::vmm::SpaceId;
-use crate::syscall::{E2BIG, EACCES, ENOENT, ENOEXEC, ENOMEM};
+use crate::mm::vmm::{FileBacking, SpaceId};
+use crate::syscall::{E2BIG, EACCES, EIO, ELOOP, ENOENT, ENOEXEC, ENOMEM};
 use mobius_shared::initramfs::{ARGV_FILE, ENV_FILE};
 
 /// Shell status of a program that was not found / could not be executed.
@@ -22,7 +22,6 @@ const NOT_FOUND: u8 = 127;
 const NOT_EXECUTABLE: u8 = 126;
 /// Any execute permission bit.
 const S_IXANY: u32 = 0o111;
-const S_IFREG: u32 = 0o100_000;
 
 /// Why a program could not be started: the errno `execve` returns and a
 /// sentence for the host's report.
@@ -31,20 +30,56 @@ pub struct StartError {
     pub why: String,
 }
 
-/// Load the initramfs program at `path` into a new address space with
-/// `argv` and `envp`. On success the caller owns the space.
-pub fn load_program(
+/// Most `#!` interpreters one `execve` goes through (Linux's limit).
+const MAX_INTERPRETERS: usize = 4;
+
+/// A program loaded into a new address space the caller now owns.
+pub struct Started {
+    pub space: SpaceId,
+    pub loaded: Loaded,
+    /// The executable's absolute path, links followed (`/proc/self/exe`).
+    pub path: String,
+}
+
+/// Load the program at absolute `path` (any mounted file system; a `#!`
+/// script runs its interpreter) into a new address space with `argv` and
+/// `envp`.
+pub fn load_program(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Started, StartError> {
+    let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+    load_at_depth(path, argv, envp, 0)
+}
+
+fn load_at_depth(
     path: &str,
-    argv: &[&[u8]],
+    argv: Vec<Vec<u8>>,
     envp: &[&[u8]],
-) -> Result<(SpaceId, Loaded), StartError> {
+    depth: usize,
+) -> Result<Started, StartError> {
     let fail = |errno, why: String| StartError { errno, why };
-    let archive = initramfs::archive().ok_or_else(|| fail(ENOENT, String::from("no initramfs")))?;
-    let file = archive
-        .find(path)
-        .ok_or_else(|| fail(ENOENT, String::from("no such program in the initramfs")))?;
-    if file.mode & S_IFMT != S_IFREG || file.mode & S_IXANY == 0 {
+    let found = vfs::resolve(path, true).map_err(|e| fail(e, String::from("no such program")))?;
+    let meta = found.node.meta();
+    if !meta.is_file() || meta.mode & S_IXANY == 0 {
         return Err(fail(EACCES, String::from("not an executable file")));
+    }
+    let file = found
+        .node
+        .backing()
+        .ok_or_else(|| fail(EACCES, String::from("not an executable file")))?;
+    let owned;
+    let bytes = match file.as_bytes() {
+        Some(b) => b,
+        None => {
+            owned = read_whole(&*file).map_err(|e| fail(e, String::from("cannot read")))?;
+            &owned[..]
+        }
+    };
+    if let Some(line) = bytes.strip_prefix(b"#!") {
+        if depth >= MAX_INTERPRETERS {
+            return Err(fail(ELOOP, String::from("too many #! interpreters")));
+        }
+        let (interp, new_argv) = script_argv(line, path, &argv)
+            .ok_or_else(|| fail(ENOEXEC, String::from("bad #! line")))?;
+        return load_at_depth(&interp, new_argv, envp, depth + 1);
     }
     let vmm = kernel::vmm();
     let space = vmm
@@ -52,12 +87,17 @@ pub fn load_program(
         .create_process_space()
         .map_err(|e| fail(ENOMEM, format!("no address space: {e}")))?;
     let program = Program {
-        bytes: file.data,
-        file: Arc::new(InitramfsFile(file.data)),
+        bytes,
+        file: file.clone(),
         path: path.as_bytes(),
     };
-    match exec::load(vmm, space, &program, argv, envp, hwcap(), random_bytes()) {
-        Ok(loaded) => Ok((space, loaded)),
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    match exec::load(vmm, space, &program, &argv, envp, hwcap(), random_bytes()) {
+        Ok(loaded) => Ok(Started {
+            space,
+            loaded,
+            path: found.path,
+        }),
         Err(e) => {
             let _ = vmm.lock().destroy_space(space);
             let errno = match e {
@@ -68,6 +108,49 @@ pub fn load_program(
             Err(fail(errno, format!("cannot execute: {e}")))
         }
     }
+}
+
+/// Largest program read into memory to be loaded (files of the
+/// initramfs are used in place and have no such limit).
+const MAX_READ_PROGRAM: u64 = 256 << 20;
+
+fn read_whole(file: &dyn FileBacking) -> Result<Vec<u8>, i64> {
+    let len = file.len();
+    if len > MAX_READ_PROGRAM {
+        return Err(E2BIG);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len as usize).map_err(|_| ENOMEM)?;
+    v.resize(len as usize, 0);
+    let n = file.read_at(0, &mut v).map_err(|_| EIO)?;
+    v.truncate(n);
+    Ok(v)
+}
+
+/// A `#!` line (after the `#!`): the interpreter's absolute path and the
+/// argument vector it runs with (`interp [arg] script argv[1..]`, as
+/// Linux builds it).
+fn script_argv(line: &[u8], script: &str, argv: &[Vec<u8>]) -> Option<(String, Vec<Vec<u8>>)> {
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let text = core::str::from_utf8(line.get(..end.min(255))?).ok()?;
+    let text = text.trim_matches(|c| c == ' ' || c == '\t');
+    let (interp, arg) = match text.find([' ', '\t']) {
+        Some(i) => (
+            &text[..i],
+            Some(text[i..].trim_matches(|c| c == ' ' || c == '\t')),
+        ),
+        None => (text, None),
+    };
+    if interp.is_empty() {
+        return None;
+    }
+    let mut v = vec![interp.as_bytes().to_vec()];
+    if let Some(a) = arg.filter(|a| !a.is_empty()) {
+        v.push(a.as_bytes().to_vec());
+    }
+    v.push(script.as_bytes().to_vec());
+    v.extend(argv.iter().skip(1).cloned());
+    Some((vfs::normalize("/", interp), v))
 }
 
 /// Run the initramfs's program to the end of every process it starts.
@@ -81,10 +164,11 @@ pub fn run_program() -> Option<ExitStatus> {
     let env = archive.find(ENV_FILE).map(|e| e.data).unwrap_or_default();
     let envp: Vec<&[u8]> = env.split(|&b| b == 0).filter(|w| !w.is_empty()).collect();
     let name = String::from_utf8_lossy(path).into_owned();
+    vfs::mount_defaults();
     user::init();
     super::entry::install();
-    let (space, loaded) = match load_program(&name, &argv, &envp) {
-        Ok(l) => l,
+    let started = match load_program(&vfs::normalize("/", &name), &argv, &envp) {
+        Ok(s) => s,
         Err(e) => {
             report(&format!("mobius: {name}: {}\n", e.why));
             let status = if e.errno == ENOENT {
@@ -95,8 +179,8 @@ pub fn run_program() -> Option<ExitStatus> {
             return Some(ExitStatus::Code(status));
         }
     };
-    let frame = user::user_frame(loaded.entry, loaded.sp);
-    process::spawn_first(space, name, frame, loaded.brk)?;
+    let frame = user::user_frame(started.loaded.entry, started.loaded.sp);
+    process::spawn_first(started.space, started.path, frame, started.loaded.brk)?;
     Some(super::task::run_until_done())
 }
 

@@ -74,6 +74,7 @@ pub fn deliver(frame: &mut TrapFrame) {
             return;
         };
         let (blocked, busy, slot) = (th.blocked, th.in_handler, th.fpu_slot());
+        let saved = th.suspended_mask.unwrap_or(blocked);
         let Some(p) = t.current_process() else { return };
         let ready = p.pending & !blocked;
         if busy || ready == 0 {
@@ -86,9 +87,9 @@ pub fn deliver(frame: &mut TrapFrame) {
         if action.flags & SA_RESETHAND != 0 {
             p.sig_actions[usize::from(sig) - 1] = Default::default();
         }
-        (sig, action, blocked, tid, slot)
+        (sig, action, blocked, saved, tid, slot)
     };
-    let (sig, action, blocked, tid, slot) = picked;
+    let (sig, action, blocked, saved, tid, slot) = picked;
     if action.handler <= SIG_IGN {
         // The action changed since it was queued: ignore or the default.
         if action.handler == 0 && !matches!(sig, 17 | 18 | 23 | 28) {
@@ -106,7 +107,7 @@ pub fn deliver(frame: &mut TrapFrame) {
         frame.rax = frame.error_code;
         frame.rip = frame.rip.wrapping_sub(SYSCALL_LEN);
     }
-    if push_frame(frame, sig, action, blocked, slot).is_err() {
+    if push_frame(frame, sig, action, saved, slot).is_err() {
         process::exit_current(ExitStatus::Signal(SIGSEGV));
     }
     let mut t = task::table();
@@ -118,6 +119,7 @@ pub fn deliver(frame: &mut TrapFrame) {
         };
         th.blocked = (blocked | action.mask | own) & !UNBLOCKABLE;
         th.in_handler = true;
+        th.suspended_mask = None;
     }
 }
 
@@ -187,6 +189,25 @@ fn push_frame(
 /// `rt_sigreturn()`: the registers, mask and vector state the handler
 /// interrupted. The frame's `ucontext` is at the stack pointer (the
 /// handler's `ret` took the return address).
+/// `rt_sigsuspend(mask)`: wait with `mask` in place until a signal's
+/// handler is to run (or the process ends); always `EINTR`. The mask in
+/// force before goes into the handler's frame, so `rt_sigreturn` puts it
+/// back.
+pub fn sigsuspend(mask: u64) -> i64 {
+    {
+        let mut t = task::table();
+        let Some(tid) = t.current_tid() else {
+            return -crate::syscall::EINTR;
+        };
+        if let Some(th) = t.threads.get_mut(&tid) {
+            th.suspended_mask = Some(th.blocked);
+            th.blocked = mask & !UNBLOCKABLE;
+        }
+    }
+    while task::block(task::Wait::Sleep, None) != task::Wake::Interrupted {}
+    -crate::syscall::EINTR
+}
+
 pub fn sigreturn(frame: &mut TrapFrame) -> i64 {
     let space = crate::mm::kernel::current_space();
     let mut uc = [0u8; UCONTEXT_LEN];

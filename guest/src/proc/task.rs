@@ -98,6 +98,9 @@ pub struct Thread {
     /// Running a signal handler (one level: no other is delivered until
     /// it returns with `rt_sigreturn`).
     pub in_handler: bool,
+    /// The mask `rt_sigsuspend` replaced, put back by the handler's
+    /// `rt_sigreturn` (the signal frame carries it).
+    pub suspended_mask: Option<u64>,
 }
 
 impl Thread {
@@ -205,6 +208,11 @@ const SLICE_NS: u64 = 10_000_000;
 /// heap with threads.
 pub const MAX_THREADS: usize = 512;
 
+/// Ids are below this (`/proc/sys/kernel/pid_max`, Linux's 64-bit
+/// default); past it they start again at 2, skipping ids in use (at most
+/// [`MAX_THREADS`] are, so the search ends).
+pub const PID_MAX: u32 = 1 << 22;
+
 /// The table, locked. Never hold it across a switch, a user copy, or
 /// anything that drops a descriptor (closing a pipe end wakes through it).
 pub fn table() -> MutexGuard<'static, Table> {
@@ -214,9 +222,13 @@ pub fn table() -> MutexGuard<'static, Table> {
 impl Table {
     /// A new process or thread id.
     pub fn alloc_id(&mut self) -> u32 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
+        loop {
+            let id = self.next_id;
+            self.next_id = if id + 1 >= PID_MAX { 2 } else { id + 1 };
+            if !self.threads.contains_key(&id) && !self.processes.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// The running thread's id.
@@ -275,6 +287,7 @@ impl Table {
             clear_child_tid: 0,
             blocked: 0,
             in_handler: false,
+            suspended_mask: None,
         };
         self.threads.insert(tid, thread);
         let was_empty = self.run_queue.is_empty();

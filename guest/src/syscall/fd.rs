@@ -16,11 +16,15 @@ use crate::proc::process::{self, ExitStatus};
 use crate::proc::task::{self, Wait, Wake};
 
 pub const O_NONBLOCK: u64 = 0o4000;
+const O_APPEND: u64 = 0o2000;
 pub const O_CLOEXEC: u64 = 0o2_000_000;
 const SIGPIPE: u8 = 13;
 
 /// The file behind `fd` in the running process.
+/// Descriptor arguments are C `int`s: the upper half of the register is
+/// ignored (as Linux does), so -1 stays invalid and `AT_FDCWD` is 32-bit.
 pub fn get(fd: u64) -> Result<FileRef, i64> {
+    let fd = fd & 0xffff_ffff;
     process::fds().and_then(|t| t.lock().get(fd)).ok_or(-EBADF)
 }
 
@@ -165,8 +169,13 @@ pub fn fcntl(a: Args) -> i64 {
         }
         F_GETFL => status_flags(&f.lock()) as i64,
         F_SETFL => {
-            if let OpenFile::Pipe { nonblock, .. } = &mut *f.lock() {
-                *nonblock = arg & O_NONBLOCK != 0;
+            match &mut *f.lock() {
+                OpenFile::Pipe { nonblock, .. } => *nonblock = arg & O_NONBLOCK != 0,
+                OpenFile::Node(n) => {
+                    let settable = O_APPEND | O_NONBLOCK;
+                    n.flags = (n.flags & !settable) | (arg & settable);
+                }
+                OpenFile::Console(_) => {}
             }
             0
         }
@@ -182,7 +191,7 @@ fn status_flags(f: &OpenFile) -> u64 {
         OpenFile::Pipe { end, nonblock } => {
             u64::from(end.write) | if *nonblock { O_NONBLOCK } else { 0 }
         }
-        _ => 0,
+        OpenFile::Node(n) => n.flags,
     }
 }
 

@@ -8,10 +8,11 @@ use alloc::vec::Vec;
 
 use super::{Args, EACCES, EINVAL, ENODEV, ENOMEM};
 use crate::fs::fd::OpenFile;
-use crate::fs::initramfs::InitramfsFile;
 use crate::kvmm;
 use crate::mm::paging::{page_align_up, PAGE_SIZE};
-use crate::mm::vmm::{MemFlags, NodeKind, SpaceId, VmError, PROCESS_LOW_START, USER_END};
+use crate::mm::vmm::{
+    FileBacking, MemFlags, NodeKind, SpaceId, VmError, PROCESS_LOW_START, USER_END,
+};
 
 const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;
@@ -103,17 +104,22 @@ pub fn mmap(a: Args) -> i64 {
         }
     }
     let file = if flags & MAP_ANONYMOUS == 0 {
-        match file_bytes(fd) {
-            Ok(data) => Some(data),
+        match file_backing(fd) {
+            Ok(f) => Some(f),
             Err(e) => return e,
         }
     } else {
         None
     };
-    if file.is_some() && flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 {
-        // The initramfs is read-only.
-        return -EACCES;
+    if let Some((_, writable)) = &file {
+        if flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 {
+            // A shared writable mapping would have to write its pages back
+            // to the file; no file system here does that yet (the
+            // initramfs is read-only; /tmp files are mapped privately).
+            return if *writable { -ENODEV } else { -EACCES };
+        }
     }
+    let file = file.map(|(f, _)| f);
     // A hint that fits is taken; otherwise the lowest free range.
     let wanted = if fixed || (addr != 0 && user_range(addr, len).is_some()) {
         addr
@@ -123,13 +129,11 @@ pub fn mmap(a: Args) -> i64 {
     let vmm = kvmm::vmm();
     let mut vm = vmm.lock();
     let place = |vm: &mut crate::mm::vmm::Vmm<_>, at: u64| -> Result<u64, VmError> {
-        match (area_flags(prot), file) {
+        match (area_flags(prot), &file) {
             (None, _) if at == 0 => vm.reserve(space, pages, 0),
             (None, _) => vm.reserve(space, pages, at),
             (Some(f), None) => vm.alloc(space, pages, at, f),
-            (Some(f), Some(data)) => {
-                vm.map_file(space, Arc::new(InitramfsFile(data)), offset, at, pages, f)
-            }
+            (Some(f), Some(backing)) => vm.map_file(space, backing.clone(), offset, at, pages, f),
         }
     };
     let result = match place(&mut vm, wanted) {
@@ -142,11 +146,17 @@ pub fn mmap(a: Args) -> i64 {
     }
 }
 
-pub(super) fn file_bytes(fd: u64) -> Result<&'static [u8], i64> {
+/// The file open at `fd` as the backing of a FILE area, and whether the
+/// descriptor was opened for writing.
+pub(super) fn file_backing(fd: u64) -> Result<(Arc<dyn FileBacking>, bool), i64> {
     let file = super::fd::get(fd)?;
     let f = file.lock();
     match &*f {
-        OpenFile::File { data, .. } => Ok(data),
+        OpenFile::Node(n) if n.readable() => match n.node.backing() {
+            Some(b) => Ok((b, n.writable())),
+            None => Err(-ENODEV),
+        },
+        OpenFile::Node(_) => Err(-EACCES),
         _ => Err(-ENODEV),
     }
 }

@@ -122,6 +122,18 @@ pub fn rt_sigprocmask(a: Args) -> i64 {
     }
 }
 
+/// `rt_sigsuspend(mask, size)`.
+pub fn rt_sigsuspend(a: Args) -> i64 {
+    if a.a[1] != 8 {
+        return -EINVAL;
+    }
+    let Some(space) = space() else { return -EFAULT };
+    match uaccess::read_u64(kvmm::vmm(), space, a.a[0]) {
+        Ok(mask) => crate::proc::signal::sigsuspend(mask),
+        Err(_) => -EFAULT,
+    }
+}
+
 /// `sigaltstack`: accepted; the old stack reads as disabled.
 pub fn sigaltstack(a: Args) -> i64 {
     const SS_DISABLE: u32 = 2;

@@ -6,16 +6,16 @@
 //! (`mobius stat` shows them; `strace=1` traces every call).
 use crate::arch::x86_64::trap::TrapFrame;
 
-mod errno;
 mod fd;
 mod file;
 mod memory;
 mod misc;
+mod path;
 mod poll;
 mod process;
 mod vmcall;
 
-pub use errno::*;
+pub use crate::errno::*;
 
 /// The arguments of one call.
 #[derive(Debug, Clone, Copy)]
@@ -58,10 +58,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         293 => fd::pipe2(args),
         0 => file::read(args),
         1 => file::write(args),
-        2 => file::open(args),
+        2 => path::open(args),
         3 => file::close(args),
-        4 | 6 => file::stat(args),
-        5 => file::fstat(args),
+        4 => path::stat(args),
+        5 => path::fstat(args),
+        6 => path::lstat(args),
         7 => poll::poll(args),
         8 => file::lseek(args),
         9 => memory::mmap(args),
@@ -72,9 +73,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         14 => misc::rt_sigprocmask(args),
         16 => file::ioctl(args),
         17 => file::pread64(args),
+        18 => file::pwrite64(args),
         19 => file::readv(args),
         20 => file::writev(args),
-        21 => file::access(args),
+        21 => path::access(args),
         24 => misc::sched_yield(),
         28 => memory::madvise(args),
         39 => process::getpid(),
@@ -83,27 +85,59 @@ pub fn dispatch(frame: &mut TrapFrame) {
         62 => process::kill(args),
         63 => misc::uname(args),
         72 => fd::fcntl(args),
-        79 => file::getcwd(args),
-        80 => file::chdir(args),
-        81 => file::fchdir(args),
-        95 => file::umask(args),
-        89 => file::readlink(args),
+        79 => path::getcwd(args),
+        80 => path::chdir(args),
+        81 => path::fchdir(args),
+        95 => path::umask(args),
+        89 => path::readlink(args),
         96 => misc::gettimeofday(args),
         102 | 104 | 107 | 108 => 0,
         110 => process::getppid(),
+        130 => misc::rt_sigsuspend(args),
         131 => misc::sigaltstack(args),
         158 => misc::arch_prctl(args),
         186 => process::gettid(),
         200 => process::tkill(args.a[0], args.a[1]),
         201 => misc::time(args),
-        217 => file::getdents64(args),
+        217 => path::getdents64(args),
         218 => process::set_tid_address(args),
         228 => misc::clock_gettime(args),
         234 => process::tkill(args.a[1], args.a[2]),
-        257 => file::openat(args),
-        262 => file::newfstatat(args),
-        267 => file::readlinkat(args),
+        257 => path::openat(args),
+        262 => path::newfstatat(args),
+        267 => path::readlinkat(args),
         271 => poll::ppoll(args),
+        40 => file::sendfile(args),
+        74 | 75 => file::fsync(args),
+        76 => path::truncate(args),
+        77 => file::ftruncate(args),
+        82 => path::rename(args),
+        83 => path::mkdir(args),
+        84 => path::rmdir(args),
+        85 => path::creat(args),
+        86 => path::link(args),
+        87 => path::unlink(args),
+        88 => path::symlink(args),
+        90 => path::chmod(args),
+        91 => path::fchmod(args),
+        92 => path::chown(args),
+        93 => path::fchown(args),
+        94 => path::lchown(args),
+        137 => path::statfs(args),
+        138 => path::fstatfs(args),
+        // sync: every file system is in memory or read-only.
+        162 => 0,
+        258 => path::mkdirat(args),
+        260 => path::fchownat(args),
+        263 => path::unlinkat(args),
+        264 => path::renameat(args),
+        265 => path::linkat(args),
+        266 => path::symlinkat(args),
+        268 => path::fchmodat(args),
+        269 => path::faccessat(args),
+        280 => path::utimensat(args),
+        316 => path::renameat2(args),
+        439 => path::faccessat2(args),
         // set_robust_list: accepted; a thread that dies holding a robust
         // mutex does not mark it (only matters across processes).
         273 => 0,

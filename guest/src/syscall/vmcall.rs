@@ -5,11 +5,9 @@
 //! argument is checked here before the VMM sees it; a program can only
 //! make user areas in its own half, and names only through checked copies.
 use alloc::string::String;
-use alloc::sync::Arc;
 
-use super::memory::{errno, file_bytes};
+use super::memory::{errno, file_backing};
 use super::{Args, EBADF, EFAULT, EINVAL, EMFILE, ENOENT, EPERM, ESRCH};
-use crate::fs::initramfs::InitramfsFile;
 use crate::mm::kernel::vmm;
 use crate::mm::paging::PAGE_SIZE;
 use crate::mm::uaccess;
@@ -221,11 +219,10 @@ fn map_file(space: SpaceId, a: Args) -> i64 {
     if let Err(e) = user_range(pages, base, flags & VM_MEM_LITERAL != 0) {
         return e;
     }
-    let data = match file_bytes(fd) {
-        Ok(d) => d,
+    let file = match file_backing(fd) {
+        Ok((f, _)) => f,
         Err(e) => return if e == -super::ENODEV { -EBADF } else { e },
     };
-    let file = Arc::new(InitramfsFile(data));
     let mapped = vmm().lock().map_file(space, file, offset, base, pages, f);
     match mapped {
         Ok(at) => at as i64,
