@@ -3,7 +3,9 @@
 //! the devices behind it, the console (device ID 3) that carries the
 //! guest's statistics frames and the block device (device ID 2) serving
 //! `--disk` files.
+pub mod block;
 pub mod console;
+pub mod disk;
 pub mod mmio;
 pub mod transport;
 
