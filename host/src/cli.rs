@@ -12,6 +12,7 @@ use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
 
 use crate::boot::initramfs::{self, ArchiveSpec, FileSpec, InitramfsError};
 use crate::boot::BootMode;
+use crate::devices::virtio::disk::{DiskConfig, FailRange};
 use crate::{KernelSource, RunConfig, Seccomp};
 
 #[derive(Debug, Parser)]
@@ -204,6 +205,12 @@ pub struct RunArgs {
     /// Do not confine mobius with its seccomp filter (for debugging)
     #[arg(long)]
     pub no_seccomp: bool,
+    /// A virtio-blk disk backed by the file PATH (size a multiple of 512), read-only unless ',rw'; repeatable (at most 3)
+    #[arg(long = "disk", value_name = "PATH[,rw]", value_parser = DiskConfig::parse)]
+    pub disks: Vec<DiskConfig>,
+    /// Make reads of these sectors of every --disk fail (VIRTIO_BLK_S_IOERR, counted); repeatable
+    #[arg(long = "disk-fail", value_name = "SECTOR[-SECTOR]", value_parser = FailRange::parse, requires = "disks")]
+    pub disk_fail: Vec<FailRange>,
     /// KVM device (for testing)
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_device: PathBuf,
@@ -233,8 +240,28 @@ impl RunArgs {
                 Seccomp::Vcpu
             },
             seccomp_write_fds: Vec::new(),
+            disks: self
+                .disks
+                .iter()
+                .map(|d| DiskConfig {
+                    fail: self.disk_fail.clone(),
+                    ..d.clone()
+                })
+                .collect(),
         }
     }
+}
+
+/// Whether a command-line error is about `--disk` or `--disk-fail`'s
+/// value (exit status [`BAD_DISK`](mobius_shared::exit::host::BAD_DISK)
+/// rather than a usage error).
+pub fn is_disk_value_error(e: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    e.kind() == ErrorKind::ValueValidation
+        && matches!(
+            e.get(ContextKind::InvalidArg),
+            Some(ContextValue::String(arg)) if arg.starts_with("--disk ") || arg.starts_with("--disk-fail ")
+        )
 }
 
 fn format_size(bytes: u64) -> String {
