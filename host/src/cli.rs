@@ -407,6 +407,95 @@ mod tests {
     }
 
     #[test]
+    fn disks_and_their_failing_sectors() {
+        let cli = Cli::try_parse_from([
+            "mobius",
+            "run",
+            "--disk",
+            "a.img",
+            "--disk-fail",
+            "7",
+            "--disk",
+            "b.img,rw",
+            "--disk-fail",
+            "10-20",
+            "--disk",
+            "c.img,rw,ro",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        let config = args.config().unwrap();
+        let fail = vec![
+            FailRange { first: 7, last: 7 },
+            FailRange {
+                first: 10,
+                last: 20,
+            },
+        ];
+        // --disk-fail applies to every disk, wherever it is given.
+        assert_eq!(
+            config.disks,
+            [
+                DiskConfig {
+                    path: "a.img".into(),
+                    writable: false,
+                    fail: fail.clone()
+                },
+                DiskConfig {
+                    path: "b.img".into(),
+                    writable: true,
+                    fail: fail.clone()
+                },
+                DiskConfig {
+                    path: "c.img".into(),
+                    writable: false,
+                    fail
+                },
+            ]
+        );
+        // stat takes them too.
+        let cli =
+            Cli::try_parse_from(["mobius", "stat", "--disk", "d.img,rw", "--", "hello"]).unwrap();
+        let Command::Stat(args) = cli.command else {
+            panic!("expected stat");
+        };
+        assert!(args.run.config().disks[0].writable);
+        assert!(Cli::try_parse_from(["mobius", "run"])
+            .map(|c| matches!(c.command, Command::Run(a) if a.config().unwrap().disks.is_empty()))
+            .unwrap());
+    }
+
+    #[test]
+    fn bad_disk_values_are_disk_errors() {
+        for args in [
+            &["--disk", "a.img,rx"][..],
+            &["--disk", ""],
+            &["--disk", ",rw"],
+            &["--disk", "a.img,"],
+            &["--disk", "a", "--disk-fail", "x"],
+            &["--disk", "a", "--disk-fail", "9-3"],
+            &["--disk", "a", "--disk-fail=-3"],
+            &["--disk", "a", "--disk-fail", "3-"],
+            &["--disk", "a", "--disk-fail", "99999999999999999999999"],
+        ] {
+            let e = Cli::try_parse_from(["mobius", "run"].iter().chain(args)).unwrap_err();
+            assert!(is_disk_value_error(&e), "{args:?}: {e}");
+        }
+        // --disk-fail without a disk is a usage error; so is any other bad value.
+        let e = Cli::try_parse_from(["mobius", "run", "--disk-fail", "3"]).unwrap_err();
+        assert!(!is_disk_value_error(&e));
+        let e = Cli::try_parse_from(["mobius", "run", "--memory", "x"]).unwrap_err();
+        assert!(!is_disk_value_error(&e));
+        assert_eq!(
+            DiskConfig::parse("a,b").unwrap_err(),
+            "unknown disk option 'b' (the options are rw and ro)"
+        );
+        assert_eq!(FailRange::parse("5"), Ok(FailRange { first: 5, last: 5 }));
+    }
+
+    #[test]
     fn run_takes_a_program_and_archive_options() {
         let cli = Cli::try_parse_from([
             "mobius",

@@ -600,3 +600,101 @@ fn the_device_serves_requests_on_its_worker_and_interrupts() {
     assert!(rx.try_recv().is_err(), "one interrupt for one request");
     drop(file);
 }
+
+/// The interrupt as a counter (no allocation: the worker may be confined).
+struct CountingIrq(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Irq for CountingIrq {
+    fn trigger(&self) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+}
+
+/// The worker under its own seccomp filter (`table::DISK_WORKER`): reads,
+/// writes, flushes, refusals, the interrupt and its end make no call
+/// outside it (one would end this test process with status 159).
+#[test]
+fn the_worker_runs_confined_by_its_filter() {
+    let mem = memory();
+    let (file, image) = disk(true, vec![FailRange { first: 9, last: 9 }]);
+    let irqs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let device = BlockDevice::spawn(
+        0,
+        image,
+        mem.clone(),
+        Box::new(CountingIrq(Arc::clone(&irqs))),
+        true,
+    )
+    .expect("spawn");
+    let counters = device.counters();
+    let mut dev = VirtioBlock::with_device(device, mem.clone());
+    reg(&mut dev, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    reg(&mut dev, DRIVER_FEATURES_SEL, 1);
+    reg(&mut dev, DRIVER_FEATURES, 1);
+    reg(
+        &mut dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+    );
+    reg(&mut dev, QUEUE_NUM, u32::from(QSIZE));
+    reg(&mut dev, QUEUE_DESC_LOW, DESC as u32);
+    reg(&mut dev, QUEUE_DRIVER_LOW, AVAIL as u32);
+    reg(&mut dev, QUEUE_DEVICE_LOW, USED as u32);
+    reg(&mut dev, QUEUE_READY, 1);
+    reg(
+        &mut dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+    );
+    mem.write_slice(&[0x5a; 1024], GuestAddress(DATA)).unwrap();
+    let requests: [(u32, u64, u32, u16); 6] = [
+        (blk::T_OUT, 2, 1024, R),
+        (blk::T_FLUSH, 0, 0, 0),
+        (blk::T_IN, 2, 1024, W),
+        (blk::T_GET_ID, 0, blk::ID_BYTES, W),
+        (blk::T_IN, 9, 512, W),       // injected failure
+        (blk::T_IN, SECTORS, 512, W), // past the end
+    ];
+    for (i, &(kind, sector, len, flags)) in requests.iter().enumerate() {
+        let hdr = HDR + 32 * i as u64;
+        let data = DATA + 0x2000 * i as u64;
+        mem.write_obj(kind, GuestAddress(hdr)).unwrap();
+        mem.write_obj(sector, GuestAddress(hdr + 8)).unwrap();
+        let d = 0u16; // one request at a time: the same descriptors
+        if len == 0 {
+            write_desc(&mem, DESC, d, hdr, 16, DESC_F_NEXT, d + 2);
+        } else {
+            write_desc(&mem, DESC, d, hdr, 16, DESC_F_NEXT, d + 1);
+            let data = if kind == blk::T_OUT { DATA } else { data };
+            write_desc(&mem, DESC, d + 1, data, len, DESC_F_NEXT | flags, d + 2);
+        }
+        write_desc(&mem, DESC, d + 2, STATUS_AT + i as u64, 1, W, 0);
+        mem.write_obj(d, GuestAddress(AVAIL + 4 + 2 * i as u64))
+            .unwrap();
+        mem.write_obj(i as u16 + 1, GuestAddress(AVAIL + 2))
+            .unwrap();
+        reg(&mut dev, QUEUE_NOTIFY, 0);
+        // Wait for it to be used (one at a time, so that the order of the
+        // file's write and read is the requests').
+        let mut spins = 0u64;
+        while mem.read_obj::<u16>(GuestAddress(USED + 2)).unwrap() != i as u16 + 1 {
+            std::thread::yield_now();
+            spins += 1;
+            assert!(spins < 1 << 32, "request {i} never completed");
+        }
+    }
+    let statuses: Vec<u8> = (0..6)
+        .map(|i| mem.read_obj(GuestAddress(STATUS_AT + i)).unwrap())
+        .collect();
+    assert_eq!(statuses, [OK, OK, OK, OK, IOERR, IOERR]);
+    let mut back = vec![0u8; 1024];
+    mem.read_slice(&mut back, GuestAddress(DATA + 0x2000 * 2))
+        .unwrap();
+    assert_eq!(back, vec![0x5a; 1024]);
+    assert!(irqs.load(Ordering::SeqCst) >= 1);
+    drop(dev); // the worker's end, under its filter too
+    let c = lock(&counters).clone();
+    assert_eq!((c.ok, c.injected, c.bad_requests), (4, 1, 1));
+    drop(file);
+}

@@ -264,3 +264,98 @@ impl fmt::Display for DiskReport {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn config(path: &Path, writable: bool) -> DiskConfig {
+        DiskConfig {
+            path: path.to_path_buf(),
+            writable,
+            fail: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn files_are_checked_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.img");
+        std::fs::write(&good, vec![0u8; 4096]).unwrap();
+        let image = DiskImage::open(&config(&good, true)).unwrap();
+        assert_eq!((image.sectors, image.writable), (8, true));
+        let empty = dir.path().join("empty.img");
+        std::fs::File::create(&empty).unwrap();
+        assert_eq!(DiskImage::open(&config(&empty, false)).unwrap().sectors, 0);
+
+        let odd = dir.path().join("odd.img");
+        std::fs::File::create(&odd)
+            .unwrap()
+            .write_all(&[1; 1000])
+            .unwrap();
+        assert!(matches!(
+            DiskImage::open(&config(&odd, false)),
+            Err(DiskError::Size { size: 1000, .. })
+        ));
+        assert!(matches!(
+            DiskImage::open(&config(&dir.path().join("missing"), false)),
+            Err(DiskError::Open { .. })
+        ));
+        assert!(matches!(
+            DiskImage::open(&config(dir.path(), false)),
+            Err(DiskError::NotAFile { .. })
+        ));
+        let four = vec![config(&good, false); MAX_DISKS + 1];
+        assert!(matches!(
+            DiskImage::open_all(&four),
+            Err(DiskError::TooMany { count: 4 })
+        ));
+        assert_eq!(DiskImage::open_all(&four[..MAX_DISKS]).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn fail_ranges_meet_requests() {
+        let r = FailRange { first: 4, last: 5 };
+        assert!(r.meets(4, 1) && r.meets(5, 1) && r.meets(0, 5) && r.meets(5, 100));
+        assert!(!r.meets(0, 4) && !r.meets(6, 10) && !r.meets(4, 0));
+        assert!(!r.meets(u64::MAX, u64::MAX));
+        let all = FailRange {
+            first: 0,
+            last: u64::MAX,
+        };
+        assert!(all.meets(u64::MAX, 1));
+    }
+
+    #[test]
+    fn the_report_line() {
+        let mut report = DiskReport {
+            index: 0,
+            path: "/d.img".into(),
+            counters: DiskCounters {
+                ok: 5,
+                ..DiskCounters::default()
+            },
+        };
+        assert_eq!(report.warning(), None);
+        report.counters.bad_requests = 3;
+        report.counters.injected = 2;
+        report.counters.first_bad = Some("sectors past the end of the disk");
+        assert_eq!(
+            report.warning().as_deref(),
+            Some(
+                "mobius: warning: disk 0 (/d.img): 3 bad requests (first: sectors past \
+                 the end of the disk), 2 read failures injected"
+            )
+        );
+        let mut sum = DiskCounters::default();
+        sum.add(&report.counters);
+        sum.add(&DiskCounters {
+            bad_requests: u64::MAX,
+            first_bad: Some("other"),
+            ..DiskCounters::default()
+        });
+        assert_eq!(sum.bad_requests, u64::MAX);
+        assert_eq!(sum.first_bad, Some("sectors past the end of the disk"));
+    }
+}
