@@ -10,6 +10,11 @@
 //! one it installs [`table::VCPU`] plus [`table::NEXT_VM`] (what building a
 //! VM takes), and stacks [`table::VCPU`] alone on it before the last run.
 //!
+//! With `--disk`, each disk also has a worker thread (`devices::virtio::block`),
+//! started before the vCPU thread's filter; it confines itself with its own
+//! list, [`table::DISK_WORKER`] ([`worker_program`]), and the vCPU thread's
+//! list gains [`table::VCPU_DISKS`] and the write of the workers' eventfds.
+//!
 //! A call outside the list is trapped: the SIGSYS handler (`sigsys.rs`) writes
 //! `mobius: error: seccomp: forbidden system call N (name) in thread vcpu`
 //! and the process exits with status 159 ([`SECCOMP_VIOLATION`], 128 +
