@@ -586,6 +586,11 @@ impl VirtioDevice for BlockDevice {
             .queues
             .first()
             .and_then(|q| Queue::try_from(q.state()).ok());
+        if queue.is_none() {
+            let mut c = lock(&self.counters);
+            c.bad_notifies = c.bad_notifies.saturating_add(1);
+            note(&mut c, "request queue unusable at DRIVER_OK");
+        }
         let mut s = lock(&self.shared);
         s.queue = queue;
         s.interrupt = Some(Arc::clone(ctx.interrupt));
