@@ -12,6 +12,7 @@ use mobius_shared::layout::{MEMORY_MAX, MEMORY_MIN};
 
 use crate::boot::initramfs::{self, ArchiveSpec, FileSpec, InitramfsError};
 use crate::boot::BootMode;
+use crate::devices::virtio::disk::{DiskConfig, FailRange};
 use crate::{KernelSource, RunConfig, Seccomp};
 
 #[derive(Debug, Parser)]
@@ -204,6 +205,12 @@ pub struct RunArgs {
     /// Do not confine mobius with its seccomp filter (for debugging)
     #[arg(long)]
     pub no_seccomp: bool,
+    /// A virtio-blk disk backed by the file PATH (size a multiple of 512), read-only unless ',rw'; repeatable (at most 3)
+    #[arg(long = "disk", value_name = "PATH[,rw]", value_parser = DiskConfig::parse)]
+    pub disks: Vec<DiskConfig>,
+    /// Make reads of these sectors of every --disk fail (VIRTIO_BLK_S_IOERR, counted); repeatable
+    #[arg(long = "disk-fail", value_name = "SECTOR[-SECTOR]", value_parser = FailRange::parse, requires = "disks")]
+    pub disk_fail: Vec<FailRange>,
     /// KVM device (for testing)
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_device: PathBuf,
@@ -233,8 +240,28 @@ impl RunArgs {
                 Seccomp::Vcpu
             },
             seccomp_write_fds: Vec::new(),
+            disks: self
+                .disks
+                .iter()
+                .map(|d| DiskConfig {
+                    fail: self.disk_fail.clone(),
+                    ..d.clone()
+                })
+                .collect(),
         }
     }
+}
+
+/// Whether a command-line error is about `--disk` or `--disk-fail`'s
+/// value (exit status [`BAD_DISK`](mobius_shared::exit::host::BAD_DISK)
+/// rather than a usage error).
+pub fn is_disk_value_error(e: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    e.kind() == ErrorKind::ValueValidation
+        && matches!(
+            e.get(ContextKind::InvalidArg),
+            Some(ContextValue::String(arg)) if arg.starts_with("--disk ") || arg.starts_with("--disk-fail ")
+        )
 }
 
 fn format_size(bytes: u64) -> String {
@@ -377,6 +404,95 @@ mod tests {
             panic!("expected run");
         };
         assert_eq!(args.config().unwrap().seccomp, Seccomp::Off);
+    }
+
+    #[test]
+    fn disks_and_their_failing_sectors() {
+        let cli = Cli::try_parse_from([
+            "mobius",
+            "run",
+            "--disk",
+            "a.img",
+            "--disk-fail",
+            "7",
+            "--disk",
+            "b.img,rw",
+            "--disk-fail",
+            "10-20",
+            "--disk",
+            "c.img,rw,ro",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        let config = args.config().unwrap();
+        let fail = vec![
+            FailRange { first: 7, last: 7 },
+            FailRange {
+                first: 10,
+                last: 20,
+            },
+        ];
+        // --disk-fail applies to every disk, wherever it is given.
+        assert_eq!(
+            config.disks,
+            [
+                DiskConfig {
+                    path: "a.img".into(),
+                    writable: false,
+                    fail: fail.clone()
+                },
+                DiskConfig {
+                    path: "b.img".into(),
+                    writable: true,
+                    fail: fail.clone()
+                },
+                DiskConfig {
+                    path: "c.img".into(),
+                    writable: false,
+                    fail
+                },
+            ]
+        );
+        // stat takes them too.
+        let cli =
+            Cli::try_parse_from(["mobius", "stat", "--disk", "d.img,rw", "--", "hello"]).unwrap();
+        let Command::Stat(args) = cli.command else {
+            panic!("expected stat");
+        };
+        assert!(args.run.config().disks[0].writable);
+        assert!(Cli::try_parse_from(["mobius", "run"])
+            .map(|c| matches!(c.command, Command::Run(a) if a.config().unwrap().disks.is_empty()))
+            .unwrap());
+    }
+
+    #[test]
+    fn bad_disk_values_are_disk_errors() {
+        for args in [
+            &["--disk", "a.img,rx"][..],
+            &["--disk", ""],
+            &["--disk", ",rw"],
+            &["--disk", "a.img,"],
+            &["--disk", "a", "--disk-fail", "x"],
+            &["--disk", "a", "--disk-fail", "9-3"],
+            &["--disk", "a", "--disk-fail=-3"],
+            &["--disk", "a", "--disk-fail", "3-"],
+            &["--disk", "a", "--disk-fail", "99999999999999999999999"],
+        ] {
+            let e = Cli::try_parse_from(["mobius", "run"].iter().chain(args)).unwrap_err();
+            assert!(is_disk_value_error(&e), "{args:?}: {e}");
+        }
+        // --disk-fail without a disk is a usage error; so is any other bad value.
+        let e = Cli::try_parse_from(["mobius", "run", "--disk-fail", "3"]).unwrap_err();
+        assert!(!is_disk_value_error(&e));
+        let e = Cli::try_parse_from(["mobius", "run", "--memory", "x"]).unwrap_err();
+        assert!(!is_disk_value_error(&e));
+        assert_eq!(
+            DiskConfig::parse("a,b").unwrap_err(),
+            "unknown disk option 'b' (the options are rw and ro)"
+        );
+        assert_eq!(FailRange::parse("5"), Ok(FailRange { first: 5, last: 5 }));
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct RunConfig {
     /// and stderr (`mobius stat -o FILE`, whose `-I` lines are written while
     /// the guest runs and whose report is written after the last run).
     pub seccomp_write_fds: Vec<std::os::fd::RawFd>,
+    /// virtio-blk disks (`--disk`), at most
+    /// [`MAX_DISKS`](mobius_shared::virtio_mmio::MAX_DISKS): disk `i` at
+    /// [`disk_window`](mobius_shared::virtio_mmio::disk_window)`(i)`,
+    /// completing on vector
+    /// [`disk_vector`](mobius_shared::virtio_mmio::disk_vector)`(i)`.
+    pub disks: Vec<crate::devices::virtio::disk::DiskConfig>,
 }
 
 impl Default for RunConfig {
@@ -91,6 +97,7 @@ impl Default for RunConfig {
             initramfs: None,
             seccomp: Seccomp::Off,
             seccomp_write_fds: Vec::new(),
+            disks: Vec::new(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     /// A [`crate::RunHooks`] implementation failed (e.g. device setup).
     #[error("{0}")]
     Hook(Box<dyn std::error::Error + Send + Sync>),
+    /// A `--disk` is unusable.
+    #[error(transparent)]
+    Disk(#[from] crate::devices::virtio::disk::DiskError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("{0}")]
@@ -35,6 +38,7 @@ impl Error {
             Error::Vm(e) if e.is_kvm_unavailable() => host::KVM_UNAVAILABLE,
             Error::Vm(VmError::MemorySize { .. }) => host::USAGE,
             Error::Initramfs(_) => host::USAGE,
+            Error::Disk(_) => host::BAD_DISK,
             _ => host::HOST_ERROR,
         }
     }

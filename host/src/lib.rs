@@ -164,11 +164,14 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         // Fail before KVM is opened, as for a kernel too large.
         boot::params::module_addr(config.memory, info.end, archive.len() as u64)?;
     }
+    // Like the kernel, disks are checked before KVM is opened.
+    let images = devices::virtio::disk::DiskImage::open_all(&config.disks)?;
     let t = Instant::now();
     timings.kernel_read = t - start;
 
     let mut vm = Vm::new(&config.kvm_device, config.memory)?;
     hooks.before_boot(&mut vm)?;
+    let disks = add_disks(&mut vm, images, config.seccomp != Seccomp::Off)?;
     let t_vm = Instant::now();
     timings.vm_create = t_vm - t;
 
@@ -238,10 +241,17 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
     };
     // Set up: from here on the thread may only do what running takes.
     let t_filter = Instant::now();
-    seccomp::install(config.seccomp, &config.seccomp_write_fds)?;
+    let mut write_fds = config.seccomp_write_fds.clone();
+    write_fds.extend(disks.iter().map(|d| d.kick_fd));
+    seccomp::install(config.seccomp, &write_fds, !disks.is_empty())?;
     timings.seccomp = t_filter.elapsed();
     seccomp::probe(runner.vcpu.as_raw_fd());
     let report = runner.run();
+    // The bus, and with it every disk's worker, is gone: its counts are final.
+    let disks: Vec<_> = disks.into_iter().map(AddedDisk::report).collect();
+    for line in disks.iter().filter_map(|d| d.warning()) {
+        eprintln!("{line}");
+    }
     drop(watch);
     drop(timer);
     drop(vm);
@@ -270,7 +280,69 @@ pub fn run_vm(config: &RunConfig, hooks: &mut dyn RunHooks) -> Result<RunOutcome
         timings,
         tsc_khz,
         kvm_stats: report.kvm_stats,
+        disks,
     })
+}
+
+/// A disk on the bus, as `run_vm` keeps track of it.
+struct AddedDisk {
+    index: usize,
+    path: std::path::PathBuf,
+    kick_fd: std::os::fd::RawFd,
+    counters: std::sync::Arc<std::sync::Mutex<devices::virtio::disk::DiskCounters>>,
+}
+
+impl AddedDisk {
+    fn report(self) -> devices::virtio::disk::DiskReport {
+        let counters = match self.counters.lock() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        devices::virtio::disk::DiskReport {
+            index: self.index,
+            path: self.path,
+            counters,
+        }
+    }
+}
+
+/// Put each disk on its window with its worker started (confined when
+/// `confine`), and announce it to the guest with its vector.
+fn add_disks(
+    vm: &mut Vm,
+    images: Vec<devices::virtio::disk::DiskImage>,
+    confine: bool,
+) -> Result<Vec<AddedDisk>, Error> {
+    use devices::virtio::block::{BlockDevice, Msi};
+    use mobius_shared::layout::MMIO_DEVICE_SIZE;
+    use mobius_shared::virtio_mmio::{disk_vector, disk_window};
+    let mut added = Vec::new();
+    for (index, image) in images.into_iter().enumerate() {
+        let path = image.path.clone();
+        let irq = Msi {
+            vm: vm.shared_fd(),
+            vector: disk_vector(index),
+        };
+        let device = BlockDevice::spawn(
+            index,
+            std::sync::Arc::new(image),
+            vm.memory().clone(),
+            Box::new(irq),
+            confine,
+        )
+        .map_err(|e| Error::Host(format!("disk {index}: cannot start its worker: {e}")))?;
+        added.push(AddedDisk {
+            index,
+            path,
+            kick_fd: device.kick_fd(),
+            counters: device.counters(),
+        });
+        let transport = devices::virtio::MmioTransport::with_device(device, vm.memory().clone());
+        let base = disk_window(index);
+        vm.add_mmio_device(base, MMIO_DEVICE_SIZE, Box::new(transport))?;
+        vm.announce_virtio_mmio(base, MMIO_DEVICE_SIZE, u32::from(disk_vector(index)));
+    }
+    Ok(added)
 }
 
 #[cfg(test)]

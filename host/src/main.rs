@@ -41,6 +41,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(if e.use_stderr() { host::USAGE as u8 } else { 0 });
     }
+    let status = if mobius::cli::is_disk_value_error(&e) {
+        host::BAD_DISK
+    } else {
+        host::USAGE
+    };
     let text = e.render().to_string();
     let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
     let first = lines.next().unwrap_or("invalid usage");
@@ -54,7 +59,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         line = format!("{line} {}", more.join(", "));
     }
     eprintln!("mobius: error: {line} (see mobius --help)");
-    ExitCode::from(host::USAGE as u8)
+    ExitCode::from(status as u8)
 }
 
 fn run(cmd: &RunCmd, process_start: Instant) -> i32 {

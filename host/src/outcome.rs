@@ -54,6 +54,7 @@ pub struct Timings {
 ///     timings: Timings::default(),
 ///     tsc_khz: None,
 ///     kvm_stats: Vec::new(),
+///     disks: Vec::new(),
 /// };
 /// // The status `mobius run` would exit with: the guest's own here.
 /// assert_eq!(outcome.exit_status(), 3);
@@ -72,6 +73,9 @@ pub struct RunOutcome {
     /// KVM's own per-vCPU statistics (`KVM_GET_STATS_FD`), empty if the
     /// kernel does not offer them or [`crate::RunConfig::kvm_stats`] is off.
     pub kvm_stats: Vec<(String, u64)>,
+    /// What each `--disk`'s device counted, in [`crate::RunConfig::disks`]
+    /// order (a line each on stderr at the end when a request failed).
+    pub disks: Vec<crate::devices::virtio::disk::DiskReport>,
 }
 
 impl RunOutcome {

@@ -52,6 +52,10 @@ pub mod host {
     pub const USAGE: i32 = 2;
     /// The kernel image is missing, unreadable or not a loadable x86-64 ELF.
     pub const BAD_KERNEL: i32 = 65;
+    /// A `--disk` (or `--disk-fail`) cannot be used: a missing or
+    /// unreadable file, a size that is not whole sectors, `,rw` on a file
+    /// that cannot be written, an unknown option, too many disks.
+    pub const BAD_DISK: i32 = 66;
     /// `/dev/kvm` is missing or not accessible.
     pub const KVM_UNAVAILABLE: i32 = 69;
     /// Any other host-side failure (KVM ioctl failed, out of host memory...).

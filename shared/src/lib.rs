@@ -13,5 +13,6 @@ pub mod layout;
 pub mod ports;
 pub mod procstats;
 pub mod stats;
+pub mod virtio_mmio;
 pub mod vmcall;
 pub mod workloads;

@@ -9,37 +9,18 @@
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 
-const MAGIC: u32 = 0x7472_6976;
-const DEVICE_ID_CONSOLE: u32 = 3;
+use mobius_shared::virtio_mmio::{
+    DESC_F_NEXT, DEVICE_FEATURES, DEVICE_FEATURES_SEL, DEVICE_ID, DEVICE_ID_CONSOLE,
+    DRIVER_FEATURES, DRIVER_FEATURES_SEL, F_VERSION_1, MAGIC, MAGIC_VALUE, MMIO_VERSION,
+    QUEUE_DESC_LOW, QUEUE_DEVICE_LOW, QUEUE_DRIVER_LOW, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX,
+    QUEUE_READY, QUEUE_SEL, STATUS, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK, VERSION,
+};
+
 const QSIZE: u16 = 4;
 const TRANSMIT_QUEUE: u32 = 1;
 /// Most parts one frame may have (one descriptor each).
 pub const MAX_PARTS: usize = QSIZE as usize;
-/// `VIRTQ_DESC_F_NEXT`.
-const DESC_NEXT: u16 = 1;
-
-// Register offsets (virtio 1.2 §4.2.2).
-const R_MAGIC: usize = 0x000;
-const R_VERSION: usize = 0x004;
-const R_DEVICE_ID: usize = 0x008;
-const R_DEVICE_FEATURES: usize = 0x010;
-const R_DEVICE_FEATURES_SEL: usize = 0x014;
-const R_DRIVER_FEATURES: usize = 0x020;
-const R_DRIVER_FEATURES_SEL: usize = 0x024;
-const R_QUEUE_SEL: usize = 0x030;
-const R_QUEUE_NUM_MAX: usize = 0x034;
-const R_QUEUE_NUM: usize = 0x038;
-const R_QUEUE_READY: usize = 0x044;
-const R_QUEUE_NOTIFY: usize = 0x050;
-const R_STATUS: usize = 0x070;
-const R_QUEUE_DESC: usize = 0x080;
-const R_QUEUE_DRIVER: usize = 0x090;
-const R_QUEUE_DEVICE: usize = 0x0a0;
-
-const S_ACK: u32 = 1;
-const S_DRIVER: u32 = 2;
-const S_DRIVER_OK: u32 = 4;
-const S_FEATURES_OK: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -89,22 +70,22 @@ pub struct Console {
     sent: u16,
 }
 
-fn reg(base: usize, off: usize) -> *mut u32 {
-    (base + off) as *mut u32
+fn reg(base: usize, off: u64) -> *mut u32 {
+    (base + off as usize) as *mut u32
 }
 
-fn rd(base: usize, off: usize) -> u32 {
+fn rd(base: usize, off: u64) -> u32 {
     // SAFETY: `base` is a virtio-mmio window announced by the host, reached
     // through the direct map; registers are 32-bit and aligned.
     unsafe { read_volatile(reg(base, off)) }
 }
 
-fn wr(base: usize, off: usize, v: u32) {
+fn wr(base: usize, off: u64, v: u32) {
     // SAFETY: as for `rd`.
     unsafe { write_volatile(reg(base, off), v) }
 }
 
-fn wr64(base: usize, off: usize, v: u64) {
+fn wr64(base: usize, off: u64, v: u64) {
     wr(base, off, v as u32);
     wr(base, off + 4, (v >> 32) as u32);
 }
@@ -123,40 +104,48 @@ impl Console {
             return None;
         }
         let b = crate::arch::x86_64::direct::phys_to_virt(base) as usize;
-        if rd(b, R_MAGIC) != MAGIC
-            || rd(b, R_VERSION) != 2
-            || rd(b, R_DEVICE_ID) != DEVICE_ID_CONSOLE
+        if rd(b, MAGIC_VALUE) != MAGIC
+            || rd(b, VERSION) != MMIO_VERSION
+            || rd(b, DEVICE_ID) != DEVICE_ID_CONSOLE
         {
             return None;
         }
-        wr(b, R_STATUS, 0);
-        wr(b, R_STATUS, S_ACK | S_DRIVER);
-        wr(b, R_DEVICE_FEATURES_SEL, 1);
-        if rd(b, R_DEVICE_FEATURES) & 1 == 0 {
+        wr(b, STATUS, 0);
+        wr(b, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        wr(b, DEVICE_FEATURES_SEL, 1);
+        if (u64::from(rd(b, DEVICE_FEATURES)) << 32) & F_VERSION_1 == 0 {
             return None; // no VIRTIO_F_VERSION_1
         }
-        wr(b, R_DRIVER_FEATURES_SEL, 0);
-        wr(b, R_DRIVER_FEATURES, 0);
-        wr(b, R_DRIVER_FEATURES_SEL, 1);
-        wr(b, R_DRIVER_FEATURES, 1);
-        wr(b, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-        if rd(b, R_STATUS) & S_FEATURES_OK == 0 {
+        wr(b, DRIVER_FEATURES_SEL, 0);
+        wr(b, DRIVER_FEATURES, 0);
+        wr(b, DRIVER_FEATURES_SEL, 1);
+        wr(b, DRIVER_FEATURES, (F_VERSION_1 >> 32) as u32);
+        wr(
+            b,
+            STATUS,
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+        );
+        if rd(b, STATUS) & STATUS_FEATURES_OK == 0 {
             return None;
         }
-        wr(b, R_QUEUE_SEL, TRANSMIT_QUEUE);
-        if rd(b, R_QUEUE_NUM_MAX) < u32::from(QSIZE) {
+        wr(b, QUEUE_SEL, TRANSMIT_QUEUE);
+        if rd(b, QUEUE_NUM_MAX) < u32::from(QSIZE) {
             return None;
         }
         let rings = addr_of!(RINGS) as u64;
-        wr(b, R_QUEUE_NUM, u32::from(QSIZE));
-        wr64(b, R_QUEUE_DESC, rings);
+        wr(b, QUEUE_NUM, u32::from(QSIZE));
+        wr64(b, QUEUE_DESC_LOW, rings);
         // SAFETY: only addresses of fields are taken.
         unsafe {
-            wr64(b, R_QUEUE_DRIVER, addr_of!(RINGS.avail_flags) as u64);
-            wr64(b, R_QUEUE_DEVICE, addr_of!(RINGS.used_flags) as u64);
+            wr64(b, QUEUE_DRIVER_LOW, addr_of!(RINGS.avail_flags) as u64);
+            wr64(b, QUEUE_DEVICE_LOW, addr_of!(RINGS.used_flags) as u64);
         }
-        wr(b, R_QUEUE_READY, 1);
-        wr(b, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+        wr(b, QUEUE_READY, 1);
+        wr(
+            b,
+            STATUS,
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+        );
         Some(Console { base: b, sent: 0 })
     }
 
@@ -190,7 +179,7 @@ impl Console {
     }
 
     fn notify_and_wait(&mut self) -> bool {
-        wr(self.base, R_QUEUE_NOTIFY, TRANSMIT_QUEUE);
+        wr(self.base, QUEUE_NOTIFY, TRANSMIT_QUEUE);
         self.sent = self.sent.wrapping_add(1);
         for _ in 0..100_000 {
             // SAFETY: reading the device-written used index.
@@ -229,7 +218,7 @@ impl Console {
                 r.desc[i] = Desc {
                     addr: addrs[i],
                     len: part.len() as u32,
-                    flags: if i < last { DESC_NEXT } else { 0 },
+                    flags: if i < last { DESC_F_NEXT } else { 0 },
                     next: (i + 1) as u16,
                 };
             }

@@ -5,8 +5,8 @@
 use std::mem::size_of;
 
 use kvm_bindings::{
-    kvm_cpuid2, kvm_enable_cap, kvm_lapic_state, kvm_mp_state, kvm_msrs, kvm_regs, kvm_sregs,
-    kvm_userspace_memory_region,
+    kvm_cpuid2, kvm_enable_cap, kvm_lapic_state, kvm_mp_state, kvm_msi, kvm_msrs, kvm_regs,
+    kvm_sregs, kvm_userspace_memory_region,
 };
 
 const KVMIO: u64 = 0xae;
@@ -40,6 +40,7 @@ pub const KVM_CREATE_VCPU: u64 = io(0x41);
 pub const KVM_SET_USER_MEMORY_REGION: u64 = iow(0x46, size_of::<kvm_userspace_memory_region>());
 pub const KVM_SET_TSS_ADDR: u64 = io(0x47);
 pub const KVM_ENABLE_CAP: u64 = iow(0xa3, size_of::<kvm_enable_cap>());
+pub const KVM_SIGNAL_MSI: u64 = iow(0xa5, size_of::<kvm_msi>());
 
 // On the vCPU.
 pub const KVM_RUN: u64 = io(0x80);
@@ -75,6 +76,7 @@ mod tests {
             (KVM_SET_USER_MEMORY_REGION, 0x4020_ae46),
             (KVM_SET_TSS_ADDR, 0xae47),
             (KVM_ENABLE_CAP, 0x4068_aea3),
+            (KVM_SIGNAL_MSI, 0x4020_aea5),
             (KVM_RUN, 0xae80),
             (KVM_GET_REGS, 0x8090_ae81),
             (KVM_SET_REGS, 0x4090_ae82),

@@ -10,6 +10,11 @@
 //! one it installs [`table::VCPU`] plus [`table::NEXT_VM`] (what building a
 //! VM takes), and stacks [`table::VCPU`] alone on it before the last run.
 //!
+//! With `--disk`, each disk also has a worker thread (`devices::virtio::block`),
+//! started before the vCPU thread's filter; it confines itself with its own
+//! list, [`table::DISK_WORKER`] ([`worker_program`]), and the vCPU thread's
+//! list gains [`table::VCPU_DISKS`] and the write of the workers' eventfds.
+//!
 //! A call outside the list is trapped: the SIGSYS handler (`sigsys.rs`) writes
 //! `mobius: error: seccomp: forbidden system call N (name) in thread vcpu`
 //! and the process exits with status 159 ([`SECCOMP_VIOLATION`], 128 +
@@ -91,16 +96,43 @@ static INSTALLED: AtomicU8 = AtomicU8::new(0);
 /// as narrowly; `write_fds` are files it may also write to (beyond stdout and
 /// stderr). Filters stack: one installed stays for the thread's life, so a
 /// later, narrower one must be given the same `write_fds`.
-pub fn install(filter: Seccomp, write_fds: &[RawFd]) -> Result<(), SeccompError> {
+///
+/// With `disks`, the vCPU thread may also wait on locks and join threads
+/// ([`table::VCPU_DISKS`]); the disks' eventfds are among `write_fds`.
+pub fn install(filter: Seccomp, write_fds: &[RawFd], disks: bool) -> Result<(), SeccompError> {
     if filter.rank() <= INSTALLED.load(Ordering::Relaxed) {
         return Ok(());
     }
     sigsys::install().map_err(SeccompError::Handler)?;
-    let program = compile_with(filter.lists(), write_fds)?;
+    let mut lists = filter.lists().to_vec();
+    if disks {
+        lists.push(table::VCPU_DISKS);
+    }
+    let program = compile_with(&lists, write_fds)?;
     sigsys::set_label("vcpu");
     seccompiler::apply_filter(&program)?;
     INSTALLED.store(filter.rank(), Ordering::Relaxed);
     Ok(())
+}
+
+/// The filter of a disk worker reading its requests' wake-ups from
+/// `eventfd`: [`table::DISK_WORKER`], and `read` of that descriptor only.
+/// Installs the SIGSYS handler, so that the worker's violations are
+/// reported like the vCPU thread's (its report names thread `disk`).
+pub fn worker_program(eventfd: RawFd) -> Result<BpfProgram, SeccompError> {
+    sigsys::install().map_err(SeccompError::Handler)?;
+    let read_own = Allow {
+        nr: libc::SYS_read,
+        args: Args::Is(0, eventfd as u64),
+        why: "",
+    };
+    let own = [read_own];
+    Ok(compile(&[table::DISK_WORKER, &own])?)
+}
+
+/// Name the calling thread in the SIGSYS report.
+pub fn sigsys_label(label: &'static str) {
+    sigsys::set_label(label);
 }
 
 /// The BPF program allowing the calls of `lists` and trapping all others.
@@ -192,7 +224,15 @@ mod tests {
             let program = compile(filter.lists()).unwrap();
             assert!(!program.is_empty() && program.len() < 4096, "{filter:?}");
         }
-        for entry in table::VCPU.iter().chain(table::NEXT_VM) {
+        let program = worker_program(9).unwrap();
+        assert!(!program.is_empty() && program.len() < 4096);
+        let all = [
+            table::VCPU,
+            table::NEXT_VM,
+            table::VCPU_DISKS,
+            table::DISK_WORKER,
+        ];
+        for entry in all.iter().flat_map(|l| l.iter()) {
             assert!(!entry.why.is_empty() && !entry.why.contains('\n'));
             assert_ne!(crate::syscalls::name(entry.nr), "unknown");
         }
@@ -216,6 +256,26 @@ mod tests {
                 "{}",
                 crate::syscalls::name(nr)
             );
+        }
+    }
+
+    #[test]
+    fn the_disk_worker_opens_nothing_and_makes_no_threads() {
+        for nr in [
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_clone,
+            libc::SYS_socket,
+            libc::SYS_mmap,
+            libc::SYS_mprotect,
+            libc::SYS_ioctl,
+        ] {
+            let listed = table::DISK_WORKER.iter().filter(|e| e.nr == nr).all(|e| {
+                nr == libc::SYS_ioctl
+                    && matches!(e.args, Args::Is(1, r) if r == ioctls::KVM_SIGNAL_MSI)
+            });
+            assert!(listed, "{}", crate::syscalls::name(nr));
         }
     }
 

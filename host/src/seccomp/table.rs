@@ -171,6 +171,66 @@ pub const VCPU: &[Allow] = &[
     },
 ];
 
+/// Also allowed on the vCPU thread when the run has disks (`--disk`); the
+/// write to each disk worker's eventfd is allowed by descriptor, as the
+/// `-o FILE` writes are.
+pub const VCPU_DISKS: &[Allow] = &[allow(
+    libc::SYS_futex,
+    "wait for a disk's queue lock while its worker holds it (reset), join the worker at teardown",
+)];
+
+/// A disk's worker thread (`host/src/devices/virtio/block.rs`) once it is
+/// running: the file I/O of requests, the completion MSI, the queue lock,
+/// and its own end. The read of its eventfd is allowed by descriptor.
+pub const DISK_WORKER: &[Allow] = &[
+    allow(
+        libc::SYS_pread64,
+        "read requests: the disk file into guest memory",
+    ),
+    allow(
+        libc::SYS_pwrite64,
+        "write requests: guest memory into the disk file",
+    ),
+    allow(libc::SYS_fdatasync, "flush requests"),
+    ioctl(
+        KVM_SIGNAL_MSI,
+        "the completion interrupt, an MSI into the local APIC",
+    ),
+    allow(
+        libc::SYS_futex,
+        "the queue lock shared with the vCPU thread, the counters' lock",
+    ),
+    Allow {
+        nr: libc::SYS_write,
+        args: Args::OneOf(0, &[2]),
+        why: "the SIGSYS handler's report (and a panic's message) to stderr",
+    },
+    allow(libc::SYS_exit, "the worker ends when its device is dropped"),
+    allow(
+        libc::SYS_sigaltstack,
+        "Rust's runtime drops the thread's signal stack at its end",
+    ),
+    allow(
+        libc::SYS_munmap,
+        "the thread's signal stack, freed memory at its end",
+    ),
+    allow(
+        libc::SYS_rt_sigprocmask,
+        "musl blocks signals as the thread exits; abort() (a panic)",
+    ),
+    allow(libc::SYS_exit_group, "the SIGSYS handler ends the process"),
+    Allow {
+        nr: libc::SYS_tkill,
+        args: Args::OneOf(1, &[sig(libc::SIGABRT)]),
+        why: "abort() sends SIGABRT to its own thread",
+    },
+    Allow {
+        nr: libc::SYS_rt_sigaction,
+        args: Args::OneOf(0, &[sig(libc::SIGABRT)]),
+        why: "abort() restores SIGABRT's default action to die",
+    },
+];
+
 /// Also allowed while more VMs follow on the same thread (`mobius stat -r N`
 /// before its last run): what building the next VM takes.
 pub const NEXT_VM: &[Allow] = &[

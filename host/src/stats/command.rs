@@ -243,6 +243,9 @@ pub fn stat(args: &StatArgs) -> i32 {
 
 fn run_stat(args: &StatArgs) -> Result<i32, StatError> {
     check_events(&args.events)?;
+    if !args.run.disks.is_empty() && args.repeat > 1 {
+        return Err(StatError::DisksWithRepeat);
+    }
     let (title, cmdline, initramfs) = target(args)?;
     let names = events::wanted_names(&args.events);
     let style = style(args);

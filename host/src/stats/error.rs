@@ -18,6 +18,8 @@ pub enum StatError {
     UnknownParameter { workload: String, key: String },
     #[error("workload {workload}: {why}")]
     BadParameter { workload: String, why: String },
+    #[error("--disk cannot be used with -r N > 1 yet (each run's disk workers would start under the seccomp filter)")]
+    DisksWithRepeat,
     #[error("unknown event '{0}' (see mobius stat --list-events)")]
     UnknownEvent(String),
     #[error("cannot open {}: {source}", path.display())]

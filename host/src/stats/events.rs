@@ -247,6 +247,7 @@ mod tests {
             timings: crate::Timings::default(),
             tsc_khz: None,
             kvm_stats: vec![("exits".into(), 3)],
+            disks: Vec::new(),
         };
         let mut snap = Snapshot::new(1, 1000);
         snap.processes = Some(Default::default());
@@ -275,6 +276,7 @@ mod tests {
             timings: crate::Timings::default(),
             tsc_khz: None,
             kvm_stats: Vec::new(),
+            disks: Vec::new(),
         };
         let facts = RunFacts {
             last: Some(snap),

@@ -84,6 +84,7 @@ fn outcome() -> RunOutcome {
         timings: Timings::default(),
         tsc_khz: None,
         kvm_stats: vec![("exits".into(), max)],
+        disks: Vec::new(),
     }
 }
 

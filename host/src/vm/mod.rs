@@ -15,6 +15,7 @@ pub mod warnings;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VmFd};
@@ -82,7 +83,8 @@ impl VmError {
 /// A VM with one RAM region `[0, ram_size)` and an MMIO bus, before its vCPU runs.
 pub struct Vm {
     kvm: Kvm,
-    fd: VmFd,
+    /// Shared with the disk workers, which signal MSIs on it.
+    fd: Arc<VmFd>,
     memory: GuestMemoryMmap,
     ram_size: u64,
     mmio: MmioBus,
@@ -128,12 +130,14 @@ impl Vm {
         };
         // SAFETY: the region describes exactly the mapping owned by `memory`,
         // which lives in this Vm next to `fd` and outlives the VM's use of it
-        // (fields drop in declaration order: the VM fd goes before the memory).
+        // (fields drop in declaration order: the VM fd goes before the memory;
+        // a disk worker holding the fd holds a clone of the memory too, and
+        // drops the fd first).
         unsafe { fd.set_user_memory_region(region) }.map_err(VmError::kvm("set memory region"))?;
 
         Ok(Vm {
             kvm,
-            fd,
+            fd: Arc::new(fd),
             memory,
             ram_size,
             mmio: MmioBus::new(),
@@ -191,6 +195,12 @@ impl Vm {
 
     pub fn fd(&self) -> &VmFd {
         &self.fd
+    }
+
+    /// The VM fd, for a device thread that outlives a borrow (a disk's
+    /// worker signals MSIs on it).
+    pub fn shared_fd(&self) -> Arc<VmFd> {
+        Arc::clone(&self.fd)
     }
 
     /// Whether the vCPU's local APIC is emulated by KVM (split irqchip), so

@@ -7,15 +7,15 @@
 //! or an address outside RAM ends processing of that notification), the bytes
 //! taken per notification are capped, and nothing here panics on guest input.
 use mobius_shared::stats::MAX_FRAME_LEN;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestMemoryMmap};
 
 use super::mmio::*;
+use super::transport::{Context, MmioTransport, VirtioDevice};
+#[cfg(test)]
 use crate::devices::MmioDevice;
 use crate::stats::SharedCollector;
 
-const DEVICE_ID_CONSOLE: u32 = 3;
-const VENDOR: u32 = 0x4942_4f4d; // "MOBI"
 const QUEUE_MAX: u16 = 64;
 const RECEIVE_QUEUE: usize = 0;
 const TRANSMIT_QUEUE: usize = 1;
@@ -44,158 +44,64 @@ pub struct ConsoleCounters {
     pub descriptor_caps: u64,
 }
 
-/// A virtio-mmio console device.
-pub struct VirtioConsole {
-    mem: GuestMemoryMmap,
+/// The console device; on the bus as a [`VirtioConsole`].
+pub struct ConsoleDevice {
     sink: SharedCollector,
-    device_features_sel: u32,
-    driver_features_sel: u32,
-    driver_features: u64,
-    status: u32,
-    queue_sel: u32,
-    queues: [Queue; 2],
-    interrupt_status: u32,
     pub counters: ConsoleCounters,
     warned: bool,
 }
 
-fn new_queue() -> Queue {
-    // QUEUE_MAX is a power of two below the spec's limit: `new` cannot fail.
-    Queue::new(QUEUE_MAX).unwrap_or_else(|_| unreachable!("valid queue size"))
-}
+/// A virtio-mmio console: the transport with the console behind it.
+pub type VirtioConsole = MmioTransport<ConsoleDevice>;
 
 impl VirtioConsole {
     pub fn new(mem: GuestMemoryMmap, sink: SharedCollector) -> Self {
-        VirtioConsole {
+        MmioTransport::with_device(
+            ConsoleDevice {
+                sink,
+                counters: ConsoleCounters::default(),
+                warned: false,
+            },
             mem,
-            sink,
-            device_features_sel: 0,
-            driver_features_sel: 0,
-            driver_features: 0,
-            status: 0,
-            queue_sel: 0,
-            queues: [new_queue(), new_queue()],
-            interrupt_status: 0,
-            counters: ConsoleCounters::default(),
-            warned: false,
-        }
+        )
+    }
+}
+
+impl VirtioDevice for ConsoleDevice {
+    fn device_id(&self) -> u32 {
+        DEVICE_ID_CONSOLE
     }
 
-    fn reset(&mut self) {
-        self.device_features_sel = 0;
-        self.driver_features_sel = 0;
-        self.driver_features = 0;
-        self.status = 0;
-        self.queue_sel = 0;
-        self.interrupt_status = 0;
-        self.queues.iter_mut().for_each(QueueT::reset);
+    /// Nothing beyond VERSION_1 (cols, rows, ports: not offered).
+    fn features(&self) -> u64 {
+        0
     }
 
-    fn device_features() -> u64 {
-        F_VERSION_1
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_MAX, QUEUE_MAX]
     }
 
-    fn queue(&mut self) -> Option<&mut Queue> {
-        self.queues.get_mut(self.queue_sel as usize)
+    fn notify(&mut self, queue: u32, ctx: Context<'_>) {
+        self.notify_queue(queue as usize, ctx);
     }
+}
 
-    fn read_reg(&mut self, offset: u64) -> u32 {
-        match offset {
-            MAGIC_VALUE => MAGIC,
-            VERSION => MMIO_VERSION,
-            DEVICE_ID => DEVICE_ID_CONSOLE,
-            VENDOR_ID => VENDOR,
-            DEVICE_FEATURES => match self.device_features_sel {
-                0 => Self::device_features() as u32,
-                1 => (Self::device_features() >> 32) as u32,
-                _ => 0,
-            },
-            QUEUE_NUM_MAX => self.queue().map_or(0, |q| u32::from(q.max_size())),
-            QUEUE_READY => self.queue().map_or(0, |q| u32::from(q.ready())),
-            INTERRUPT_STATUS => self.interrupt_status,
-            STATUS => self.status,
-            CONFIG_GENERATION => 0,
-            _ => 0,
-        }
-    }
-
-    fn write_reg(&mut self, offset: u64, v: u32) {
-        match offset {
-            DEVICE_FEATURES_SEL => self.device_features_sel = v,
-            DRIVER_FEATURES_SEL => self.driver_features_sel = v,
-            DRIVER_FEATURES => match self.driver_features_sel {
-                0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
-                1 => {
-                    self.driver_features =
-                        (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32)
-                }
-                _ => {}
-            },
-            QUEUE_SEL => self.queue_sel = v,
-            QUEUE_NUM => {
-                if let Some(q) = self.queue() {
-                    q.set_size(v.min(u32::from(u16::MAX)) as u16);
-                }
-            }
-            QUEUE_READY => {
-                if let Some(q) = self.queue() {
-                    q.set_ready(v == 1);
-                }
-            }
-            QUEUE_DESC_LOW => self.set_addr(|q, v| q.set_desc_table_address(Some(v), None), v),
-            QUEUE_DESC_HIGH => self.set_addr(|q, v| q.set_desc_table_address(None, Some(v)), v),
-            QUEUE_DRIVER_LOW => self.set_addr(|q, v| q.set_avail_ring_address(Some(v), None), v),
-            QUEUE_DRIVER_HIGH => self.set_addr(|q, v| q.set_avail_ring_address(None, Some(v)), v),
-            QUEUE_DEVICE_LOW => self.set_addr(|q, v| q.set_used_ring_address(Some(v), None), v),
-            QUEUE_DEVICE_HIGH => self.set_addr(|q, v| q.set_used_ring_address(None, Some(v)), v),
-            QUEUE_NOTIFY => self.notify(v as usize),
-            INTERRUPT_ACK => self.interrupt_status &= !v,
-            STATUS => self.write_status(v),
-            _ => {}
-        }
-    }
-
-    fn set_addr(&mut self, f: impl FnOnce(&mut Queue, u32), v: u32) {
-        if let Some(q) = self.queue() {
-            f(q, v);
-        }
-    }
-
-    /// The status state machine: 0 resets; FEATURES_OK only with VERSION_1
-    /// negotiated and no feature the device does not offer.
-    fn write_status(&mut self, v: u32) {
-        if v == 0 {
-            self.reset();
-            return;
-        }
-        let mut v = v;
-        if v & STATUS_FEATURES_OK != 0 && self.status & STATUS_FEATURES_OK == 0 {
-            let ok = self.driver_features & F_VERSION_1 != 0
-                && self.driver_features & !Self::device_features() == 0;
-            if !ok {
-                v &= !STATUS_FEATURES_OK;
-            }
-        }
-        self.status = v;
-    }
-
-    fn driver_ok(&self) -> bool {
-        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_FEATURES_OK != 0
-    }
-
+impl ConsoleDevice {
     /// Take every available chain of the transmit queue.
-    fn notify(&mut self, queue: usize) {
+    fn notify_queue(&mut self, queue: usize, ctx: Context<'_>) {
         self.counters.notifications = self.counters.notifications.saturating_add(1);
         if queue == RECEIVE_QUEUE {
             return;
         }
-        if queue != TRANSMIT_QUEUE || !self.driver_ok() {
-            self.bad_queue("notify of an unknown queue or before DRIVER_OK");
-            return;
-        }
-        let mem = self.mem.clone();
-        let q = &mut self.queues[TRANSMIT_QUEUE];
-        if !q.ready() || !q.is_valid(&mem) {
+        let mem = ctx.mem;
+        let q = match ctx.queues.get_mut(TRANSMIT_QUEUE) {
+            Some(q) if queue == TRANSMIT_QUEUE && ctx.driver_ok => q,
+            _ => {
+                self.bad_queue("notify of an unknown queue or before DRIVER_OK");
+                return;
+            }
+        };
+        if !q.ready() || !q.is_valid(mem) {
             self.bad_queue("transmit queue not ready or outside guest memory");
             return;
         }
@@ -209,7 +115,7 @@ impl VirtioConsole {
         let mut walked = 0usize;
         let mut capped = 0u64;
         let mut bad_descriptors = 0u64;
-        while let Some(chain) = q.pop_descriptor_chain(&mem) {
+        while let Some(chain) = q.pop_descriptor_chain(mem) {
             used.push(chain.head_index());
             self.counters.chains = self.counters.chains.saturating_add(1);
             let mut frame = Vec::new();
@@ -250,7 +156,7 @@ impl VirtioConsole {
         }
         let mut failed = false;
         for head in used {
-            failed |= q.add_used(&mem, head, 0).is_err();
+            failed |= q.add_used(mem, head, 0).is_err();
         }
         if failed {
             self.bad_queue("used ring outside guest memory");
@@ -270,7 +176,8 @@ impl VirtioConsole {
             self.transport_error("descriptor outside guest memory", bad_descriptors);
         }
         self.counters.bytes = self.counters.bytes.saturating_add(total as u64);
-        self.interrupt_status |= INT_USED_RING;
+        ctx.interrupt
+            .fetch_or(INT_USED_RING, std::sync::atomic::Ordering::SeqCst);
         let mut sink = self.sink.lock();
         sink.note_notification();
         for frame in frames {
@@ -294,26 +201,6 @@ impl VirtioConsole {
         if !self.warned {
             self.warned = true;
             eprintln!("mobius: warning: virtio console: {why}; ignored (further ones counted, summed up at exit)");
-        }
-    }
-}
-
-impl MmioDevice for VirtioConsole {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        if offset >= CONFIG || data.len() != 4 || !offset.is_multiple_of(4) {
-            // Config space (cols, rows, ports: not offered) and odd-sized reads.
-            data.fill(0);
-            return;
-        }
-        data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-            return;
-        };
-        if offset < CONFIG && offset.is_multiple_of(4) {
-            self.write_reg(offset, u32::from_le_bytes(bytes));
         }
     }
 }
