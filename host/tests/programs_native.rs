@@ -354,3 +354,14 @@ fn signals_natively() {
 const SIGNALS_OUT: &str = "usr1 1, double 3.00\nblocked: usr1 still 1\nunblocked: usr1 2\n\
 restart: read 1 'y', usr2 1\n\
 chld 1, exit 3\npipe: write -1 EPIPE, handler 1\nsignals: all ok\n";
+
+/// What `c-files` prints when every file call behaved.
+pub const FILES_OUT: &str = "basics: size 8195\nappend: 8 bytes\ntruncate: 3 then 1\n\
+dirs: 3 entries then 1, 2 dots\nlinks: ok\nstatfs: ok\nmmap: ok\nproc: ok\nfiles: all ok\n";
+
+#[test]
+fn file_calls_natively() {
+    let scratch = Scratch::new();
+    let dir = scratch.path().to_str().expect("utf-8 path");
+    assert_ok(&run("c-files", &[dir]), FILES_OUT);
+}
