@@ -245,6 +245,11 @@ impl Mmu for X86Mmu {
                 free_subtree(e & ADDR_MASK, 1, frames);
             }
         }
+        // The root goes back as a zeroed frame too: its own user entries,
+        // and the copies of the shared slots, go first.
+        for slot in 0..ENTRIES {
+            write_entry(root, slot, 0);
+        }
         frames.free_table(root);
     }
 
@@ -433,13 +438,19 @@ impl Mmu for X86Mmu {
 
 /// Free a user-half table and everything below it (not the leaf frames).
 fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
-    if level < 3 {
-        for i in 0..ENTRIES {
-            let e = read_entry(table_phys, i);
-            if e & PRESENT != 0 && e & HUGE == 0 {
-                free_subtree(e & ADDR_MASK, level + 1, frames);
-            }
+    for i in 0..ENTRIES {
+        let e = read_entry(table_phys, i);
+        if e & PRESENT == 0 {
+            continue;
         }
+        if level < 3 && e & HUGE == 0 {
+            free_subtree(e & ADDR_MASK, level + 1, frames);
+        }
+        // A table goes back to the allocator as a zeroed frame: the entries
+        // still live here (the private low directory's identity entries,
+        // the directory pointer above it) must not reach the next user of
+        // the frame, which would take them for its own mappings.
+        write_entry(table_phys, i, 0);
     }
     frames.free_table(table_phys);
 }
