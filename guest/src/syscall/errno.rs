@@ -26,3 +26,4 @@ pub const ECHILD: i64 = 10;
 pub const EBUSY: i64 = 16;
 pub const EPIPE: i64 = 32;
 pub const ETIMEDOUT: i64 = 110;
+pub const ENOSPC: i64 = 28;
