@@ -286,6 +286,7 @@ itimer errors: usec EINVAL, which EINVAL\n\
 alarm child: killed by signal 14\n\
 segv write: SEGV_ACCERR, addr-ok 1\n\
 segv read: SEGV_MAPERR, addr-ok 1\n\
+segv: 300 of 300 faults caught by siglongjmp\n\
 segv fixed: handler 1, value 42\n\
 sigfpe: code FPE_INTDIV, addr-set 1\n\
 sigill: code ILL_ILLOPN\n\
