@@ -183,6 +183,7 @@ fn default_ignored(sig: u8) -> bool {
 }
 
 /// What delivering a signal to the running thread needs from the table.
+#[derive(Clone, Copy)]
 struct Target {
     sig: u8,
     action: SigAction,
@@ -507,6 +508,82 @@ pub fn sigaltstack(rsp: u64, new: u64, old: u64) -> i64 {
         return -EFAULT;
     }
     0
+}
+
+/// `rt_sigsuspend(set, size)`: wait with the mask `set` until a signal
+/// the mask lets through is pending, run its handler with the caller's
+/// own mask saved in the frame (so `rt_sigreturn` puts it back), and
+/// return `EINTR`.
+pub fn sigsuspend(frame: &mut TrapFrame, set: u64, size: u64) -> i64 {
+    use crate::syscall::{EFAULT, EINTR, EINVAL};
+    if size != 8 {
+        return -EINVAL;
+    }
+    let space = crate::mm::kernel::current_space();
+    let Ok(mask) = uaccess::read_u64(vmm(), space, set) else {
+        return -EFAULT;
+    };
+    let Ok(saved) = sigprocmask(2, Some(mask)) else {
+        return -EINVAL;
+    };
+    while !deliverable_or_ending() {
+        // Woken for a signal this mask blocks: wait on.
+        let _ = task::block(task::Wait::Signal, None);
+    }
+    frame.rax = (-EINTR) as u64;
+    let target = take_pending();
+    let Some(mut target) = target.filter(|t| t.action.handler > SIG_IGN) else {
+        let _ = sigprocmask(2, Some(saved));
+        if let Some(t) = target {
+            if !default_ignored(t.sig) {
+                process::exit_current(ExitStatus::Signal(t.sig));
+            }
+        }
+        return -EINTR;
+    };
+    target.blocked = saved;
+    let info = siginfo(target.sig, SI_USER, 0);
+    if run_handler(frame, &target, &info, None).is_err() {
+        process::exit_current(ExitStatus::Signal(SIGSEGV));
+    }
+    -EINTR
+}
+
+/// Whether the running thread has a signal its mask lets through, or its
+/// process is being ended.
+fn deliverable_or_ending() -> bool {
+    let mut t = task::table();
+    let blocked = t
+        .current_tid()
+        .and_then(|tid| t.threads.get(&tid))
+        .map_or(0, |th| th.blocked);
+    t.current_process()
+        .is_none_or(|p| p.killed.is_some() || p.pending & !blocked != 0)
+}
+
+/// `rt_sigpending(set, size)`: the signals sent to the process that the
+/// running thread blocks.
+pub fn sigpending(set: u64, size: u64) -> i64 {
+    use crate::syscall::{EFAULT, EINVAL, ESRCH};
+    if size != 8 {
+        return -EINVAL;
+    }
+    let pending = {
+        let mut t = task::table();
+        let blocked = t
+            .current_tid()
+            .and_then(|tid| t.threads.get(&tid))
+            .map_or(0, |th| th.blocked);
+        match t.current_process() {
+            Some(p) => p.pending & blocked,
+            None => return -ESRCH,
+        }
+    };
+    let space = crate::mm::kernel::current_space();
+    match uaccess::write_u64(vmm(), space, set, pending) {
+        Ok(()) => 0,
+        Err(_) => -EFAULT,
+    }
 }
 
 /// `rt_sigprocmask(how, set, oldset, size)` on the running thread.

@@ -110,6 +110,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         96 => misc::gettimeofday(args),
         102 | 104 | 107 | 108 => 0,
         110 => process::getppid(),
+        127 => crate::proc::signal::sigpending(args.a[0], args.a[1]),
+        130 => crate::proc::signal::sigsuspend(frame, args.a[0], args.a[1]),
         131 => crate::proc::signal::sigaltstack(frame.rsp, args.a[0], args.a[1]),
         158 => misc::arch_prctl(args),
         186 => process::gettid(),
