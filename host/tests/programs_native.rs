@@ -389,6 +389,8 @@ sigaltstack: ok, old disabled 1\n\
 stack overflow: caught on alternate stack 1, SS_ONSTACK 1, EPERM 1, deep 1\n\
 nested: order 123, outer double 3.00\n\
 wait4 restart: got slow 1, ok, status 7, sigchld seen 1\n\
+sigsuspend: pending 1, EINTR, handler 1, mask back 1\n\
+sigsuspend for SIGCHLD: EINTR, handler 1\n\
 shm: fork child wrote 'from child', nattch 1, size 262144\n\
 shm read-only write: killed by signal 11\n\
 shm: read-only sees 'from child'\n\

@@ -9,7 +9,8 @@
  *    handler that fixes the page and returns, SIGFPE, SIGILL; a fault in
  *    its own handler kills; sigaltstack (a stack overflow caught on the
  *    alternate stack, SS_ONSTACK, EPERM/ENOMEM/EINVAL); nested handlers.
- * 4. wait4 cut by a SIGCHLD handler with SA_RESTART is made again.
+ * 4. wait4 cut by a SIGCHLD handler with SA_RESTART is made again;
+ *    sigpending, sigsuspend (a blocked signal, a child's SIGCHLD).
  * 5. SysV shared memory: shmget/shmat/shmdt/shmctl, shared with a fork
  *    child and with an exec'd (unrelated) process, errors, frames back.
  * 6. MAP_SHARED|MAP_ANONYMOUS stays shared across fork; getppid.
@@ -436,6 +437,52 @@ static void wait_restart(void)
 	signal(SIGCHLD, SIG_DFL);
 }
 
+static volatile sig_atomic_t usr1s;
+
+static void on_usr1_count(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	usr1s += sig == SIGUSR1;
+}
+
+/* sigpending and sigsuspend: a blocked signal is pending; sigsuspend lets
+ * it through, runs its handler, returns EINTR and puts the mask back; a
+ * child's SIGCHLD ends a sigsuspend too. */
+static void suspend_and_pending(void)
+{
+	sigset_t block, old, pend, wait, now;
+	on(SIGUSR1, on_usr1_count, 0);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	raise(SIGUSR1);
+	sigpending(&pend);
+	int was = sigismember(&pend, SIGUSR1);
+	wait = old;
+	sigdelset(&wait, SIGUSR1);
+	int r = sigsuspend(&wait);
+	sigprocmask(SIG_SETMASK, NULL, &now);
+	printf("sigsuspend: pending %d, %s, handler %d, mask back %d\n", was, err(r), (int)usr1s,
+	       sigismember(&now, SIGUSR1) && sigismember(&now, SIGCHLD));
+	on(SIGCHLD, on_chld, 0);
+	chlds = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		usleep(50000);
+		_exit(0);
+	}
+	wait = old;
+	sigdelset(&wait, SIGCHLD);
+	r = sigsuspend(&wait);
+	printf("sigsuspend for SIGCHLD: %s, handler %d\n", err(r), (int)chlds);
+	waitpid(pid, NULL, 0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGUSR1, SIG_DFL);
+}
+
 /* ---- 5. SysV shared memory ----------------------------------------- */
 
 /* Free frames from the Möbius kernel's counters; -1 natively (ENOSYS). */
@@ -557,6 +604,7 @@ int main(int argc, char **argv)
 	fault_handlers();
 	alt_stack_and_nesting();
 	wait_restart();
+	suspend_and_pending();
 	sysv_shm(argv[0]);
 	shared_anon();
 	printf("harness: all ok\n");
