@@ -642,7 +642,10 @@ impl TableFrames for PoolTables<'_> {
 
     fn free_dirty_table(&mut self, frame: PhysAddr) {
         let freed = self.0.free_dirty(frame);
-        debug_assert!(freed.is_ok(), "free_dirty_table of a frame not in use: {freed:?}");
+        debug_assert!(
+            freed.is_ok(),
+            "free_dirty_table of a frame not in use: {freed:?}"
+        );
     }
 }
 
