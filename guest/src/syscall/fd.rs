@@ -206,11 +206,15 @@ pub fn as_pipe(f: &FileRef) -> Option<(Arc<Pipe>, bool, bool)> {
 /// Read up to `len` bytes of `pipe` into user `buf`, sleeping while it is
 /// empty and a writer is left.
 pub fn read_pipe(pipe: &Pipe, nonblock: bool, space: SpaceId, buf: u64, len: u64) -> i64 {
-    let mut tmp = vec![0u8; (len as usize).min(CAPACITY)];
-    if tmp.is_empty() {
+    let want = (len as usize).min(CAPACITY);
+    if want == 0 {
         return 0;
     }
+    let mut tmp = alloc::vec::Vec::new();
     loop {
+        // Only as many zeroed bytes as the pipe holds (a reader often asks
+        // for far more than is there).
+        tmp.resize(want.min(pipe.queued().max(1)), 0);
         match pipe.read(&mut tmp) {
             ReadResult::Data(n) => {
                 pipe_changed(pipe.id);

@@ -120,11 +120,17 @@ fn read_from(fd: u64, buf: u64, len: u64, at: Option<u64>) -> i64 {
         return super::fd::read_pipe(&pipe, nonblock, space, buf, len);
     }
     let len = clamp(len);
-    let mut chunk = vec![0u8; len.min(CHUNK)];
+    let mut chunk = Vec::new();
     let mut done = 0usize;
     while done < len {
-        let want = (len - done).min(CHUNK);
         let at = at.map(|a| a.saturating_add(done as u64));
+        // Only as many zeroed bytes as can come (a reader often asks for far
+        // more than the file holds).
+        let want = (len - done).min(CHUNK).min(readable(&f, at));
+        if want == 0 {
+            break;
+        }
+        chunk.resize(want, 0);
         let n = match read_kernel(&f, &mut chunk[..want], at) {
             Ok(n) => n,
             Err(e) if done == 0 => return -e,
@@ -140,6 +146,23 @@ fn read_from(fd: u64, buf: u64, len: u64, at: Option<u64>) -> i64 {
         }
     }
     done as i64
+}
+
+/// At most how many bytes a read of `f` at `at` (or its position) can
+/// return: what is left of a regular file, else unbounded.
+fn readable(f: &FileRef, at: Option<u64>) -> usize {
+    match &*f.lock() {
+        OpenFile::Node(n) => {
+            let m = n.node.meta();
+            if m.is_file() && n.readable() {
+                let left = m.size.saturating_sub(at.unwrap_or(n.pos));
+                usize::try_from(left).unwrap_or(usize::MAX)
+            } else {
+                usize::MAX
+            }
+        }
+        _ => usize::MAX,
+    }
 }
 
 /// Read from the console or node `f` into `buf`.
@@ -337,11 +360,15 @@ pub fn sendfile(a: Args) -> i64 {
         }
         offset = Some(o as u64);
     }
-    let mut buf = vec![0u8; clamp(count).min(CHUNK)];
+    let mut buf = Vec::new();
     let mut done = 0usize;
     while done < clamp(count) {
-        let want = (clamp(count) - done).min(CHUNK);
         let at = offset.map(|o| o + done as u64);
+        let want = (clamp(count) - done).min(CHUNK).min(readable(&src, at));
+        if want == 0 {
+            break;
+        }
+        buf.resize(want, 0);
         let n = match read_kernel(&src, &mut buf[..want], at) {
             Ok(0) => break,
             Ok(n) => n,

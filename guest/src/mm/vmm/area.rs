@@ -366,6 +366,40 @@ impl PageRecords {
         }
     }
 
+    /// The area grows from `old_pages` to `pages` pages (`mremap`): only the
+    /// chunk that held the old last page is widened (a one-page record
+    /// becomes a chunk); later chunks are made on first use as always.
+    /// Costs at most one chunk's copy, whatever the area's size.
+    pub fn grow(&mut self, old_pages: u64, pages: u64) {
+        if pages <= old_pages || old_pages == 0 {
+            return;
+        }
+        let key = (old_pages - 1) / CHUNK;
+        let want = (pages - key * CHUNK).min(CHUNK) as usize;
+        let widen = |c: &mut Box<[u64]>| {
+            if c.len() < want {
+                let mut v = core::mem::take(c).into_vec();
+                v.resize(want, 0);
+                *c = v.into_boxed_slice();
+            }
+        };
+        if key == 0 {
+            match &mut self.first {
+                First::None => {}
+                First::One(r) => {
+                    let mut chunk = new_chunk(0, pages);
+                    chunk[0] = *r;
+                    self.first = First::Chunk(chunk);
+                }
+                First::Chunk(c) => widen(c),
+            }
+        } else if let Some(more) = self.more.as_deref_mut() {
+            if let Some(p) = more.position(key) {
+                widen(&mut more.chunks[p]);
+            }
+        }
+    }
+
     /// Whether no page was ever recorded (no chunk exists).
     pub fn is_untouched(&self) -> bool {
         matches!(self.first, First::None) && self.more.is_none()
@@ -554,6 +588,33 @@ mod tests {
         r.set(5, million, 0x7000 | rec::FRAME);
         assert_eq!(r.iter().next(), Some((5, 0x7000 | rec::FRAME)));
         assert_eq!(r.frames(), 2);
+    }
+
+    /// `grow` widens only the chunk of the old last page; every record
+    /// stays, and pages past the old end can be recorded.
+    #[test]
+    fn records_grow_in_place() {
+        for (old, new) in [
+            (1u64, 2u64),
+            (1, 200),
+            (10, 11),
+            (64, 65),
+            (70, 100),
+            (130, 300),
+        ] {
+            let mut r = PageRecords::default();
+            for i in [0, old / 2, old - 1] {
+                r.set(i, old, (i << 12) | rec::FRAME);
+            }
+            let before: Vec<_> = r.iter().collect();
+            r.grow(old, new);
+            assert_eq!(r.iter().collect::<Vec<_>>(), before, "{old} -> {new}");
+            for i in old..new {
+                r.set(i, new, (i << 12) | rec::FRAME);
+                assert_eq!(r.get(i), (i << 12) | rec::FRAME, "{old} -> {new}: page {i}");
+            }
+            assert_eq!(r.frames() as u64, before.len() as u64 + new - old);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! in place, moving it (its frames go with it: only the page-table entries
 //! are dropped, the next access maps the same frame at the new address),
 //! and marking an area shared so that `fork` does not copy it.
-use super::area::{AreaKind, PageRecords};
+use super::area::AreaKind;
 use super::{half_of, DescId, Half, Mmu, NodeKind, SpaceId, VmError, Vmm, PAGE_SIZE, USER_START};
 
 impl<M: Mmu> Vmm<M> {
@@ -89,12 +89,7 @@ impl<M: Mmu> Vmm<M> {
         let Some(d) = self.descs.get_mut(desc) else {
             return;
         };
-        let old: alloc::vec::Vec<(u64, u64)> = d.records.iter().collect();
-        let mut records = PageRecords::default();
-        for (i, r) in old {
-            records.set(i, pages, r);
-        }
-        d.records = records;
+        d.records.grow(d.pages, pages);
         d.pages = pages;
     }
 }
