@@ -210,11 +210,10 @@ pub fn read_pipe(pipe: &Pipe, nonblock: bool, space: SpaceId, buf: u64, len: u64
     if want == 0 {
         return 0;
     }
-    let mut tmp = alloc::vec::Vec::new();
     loop {
         // Only as many zeroed bytes as the pipe holds (a reader often asks
         // for far more than is there).
-        tmp.resize(want.min(pipe.queued().max(1)), 0);
+        let mut tmp = vec![0u8; want.min(pipe.queued().max(1))];
         match pipe.read(&mut tmp) {
             ReadResult::Data(n) => {
                 pipe_changed(pipe.id);
