@@ -149,12 +149,13 @@ fn read_from(fd: u64, buf: u64, len: u64, at: Option<u64>) -> i64 {
 }
 
 /// At most how many bytes a read of `f` at `at` (or its position) can
-/// return: what is left of a regular file, else unbounded.
+/// return: what is left of a regular file, else unbounded. A file of size 0
+/// may still have bytes (`/proc`'s are made when read, as on Linux).
 fn readable(f: &FileRef, at: Option<u64>) -> usize {
     match &*f.lock() {
         OpenFile::Node(n) => {
             let m = n.node.meta();
-            if m.is_file() && n.readable() {
+            if m.is_file() && m.size > 0 && n.readable() {
                 let left = m.size.saturating_sub(at.unwrap_or(n.pos));
                 usize::try_from(left).unwrap_or(usize::MAX)
             } else {
