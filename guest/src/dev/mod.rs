@@ -1,6 +1,10 @@
 //! Devices the kernel drives. The virtio console carries statistics frames to
-//! the host; without one, callers fall back to the serial console.
+//! the host; without one, callers fall back to the serial console. The
+//! virtio-blk disks hold the file system mounted at `/mnt`.
+pub mod mmio;
+pub mod virtio_blk;
 pub mod virtio_console;
+pub mod virtqueue;
 
 use spin::Mutex;
 
@@ -8,11 +12,13 @@ use virtio_console::Console;
 
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
-/// Find a virtio console among the windows the command line announced
-/// (`virtio_mmio.device=`; several may be given, as QEMU's microvm does).
+/// Find a virtio console and the disks among the windows the command line
+/// announced (`virtio_mmio.device=`; several may be given, as QEMU's
+/// microvm does).
 pub fn init(windows: &[u64]) {
     let found = windows.iter().copied().find_map(Console::probe);
     *CONSOLE.lock() = found;
+    virtio_blk::init(windows);
 }
 
 /// Send one statistics frame, given as its consecutive parts, over the

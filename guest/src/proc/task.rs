@@ -51,6 +51,9 @@ pub enum Wait {
     Poll,
     /// Only its deadline (`nanosleep`).
     Sleep,
+    /// A request completing on disk `n`, or its file system's lock
+    /// freeing (`dev::virtio_blk`, `fs::ext4`).
+    Disk(u8),
 }
 
 /// How [`block`] ended.
