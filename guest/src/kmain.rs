@@ -69,6 +69,7 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
     }
     tsc::mark_ready();
     if let Some(status) = crate::proc::init::run_program() {
+        crate::fs::ext4::report_errors();
         report::final_report();
         cpu::exit(mobius_shared::exit::PROGRAM_EXIT | status.shell_status())
     }

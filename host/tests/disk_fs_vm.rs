@@ -81,6 +81,24 @@ fn image(scratch: &Scratch) -> PathBuf {
     img
 }
 
+/// What `debugfs -R REQUEST` prints about the image.
+fn debugfs(img: &Path, request: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", request])
+        .arg(img)
+        .output()
+        .expect("run debugfs");
+    stdout(&out)
+}
+
+/// The 512-byte sectors of file `path`'s data blocks (4 KiB each).
+fn data_sectors(img: &Path, path: &str) -> Vec<u64> {
+    debugfs(img, &format!("blocks {path}"))
+        .split_whitespace()
+        .map(|b| b.parse::<u64>().expect("a block number") * 8)
+        .collect()
+}
+
 /// `script` under busybox sh in the guest with `img` as its disk and
 /// `extra` options (before `--`).
 fn guest(img: &Path, extra: &[&str], script: &str) -> Output {
@@ -110,17 +128,37 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The driver finds the disk at its window and reads sector 0 at boot
-/// (polled).
+fn sum(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)))
+}
+
+/// The host's md5sum of `path` (busybox's applet).
+fn md5(path: &Path) -> String {
+    let out = Command::new(BUSYBOX)
+        .arg("md5sum")
+        .arg(path)
+        .output()
+        .expect("md5sum");
+    stdout(&out)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+/// The driver finds the disk at its window, reads sector 0 at boot
+/// (polled) and later requests complete by interrupt on vector 64.
 #[test]
-fn driver_reads_sector_zero() {
-    if !ready("driver_reads_sector_zero") {
+fn driver_reads_sector_zero_and_takes_interrupts() {
+    if !ready("driver_reads_sector_zero_and_takes_interrupts") {
         return;
     }
     let scratch = Scratch::new();
     let img = image(&scratch);
     let bytes = std::fs::read(&img).expect("read image");
-    let o = guest(&img, &[], "cat /proc/disks");
+    let o = guest(&img, &[], "cat /mnt/hello.txt >/dev/null; cat /proc/disks");
     assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
     let out = stdout(&o);
     let want = format!(
@@ -128,6 +166,174 @@ fn driver_reads_sector_zero() {
         fnv1a(&bytes[..512])
     );
     assert!(out.starts_with(&want), "want {want:?}\n{}", explain(&o));
+    let interrupts: u64 = out
+        .split("interrupts ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("an interrupt count");
+    assert!(interrupts > 0, "{}", explain(&o));
     assert!(out.contains("failed 0 bad-used 0 "), "{}", explain(&o));
+    assert!(out.contains("ext4 errors 0\n"), "{}", explain(&o));
+}
+
+/// Files, directories, links and `statfs` of `/mnt`.
+#[test]
+fn reads_files_directories_and_links() {
+    if !ready("reads_files_directories_and_links") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let script = "cat /mnt/hello.txt; ls /mnt/sub; readlink /mnt/link; cat /mnt/link; \
+                  ls /mnt; stat -f -c %T /mnt; stat -c '%s %F' /mnt/big.bin /mnt/sub; \
+                  grep /mnt /proc/mounts";
+    let o = guest(&img, &[], script);
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    let want = "hello from ext4\na.txt\nhello.txt\nhello from ext4\n\
+                big.bin\nbin\nhello.txt\nlink\nlost+found\nsub\next2/ext3\n\
+                1048576 regular file\n4096 directory\next4 /mnt ext4 ro 0 0\n";
+    assert_eq!(stdout(&o), want, "{}", explain(&o));
+}
+
+/// The 1 MiB file reads whole and equal to the host's, by `md5sum`, by a
+/// test program stored on the disk (openat, fstat, read, lseek, pread64;
+/// getdents64), and through a mapping (page faults reading the disk).
+#[test]
+fn big_file_and_programs_on_the_disk() {
+    if !ready("big_file_and_programs_on_the_disk") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let host_md5 = md5(&scratch.path().join("root/big.bin"));
+    let s = sum(&big_pattern());
+    let script = "md5sum /mnt/big.bin; /mnt/bin/busybox echo ran-from-disk; \
+                  /mnt/bin/readfile /mnt/big.bin /mnt/hello.txt; \
+                  /mnt/bin/readfile --list /mnt/bin; /mnt/bin/readfile --mmap /mnt/big.bin";
+    let o = guest(&img, &[], script);
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    let hello = sum(b"hello from ext4\n");
+    let want = format!(
+        "{host_md5}  /mnt/big.bin\nran-from-disk\n/mnt/big.bin: 1048576 bytes, sum {s}\n\
+         /mnt/hello.txt: 16 bytes, sum {hello}\nbusybox\nreadfile\n\
+         /mnt/big.bin: 1048576 bytes mapped, sum {s}\n"
+    );
+    assert_eq!(stdout(&o), want, "{}", explain(&o));
+}
+
+/// A superblock without its magic: the disk does not load, `/mnt` is a
+/// directory whose lookups fail with EIO, the run ends normally.
+#[test]
+fn corrupt_superblock_gives_eio() {
+    if !ready("corrupt_superblock_gives_eio") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let mut bytes = std::fs::read(&img).expect("read image");
+    bytes[1024 + 0x38..1024 + 0x3a].copy_from_slice(&[0, 0]);
+    std::fs::write(&img, bytes).expect("write image");
+    let o = guest(&img, &[], "cat /mnt/hello.txt; echo status $?");
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "status 1\n", "{}", explain(&o));
+    let err = stderr(&o);
+    assert!(err.contains("Input/output error"), "{}", explain(&o));
+    assert!(
+        err.contains("not a readable ext4 file system"),
+        "{}",
+        explain(&o)
+    );
+    assert!(!err.contains("panic"), "{}", explain(&o));
+}
+
+/// One inode overwritten (its checksum no longer matches): opening that
+/// file fails with EIO, the others still read, and the guest counts it.
+#[test]
+fn corrupt_inode_gives_eio_for_that_file() {
+    if !ready("corrupt_inode_gives_eio_for_that_file") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    // "Inode 15 is part of block group 0\n\tlocated at block 34, offset 0x0e00"
+    let imap = debugfs(&img, "imap /hello.txt");
+    let block: u64 = imap
+        .split("block ")
+        .nth(2)
+        .and_then(|s| s.split(',').next())
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or_else(|| panic!("debugfs imap: {imap}"));
+    let offset = imap
+        .rsplit("0x")
+        .next()
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("debugfs imap: {imap}"));
+    let at = usize::try_from(block * 4096 + offset).expect("offset") + 0x28;
+    let mut bytes = std::fs::read(&img).expect("read image");
+    bytes[at..at + 32].fill(0xff); // i_block: the extent header and tree
+    std::fs::write(&img, bytes).expect("write image");
+    let script = "cat /mnt/hello.txt; echo status $?; cat /mnt/sub/a.txt; grep ext4 /proc/disks";
+    let o = guest(&img, &[], script);
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "status 1\ninner\next4 errors 1\n",
+        "{}",
+        explain(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains("Input/output error"), "{}", explain(&o));
+    assert!(
+        err.contains("/mnt: 1 reads failed with EIO"),
+        "{}",
+        explain(&o)
+    );
+}
+
+/// `--disk-fail` on one file's sectors: reading it fails with EIO, other
+/// files still read.
+#[test]
+fn failed_sectors_give_eio_for_that_file_only() {
+    if !ready("failed_sectors_give_eio_for_that_file_only") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let sectors = data_sectors(&img, "/hello.txt");
+    let first = *sectors.first().expect("hello.txt has a block");
+    let range = format!("{first}-{}", first + 7);
+    let script = "cat /mnt/hello.txt; echo status $?; cat /mnt/sub/a.txt; \
+                  md5sum /mnt/big.bin >/dev/null && echo big ok";
+    let o = guest(&img, &["--disk-fail", &range], script);
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    assert_eq!(stdout(&o), "status 1\ninner\nbig ok\n", "{}", explain(&o));
+    let err = stderr(&o);
+    assert!(err.contains("Input/output error"), "{}", explain(&o));
+    assert!(err.contains("read failure"), "{}", explain(&o));
+}
+
+/// A mapped page whose sectors fail: the reading program is killed with
+/// SIGBUS (status 135 in the shell), the shell goes on.
+#[test]
+fn failed_sectors_under_a_mapping_give_sigbus() {
+    if !ready("failed_sectors_under_a_mapping_give_sigbus") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let sectors = data_sectors(&img, "/big.bin");
+    let (first, last) = (sectors[1], *sectors.last().expect("blocks"));
+    let range = format!("{first}-{}", last + 7);
+    let script = "/mnt/bin/readfile --mmap /mnt/big.bin; echo status $?; cat /mnt/hello.txt";
+    let o = guest(&img, &["--disk-fail", &range], script);
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "status 135\nhello from ext4\n",
+        "{}",
+        explain(&o)
+    );
+    assert!(stderr(&o).contains("(SIGBUS)"), "{}", explain(&o));
 }
 

@@ -108,6 +108,7 @@ fn mounts() -> String {
             super::tmpfs::TMPFS_MAGIC if path == "/dev" => "devtmpfs",
             super::tmpfs::TMPFS_MAGIC => "tmpfs",
             PROC_MAGIC => "proc",
+            super::ext4::EXT4_MAGIC => "ext4",
             _ => "rootfs",
         };
         let ro = if st.flags & super::vfs::ST_RDONLY != 0 {
@@ -121,7 +122,8 @@ fn mounts() -> String {
 }
 
 /// One line per disk: `disk0 base 0xd0001000 vector 64 sectors 16384 ro
-/// sector0 <fnv-1a hex> requests 12 failed 0 bad-used 0 interrupts 12`.
+/// sector0 <fnv-1a hex> requests 12 failed 0 bad-used 0 interrupts 12`,
+/// then `ext4 errors N` (reads and lookups of `/mnt` that gave `EIO`).
 fn disks() -> String {
     let mut s = String::new();
     for d in crate::dev::virtio_blk::disks() {
@@ -142,6 +144,7 @@ fn disks() -> String {
             load(&st.interrupts),
         ));
     }
+    s.push_str(&format!("ext4 errors {}\n", super::ext4::errors()));
     s
 }
 
