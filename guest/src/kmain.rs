@@ -56,7 +56,8 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
         cpu::exit(GuestStatus::BadCommandLine.code())
     }
     crate::mm::kernel::prepare(&info, heap, nx, options.discard);
-    crate::dev::init(options.virtio_devices());
+    let windows = crate::dev::windows(line, options.virtio_devices(), info.params.is_some());
+    crate::dev::init(&windows);
     if let Some(id) = options.run_id {
         report::set_run_id(id);
     }

@@ -337,3 +337,67 @@ fn failed_sectors_under_a_mapping_give_sigbus() {
     assert!(stderr(&o).contains("(SIGBUS)"), "{}", explain(&o));
 }
 
+/// The same guest drives QEMU's virtio-blk on `-M microvm` (modern
+/// transport: `force-legacy=false`), polled: QEMU's completions go to an
+/// IOAPIC line the guest does not program. Skips without QEMU unless
+/// `MOBIUS_REQUIRE_QEMU=1`.
+#[test]
+fn qemu_microvm_disk_is_read_polled() {
+    if !ready("qemu_microvm_disk_is_read_polled") {
+        return;
+    }
+    let qemu = "qemu-system-x86_64";
+    if !Command::new(qemu)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        if std::env::var("MOBIUS_REQUIRE_QEMU").as_deref() == Ok("1") {
+            panic!("{qemu} not found but MOBIUS_REQUIRE_QEMU=1");
+        }
+        eprintln!("SKIP: {qemu} not installed (qemu_microvm_disk_is_read_polled)");
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let elf = scratch.write("mobius-guest.elf", mobius::BUNDLED_KERNEL);
+    let cpio = scratch.path().join("init.cpio");
+    let script = "grep -o 'vector polled' /proc/disks; cat /mnt/hello.txt; ls /mnt/sub";
+    let packed = mobius()
+        .args(["pack", "-o"])
+        .arg(&cpio)
+        .args(["--", BUSYBOX, "sh", "-c", script])
+        .output()
+        .expect("mobius pack");
+    assert!(packed.status.success(), "{}", explain(&packed));
+    let drive = format!(
+        "id=d0,file={},format=raw,if=none,readonly=on",
+        img.display()
+    );
+    let o = Command::new("timeout")
+        .args(["120", qemu, "-M", "microvm", "-accel", "kvm", "-m", "128M"])
+        .arg("-kernel")
+        .arg(&elf)
+        .arg("-initrd")
+        .arg(&cpio)
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        .args(["-global", "virtio-mmio.force-legacy=false"])
+        .args(["-drive", &drive, "-device", "virtio-blk-device,drive=d0"])
+        .output()
+        .expect("run qemu");
+    let out = stdout(&o);
+    assert!(
+        out.contains("vector polled\nhello from ext4\na.txt\n"),
+        "{}",
+        explain(&o)
+    );
+    // A program's status 0 is written as 0x100: QEMU exits with 1.
+    assert_eq!(o.status.code(), Some(1), "{}", explain(&o));
+}

@@ -6,6 +6,7 @@ pub mod virtio_blk;
 pub mod virtio_console;
 pub mod virtqueue;
 
+use alloc::vec::Vec;
 use spin::Mutex;
 
 use virtio_console::Console;
@@ -19,6 +20,38 @@ pub fn init(windows: &[u64]) {
     let found = windows.iter().copied().find_map(Console::probe);
     *CONSOLE.lock() = found;
     virtio_blk::init(windows);
+}
+
+/// QEMU microvm's virtio-mmio transports: 24 windows of 512 bytes from
+/// 0xFEB0_0000 (`hw/i386/microvm.c`); devices are plugged into the last
+/// ones first.
+const MICROVM_MMIO_BASE: u64 = 0xFEB0_0000;
+const MICROVM_TRANSPORTS: u64 = 24;
+const MICROVM_WINDOW: u64 = 0x200;
+
+/// The virtio-mmio windows to probe: those the command line announced
+/// (`parsed`: the host's parse, or the guest's own of at most
+/// `MAX_VIRTIO_DEVICES`), and, when the kernel did not come from `mobius`
+/// (`from_host` false: no boot parameters), every further
+/// `virtio_mmio.device=` word of `line` and QEMU microvm's transports, which
+/// QEMU announces only to Linux kernels (it edits a bzImage's command line,
+/// not a PVH kernel's).
+pub fn windows(line: &str, parsed: &[u64], from_host: bool) -> Vec<u64> {
+    let mut all: Vec<u64> = parsed.to_vec();
+    if from_host {
+        return all;
+    }
+    let announced = line
+        .split(' ')
+        .filter_map(|w| w.strip_prefix("virtio_mmio.device="))
+        .filter_map(mobius_shared::cmdline::virtio_mmio_base);
+    let microvm = (0..MICROVM_TRANSPORTS).map(|k| MICROVM_MMIO_BASE + k * MICROVM_WINDOW);
+    for base in announced.chain(microvm) {
+        if !all.contains(&base) {
+            all.push(base);
+        }
+    }
+    all
 }
 
 /// Send one statistics frame, given as its consecutive parts, over the
