@@ -56,8 +56,14 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
         cpu::exit(GuestStatus::BadCommandLine.code())
     }
     crate::mm::kernel::prepare(&info, heap, nx, options.discard);
-    let windows = crate::dev::windows(line, options.virtio_devices(), info.params.is_some());
-    crate::dev::init(&windows);
+    if info.params.is_some() {
+        crate::dev::init(options.virtio_devices());
+    } else {
+        crate::dev::init(&crate::dev::windows_without_host(
+            line,
+            options.virtio_devices(),
+        ));
+    }
     if let Some(id) = options.run_id {
         report::set_run_id(id);
     }

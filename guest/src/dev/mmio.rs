@@ -53,10 +53,14 @@ impl Regs {
         self.wr(off + 4, (v >> 32) as u32);
     }
 
-    /// The device's 64 feature bits.
-    pub fn device_features(self) -> u64 {
-        self.wr(DEVICE_FEATURES_SEL, 0);
-        let low = u64::from(self.rd(DEVICE_FEATURES));
+    /// The device's feature bits among `wanted`'s words: the low word is
+    /// read only when a low bit is wanted (each access is a VM exit).
+    pub fn device_features(self, wanted: u64) -> u64 {
+        let mut low = 0;
+        if wanted as u32 != 0 {
+            self.wr(DEVICE_FEATURES_SEL, 0);
+            low = u64::from(self.rd(DEVICE_FEATURES));
+        }
         self.wr(DEVICE_FEATURES_SEL, 1);
         low | u64::from(self.rd(DEVICE_FEATURES)) << 32
     }
@@ -67,7 +71,7 @@ impl Regs {
     pub fn negotiate(self, wanted: u64) -> Option<u64> {
         self.wr(STATUS, 0);
         self.wr(STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-        let offered = self.device_features();
+        let offered = self.device_features(wanted);
         if offered & F_VERSION_1 == 0 {
             return None;
         }

@@ -17,9 +17,15 @@ static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 /// announced (`virtio_mmio.device=`; several may be given, as QEMU's
 /// microvm does).
 pub fn init(windows: &[u64]) {
-    let found = windows.iter().copied().find_map(Console::probe);
-    *CONSOLE.lock() = found;
-    virtio_blk::init(windows);
+    let found = windows
+        .iter()
+        .copied()
+        .find_map(|w| Some((w, Console::probe(w)?)));
+    let console = found.as_ref().map(|&(w, _)| w);
+    *CONSOLE.lock() = found.map(|(_, c)| c);
+    // Each register read is a VM exit: the console's window is not probed
+    // again.
+    virtio_blk::init(windows, console);
 }
 
 /// QEMU microvm's virtio-mmio transports: 24 windows of 512 bytes from
@@ -29,18 +35,14 @@ const MICROVM_MMIO_BASE: u64 = 0xFEB0_0000;
 const MICROVM_TRANSPORTS: u64 = 24;
 const MICROVM_WINDOW: u64 = 0x200;
 
-/// The virtio-mmio windows to probe: those the command line announced
-/// (`parsed`: the host's parse, or the guest's own of at most
-/// `MAX_VIRTIO_DEVICES`), and, when the kernel did not come from `mobius`
-/// (`from_host` false: no boot parameters), every further
-/// `virtio_mmio.device=` word of `line` and QEMU microvm's transports, which
-/// QEMU announces only to Linux kernels (it edits a bzImage's command line,
-/// not a PVH kernel's).
-pub fn windows(line: &str, parsed: &[u64], from_host: bool) -> Vec<u64> {
+/// The virtio-mmio windows to probe when the kernel did not come from
+/// `mobius` (no boot parameters; `mobius`'s own parse, `parsed`, is all
+/// there is otherwise): those `parsed` holds (the guest's parse, at most
+/// `MAX_VIRTIO_DEVICES`), every further `virtio_mmio.device=` word of
+/// `line`, and QEMU microvm's transports, which QEMU announces only to
+/// Linux kernels (it edits a bzImage's command line, not a PVH kernel's).
+pub fn windows_without_host(line: &str, parsed: &[u64]) -> Vec<u64> {
     let mut all: Vec<u64> = parsed.to_vec();
-    if from_host {
-        return all;
-    }
     let announced = line
         .split(' ')
         .filter_map(|w| w.strip_prefix("virtio_mmio.device="))

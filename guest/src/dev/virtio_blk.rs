@@ -146,13 +146,13 @@ pub struct Disk {
 
 static DISKS: Once<Vec<Disk>> = Once::new();
 
-/// Set up every block device among the announced `windows`, and read
-/// sector 0 of each (polled: no thread runs yet).
-pub fn init(windows: &[u64]) {
+/// Set up every block device among the announced `windows` (but `skip`,
+/// the console's), and read sector 0 of each (polled: no thread runs yet).
+pub fn init(windows: &[u64], skip: Option<u64>) {
     DISKS.call_once(|| {
         let mut disks = Vec::new();
         for &base in windows {
-            if disks.len() < MAX_DISKS {
+            if disks.len() < MAX_DISKS && Some(base) != skip {
                 if let Some(mut d) = Disk::probe(base, disks.len()) {
                     d.sector0 = d.first_sector_hash();
                     disks.push(d);
