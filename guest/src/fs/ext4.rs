@@ -10,7 +10,9 @@
 //! taken blocks on `Wait::Disk` until the holder, itself maybe asleep on
 //! the disk, frees it). Nodes keep only their path and what `stat` shows;
 //! the last file read stays open, so sequential reads do not walk the path
-//! and the extent tree again.
+//! and the extent tree again. Mapped files have a page-cache id
+//! ([`FileBacking::id`]): a program on the disk is read in once however
+//! many processes run it.
 //!
 //! What the crate does not tell (inode numbers, link counts, times) is
 //! made up: `st_ino` is a hash of the path (the root is 2), `st_nlink` 1
@@ -382,6 +384,7 @@ impl Node for ExtNode {
             Arc::new(ExtFile {
                 path: self.path.clone(),
                 size: self.meta.size,
+                id: Some(file_id(&self.path)),
             }) as Arc<dyn FileBacking>
         })
     }
@@ -400,6 +403,25 @@ impl Node for ExtNode {
 struct ExtFile {
     path: String,
     size: u64,
+    id: Option<usize>,
+}
+
+/// Ids of the files mapped so far, by path: the disk never changes, so a
+/// path names the same bytes for as long as the kernel runs, and the read-
+/// only pages of a program on the disk are read once and shared (the VMM's
+/// page cache). An id is the address of a byte allocated for it and never
+/// freed, so it is no other file's (the initramfs's ids are addresses too).
+static IDS: spin::Mutex<alloc::collections::BTreeMap<String, usize>> =
+    spin::Mutex::new(alloc::collections::BTreeMap::new());
+
+fn file_id(path: &str) -> usize {
+    let mut ids = IDS.lock();
+    if let Some(&id) = ids.get(path) {
+        return id;
+    }
+    let id = Box::leak(Box::new(0u8)) as *mut u8 as usize;
+    ids.insert(path.to_string(), id);
+    id
 }
 
 impl FileBacking for ExtFile {
@@ -412,6 +434,10 @@ impl FileBacking for ExtFile {
 
     fn len(&self) -> u64 {
         self.size
+    }
+
+    fn id(&self) -> Option<usize> {
+        self.id
     }
 }
 
