@@ -238,3 +238,21 @@ fn standard_input_is_the_hosts() {
     ok(&o);
     assert!(stderr(&o).contains("upper: 0 bytes"), "{}", stderr(&o));
 }
+
+/// Issue 13 item 4: the file calls test harnesses make (create, append,
+/// truncate, directories, rename, unlinkat, links, statfs, a private file
+/// mapping, /proc) in the guest's writable /tmp, with the output the same
+/// program prints natively (programs_native's `file_calls_natively`).
+#[test]
+fn file_calls_in_tmp() {
+    if !kvm_or_skip("file_calls_in_tmp") {
+        return;
+    }
+    let o = run_program(&[], "c-files", &["/tmp"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "basics: size 8195\nappend: 8 bytes\ntruncate: 3 then 1\n\
+         dirs: 3 entries then 1, 2 dots\nlinks: ok\nstatfs: ok\nmmap: ok\nproc: ok\nfiles: all ok\n"
+    );
+}

@@ -64,7 +64,11 @@ pub enum MapError {
 /// [`TableFrames::alloc_table`] must be zeroed.
 pub trait TableFrames {
     fn alloc_table(&mut self) -> Option<PhysAddr>;
+    /// Give back a table that reads as zero.
     fn free_table(&mut self, frame: PhysAddr);
+    /// Give back a table that may still hold entries (to be zeroed before
+    /// it is handed out again).
+    fn free_dirty_table(&mut self, frame: PhysAddr);
 }
 
 /// Page-table operations on address spaces identified by their root table.

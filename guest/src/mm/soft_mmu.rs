@@ -364,6 +364,9 @@ mod tests {
         fn free_table(&mut self, frame: PhysAddr) {
             self.1.push(frame);
         }
+        fn free_dirty_table(&mut self, frame: PhysAddr) {
+            self.1.push(frame);
+        }
     }
 
     #[test]

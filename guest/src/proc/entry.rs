@@ -1,10 +1,12 @@
 //! What happens when ring 3 traps: system calls go to the table, page
 //! faults to the VMM for the current process, the timer to the scheduler,
-//! and anything else (or a fault the VMM cannot resolve) ends the process
-//! with the signal Linux would send, reported on standard error.
+//! and anything else (or a fault the VMM cannot resolve) raises the signal
+//! Linux would send: its handler runs when the program has one (and does
+//! not block it), else the process ends, reported on standard error.
 use alloc::format;
 
 use super::process::{self, ExitStatus};
+use super::signal::{self, FaultInfo, SI_KERNEL};
 use super::task;
 use crate::arch::x86_64::trap::{self, TrapFrame, SPURIOUS_VECTOR, SYSCALL_VECTOR, TIMER_VECTOR};
 use crate::arch::x86_64::{apic, cpu};
@@ -32,13 +34,25 @@ fn user_trap(frame: &mut TrapFrame) {
         TIMER_VECTOR => task::on_timer(),
         SPURIOUS_VECTOR => {}
         v if trap::is_device_vector(v) => trap::device_interrupt(v),
-        0 => kill(frame, SIGFPE, "divide error"),
-        1 | 3 => kill(frame, SIGTRAP, "breakpoint"),
-        6 => kill(frame, SIGILL, "invalid opcode"),
-        16 | 19 => kill(frame, SIGFPE, "floating-point exception"),
-        17 => kill(frame, SIGBUS, "alignment check"),
-        13 => kill(frame, SIGSEGV, "general protection fault"),
-        _ => kill(frame, SIGSEGV, trap::vector_name(frame.vector)),
+        0 => raise(frame, SIGFPE, FPE_INTDIV, frame.rip, "divide error"),
+        1 | 3 => raise(frame, SIGTRAP, SI_KERNEL, 0, "breakpoint"),
+        6 => raise(frame, SIGILL, ILL_ILLOPN, frame.rip, "invalid opcode"),
+        16 | 19 => raise(
+            frame,
+            SIGFPE,
+            SI_KERNEL,
+            frame.rip,
+            "floating-point exception",
+        ),
+        17 => raise(frame, SIGBUS, BUS_ADRALN, frame.rip, "alignment check"),
+        13 => raise(frame, SIGSEGV, SI_KERNEL, 0, "general protection fault"),
+        _ => raise(
+            frame,
+            SIGSEGV,
+            SI_KERNEL,
+            0,
+            trap::vector_name(frame.vector),
+        ),
     }
     // A thread whose process is being ended (by `exit_group` of another
     // thread, a `kill`, a deadlock) leaves here instead of returning.
@@ -73,13 +87,46 @@ fn page_fault(frame: &mut TrapFrame) {
         (_, _, true) => "execute at unmapped address",
         _ => "read of unmapped address",
     };
-    let signal = if outcome == FaultOutcome::ReadFailed {
-        SIGBUS
-    } else {
-        SIGSEGV
+    let (signal, code) = match outcome {
+        FaultOutcome::ReadFailed => (SIGBUS, BUS_ADRERR),
+        FaultOutcome::Protection => (SIGSEGV, SEGV_ACCERR),
+        _ => (SIGSEGV, SEGV_MAPERR),
     };
     let text = format!("{what} {cr2:#x}");
-    kill(frame, signal, &text);
+    if outcome == FaultOutcome::OutOfFrames {
+        kill(frame, signal, &text);
+    }
+    let fault = FaultInfo {
+        code,
+        addr: cr2,
+        trapno: 14,
+        err: e,
+    };
+    if !signal::deliver_fault(frame, signal, fault) {
+        kill(frame, signal, &text);
+    }
+}
+
+/// `si_code`s of faults.
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+const BUS_ADRALN: i32 = 1;
+const BUS_ADRERR: i32 = 2;
+const FPE_INTDIV: i32 = 1;
+const ILL_ILLOPN: i32 = 2;
+
+/// A trap raised `sig` (`code`, address `addr`): run the program's
+/// handler, or end the process for `why`.
+fn raise(frame: &mut TrapFrame, sig: u8, code: i32, addr: u64, why: &str) {
+    let fault = FaultInfo {
+        code,
+        addr,
+        trapno: frame.vector,
+        err: frame.error_code,
+    };
+    if !signal::deliver_fault(frame, sig, fault) {
+        kill(frame, sig, why);
+    }
 }
 
 /// End the current process for `why` with `signal`, reported on stderr the

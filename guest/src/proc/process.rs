@@ -90,7 +90,7 @@ pub struct Process {
     pub vfork_parent: Option<Tid>,
     pub stats: ProcessStats,
     /// `rt_sigaction` actions by signal number - 1 (handler 0: default,
-    /// 1: ignore). Remembered and reported back; handlers are not run yet.
+    /// 1: ignore, else a handler).
     pub sig_actions: Box<[SigAction; 64]>,
     /// Möbius share handles (`HndOpen`), by handle number.
     pub handles: Vec<Option<ShareHandle>>,
@@ -99,6 +99,32 @@ pub struct Process {
     pub umask: u32,
     /// Signals sent to it and not yet delivered to a handler.
     pub pending: u64,
+    /// Its `ITIMER_REAL` timer (`alarm`, `setitimer`), when armed.
+    pub alarm: Option<Alarm>,
+}
+
+/// An armed `ITIMER_REAL` timer: SIGALRM at TSC `at`, then every `every`
+/// cycles (0: once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    pub at: u64,
+    pub every: u64,
+}
+
+impl Alarm {
+    /// The timer after it fired at `now`: the next period (never in the
+    /// past: missed periods are skipped, as one signal stands for them),
+    /// or nothing for a one-shot timer.
+    pub fn next(self, now: u64) -> Option<Alarm> {
+        if self.every == 0 {
+            return None;
+        }
+        let mut at = self.at.saturating_add(self.every);
+        if at <= now {
+            at = now.saturating_add(self.every);
+        }
+        Some(Alarm { at, ..self })
+    }
 }
 
 /// One `struct sigaction` as the kernel sees it.
@@ -137,6 +163,7 @@ impl Process {
             cwd: String::from("/"),
             umask: 0o022,
             pending: 0,
+            alarm: None,
         }
     }
 
@@ -238,10 +265,13 @@ pub fn new_thread(frame: &TrapFrame, fs_base: u64, clear_tid: u64) -> Result<Tid
     let mut t = task::table();
     let pid = t.current_pid().ok_or(crate::syscall::ESRCH)?;
     let tid = t.alloc_id();
+    let mask = inherited_mask(&t);
     t.add_thread(tid, pid, frame, true, fs_base)
         .ok_or(crate::syscall::EAGAIN)?;
     if let Some(th) = t.threads.get_mut(&tid) {
         th.clear_child_tid = clear_tid;
+        // A thread shares the memory: not the alternate stack (Linux).
+        th.blocked = mask;
     }
     if let Some(p) = t.processes.get_mut(&pid) {
         p.threads.push(tid);
@@ -284,11 +314,30 @@ pub fn new_process(
     if vfork {
         p.vfork_parent = Some(parent_tid);
     }
+    let mask = inherited_mask(&t);
+    let alt = t.threads.get(&parent_tid).map(|th| th.alt_stack);
+    let own_memory = t.processes.get(&ppid).is_some_and(|q| q.space != space);
     if t.add_thread(pid, pid, frame, true, fs_base).is_none() {
         return Err(crate::syscall::EAGAIN);
     }
+    if let Some(th) = t.threads.get_mut(&pid) {
+        th.blocked = mask;
+        // Linux keeps the alternate stack for fork and vfork, not for a
+        // child that shares the memory and runs at once.
+        if own_memory || vfork {
+            th.alt_stack = alt.unwrap_or_default();
+        }
+    }
     t.processes.insert(pid, p);
     Ok(pid)
+}
+
+/// The running thread's signal mask, which a new thread or process starts
+/// with.
+fn inherited_mask(t: &Table) -> u64 {
+    t.current_tid()
+        .and_then(|tid| t.threads.get(&tid))
+        .map_or(0, |th| th.blocked)
 }
 
 /// Block the running thread until the `vfork` child `child` has exec'd
@@ -341,6 +390,11 @@ pub fn replace_image(space: SpaceId, name: String, brk: u64) {
         let others: Vec<Tid> = p.threads.iter().copied().filter(|x| *x != tid).collect();
         p.threads.retain(|x| *x == tid);
         let fds = p.fds.clone();
+        // The alternate stack and what handlers left go with the image.
+        if let Some(th) = t.threads.get_mut(&tid) {
+            th.alt_stack = Default::default();
+            crate::arch::x86_64::fpu::free_signal(th.fpu_slot());
+        }
         release_vfork(&mut t, pid);
         for o in &others {
             t.remove_thread(*o);
@@ -357,6 +411,7 @@ pub fn replace_image(space: SpaceId, name: String, brk: u64) {
     kernel::load_space(space);
     if let Some(old) = old {
         let _ = kernel::vmm().lock().destroy_space(old);
+        crate::syscall::shm::reap();
     }
 }
 
@@ -364,7 +419,11 @@ pub fn replace_image(space: SpaceId, name: String, brk: u64) {
 /// threads. The running thread, if it belongs to it, ends on its way out
 /// of the kernel.
 pub fn kill(pid: Pid, status: ExitStatus) {
-    let mut t = task::table();
+    kill_locked(&mut task::table(), pid, status);
+}
+
+/// [`kill`] with the table already locked.
+pub fn kill_locked(t: &mut Table, pid: Pid, status: ExitStatus) {
     if let Some(p) = t.processes.get_mut(&pid) {
         if p.exited.is_some() || p.killed.is_some() {
             return;
@@ -443,6 +502,7 @@ fn finish(pid: Pid) {
         };
         let status = p.killed.unwrap_or(ExitStatus::Code(0));
         p.exited = Some(status);
+        p.alarm = None;
         if p.killed.is_some() {
             ENDING.fetch_sub(1, Ordering::Relaxed);
         }
@@ -518,6 +578,7 @@ fn finish(pid: Pid) {
             let line = format!("mobius: process {pid}: address space not freed: {e}\n");
             write_program_output(Stream::Err, line.as_bytes());
         }
+        crate::syscall::shm::reap();
     }
 }
 

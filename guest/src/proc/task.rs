@@ -51,6 +51,8 @@ pub enum Wait {
     Poll,
     /// Only its deadline (`nanosleep`).
     Sleep,
+    /// A signal (`pause`): only an interruption ends it.
+    Signal,
     /// A request completing on disk `n`, or its file system's lock
     /// freeing (`dev::virtio_blk`, `fs::ext4`).
     Disk(u8),
@@ -98,12 +100,8 @@ pub struct Thread {
     pub clear_child_tid: u64,
     /// Signals this thread blocks (`rt_sigprocmask`).
     pub blocked: u64,
-    /// Running a signal handler (one level: no other is delivered until
-    /// it returns with `rt_sigreturn`).
-    pub in_handler: bool,
-    /// The mask `rt_sigsuspend` replaced, put back by the handler's
-    /// `rt_sigreturn` (the signal frame carries it).
-    pub suspended_mask: Option<u64>,
+    /// Its alternate signal stack (`sigaltstack`).
+    pub alt_stack: super::signal::AltStack,
 }
 
 impl Thread {
@@ -289,8 +287,7 @@ impl Table {
             wake: Wake::Woken,
             clear_child_tid: 0,
             blocked: 0,
-            in_handler: false,
-            suspended_mask: None,
+            alt_stack: super::signal::AltStack::default(),
         };
         self.threads.insert(tid, thread);
         let was_empty = self.run_queue.is_empty();
@@ -321,7 +318,7 @@ impl Table {
     fn free_slot(&self) -> Option<u16> {
         let used: alloc::collections::BTreeSet<u16> =
             self.threads.values().map(|t| t.slot).collect();
-        (0..MAX_THREADS as u16).find(|s| !used.contains(s))
+        (0..MAX_THREADS as u16).find(|s| !used.contains(s) && !fpu::lent(*s))
     }
 
     /// Make up to `max` threads blocked on a wait that `matches` runnable.
@@ -384,21 +381,46 @@ impl Table {
         if !was_empty || self.run_queue.is_empty() || self.current.is_none() {
             return;
         }
-        let earliest = self
+        let sleepers = self
             .threads
             .values()
             .filter(|th| matches!(th.state, State::Blocked(_)))
-            .filter_map(|th| th.deadline)
-            .min();
+            .filter_map(|th| th.deadline);
+        let earliest = sleepers.chain(self.alarms()).min();
         match earliest {
             Some(d) => arm_until(d),
             None => apic::arm_oneshot(ns_to_ticks(SLICE_NS)),
         }
     }
 
-    /// Wake the sleepers whose deadline has passed; returns the earliest
-    /// deadline still pending.
+    /// The TSC deadlines of the processes' `ITIMER_REAL` timers.
+    fn alarms(&self) -> impl Iterator<Item = u64> + '_ {
+        self.processes
+            .values()
+            .filter_map(|p| p.alarm.map(|a| a.at))
+    }
+
+    /// Send SIGALRM to every process whose timer has expired (and set the
+    /// next expiry of a periodic one).
+    fn fire_alarms(&mut self, now: u64) {
+        let mut expired = Vec::new();
+        for p in self.processes.values_mut() {
+            let Some(a) = p.alarm else { continue };
+            if a.at > now {
+                continue;
+            }
+            p.alarm = a.next(now);
+            expired.push(p.pid);
+        }
+        for pid in expired {
+            super::signal::send_locked(self, pid, super::signal::SIGALRM);
+        }
+    }
+
+    /// Wake the sleepers whose deadline has passed and fire expired
+    /// timers; returns the earliest deadline still pending.
     fn wake_expired(&mut self, now: u64) -> Option<u64> {
+        self.fire_alarms(now);
         let mut earliest: Option<u64> = None;
         for (tid, th) in self.threads.iter_mut() {
             let (State::Blocked(_), Some(d)) = (th.state, th.deadline) else {
@@ -413,7 +435,7 @@ impl Table {
                 earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
             }
         }
-        earliest
+        self.alarms().chain(earliest).min()
     }
 
     /// Charge the running thread's process for the CPU since it got it,
@@ -442,7 +464,9 @@ impl Table {
 
     /// Whether no thread can run and none sleeps: nothing will ever wake.
     fn stuck(&self) -> bool {
-        self.run_queue.is_empty() && self.threads.values().all(|t| t.deadline.is_none())
+        self.run_queue.is_empty()
+            && self.threads.values().all(|t| t.deadline.is_none())
+            && self.alarms().next().is_none()
     }
 }
 
@@ -651,8 +675,36 @@ pub fn yield_now() {
 /// runnable thread have the CPU.
 pub fn on_timer() {
     apic::eoi();
-    TABLE.lock().wake_expired(cpu::rdtsc());
+    {
+        let mut t = TABLE.lock();
+        let earliest = t.wake_expired(cpu::rdtsc());
+        if t.run_queue.is_empty() {
+            // Nothing else to run: keep the timer going for the next
+            // deadline (a sleeper, a process's timer), if any.
+            if let Some(d) = earliest {
+                arm_until(d);
+            }
+            return;
+        }
+    }
     yield_now();
+}
+
+/// A process's timer changed (`setitimer`, `alarm`): arm the APIC timer
+/// for the earliest deadline (within the running slice).
+pub fn rearm_timer() {
+    let t = TABLE.lock();
+    let earliest = t
+        .threads
+        .values()
+        .filter_map(|th| th.deadline)
+        .chain(t.alarms())
+        .min();
+    if let Some(d) = earliest {
+        arm_until(d);
+    } else if t.run_queue.is_empty() {
+        apic::disarm();
+    }
 }
 
 /// Block the running thread on `wait` until woken, until TSC `deadline`

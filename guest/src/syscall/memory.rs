@@ -2,11 +2,16 @@
 //! Anonymous private memory is a NORMAL area with `VM_MEM_ZERO`; a private
 //! file mapping is a FILE area; `PROT_NONE` is a reservation (nothing is
 //! placed there, and any access faults). Partial `munmap`/`mprotect` split
-//! the areas they cut ([`crate::mm::vmm::Vmm::split`]).
+//! the areas they cut ([`crate::mm::vmm::Vmm::split`]). `MAP_SHARED`
+//! anonymous memory is marked shared, so a `fork` child maps the same
+//! pages. `mremap` grows in place or moves an area with its frames;
+//! `msync` and the `mlock` family check their arguments and do nothing
+//! else (nothing is written back: files are read-only; nothing is ever
+//! swapped out).
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Args, EACCES, EINVAL, ENODEV, ENOMEM};
+use super::{Args, EACCES, EFAULT, EINVAL, ENODEV, ENOMEM};
 use crate::fs::fd::OpenFile;
 use crate::kvmm;
 use crate::mm::paging::{page_align_up, PAGE_SIZE};
@@ -140,7 +145,12 @@ pub fn mmap(a: Args) -> i64 {
         Err(_) if !fixed && wanted != 0 => place(&mut vm, 0),
         r => r,
     };
+    let shared_anon = flags & MAP_SHARED != 0 && file.is_none() && area_flags(prot).is_some();
     match result {
+        Ok(at) if shared_anon => match vm.mark_shared(space, at) {
+            Ok(()) => at as i64,
+            Err(e) => errno(e),
+        },
         Ok(at) => at as i64,
         Err(e) => errno(e),
     }
@@ -172,11 +182,14 @@ pub fn munmap(a: Args) -> i64 {
             return e;
         }
     }
-    unmap_range(space, start, end)
+    let r = unmap_range(space, start, end);
+    // A removed SysV segment goes with its last attachment.
+    super::shm::reap();
+    r
 }
 
 /// Free everything in `[start, end)`, splitting areas it cuts.
-fn unmap_range(space: SpaceId, start: u64, end: u64) -> i64 {
+pub(super) fn unmap_range(space: SpaceId, start: u64, end: u64) -> i64 {
     let vmm = kvmm::vmm();
     let mut vm = vmm.lock();
     for cut in [start, end] {
@@ -293,4 +306,200 @@ pub fn brk(a: Args) -> i64 {
         p.brk_mapped = new_mapped;
     });
     want as i64
+}
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+const MREMAP_DONTUNMAP: u64 = 4;
+
+/// `mremap(addr, old_len, new_len, flags, new_addr)`: shrink (the tail is
+/// unmapped), grow in place when the pages after the mapping are free,
+/// else move it with `MREMAP_MAYMOVE` (to `new_addr` with `MREMAP_FIXED`).
+/// The old range must lie inside one mapping (`EFAULT`). Refused with
+/// `EINVAL`: `MREMAP_DONTUNMAP`, `old_len` 0 (a second mapping of shared
+/// memory). Growing memory another process shares fails with `ENOMEM`.
+pub fn mremap(a: Args) -> i64 {
+    let [addr, old_len, new_len, flags, new_addr, _] = a.a;
+    let Some(space) = space() else { return -EINVAL };
+    let known = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
+    let moves = flags & MREMAP_MAYMOVE != 0;
+    if flags & !known != 0 || !addr.is_multiple_of(PAGE_SIZE) {
+        return -EINVAL;
+    }
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && !moves || flags & MREMAP_DONTUNMAP != 0 {
+        return -EINVAL;
+    }
+    let (Some(old), Some(new)) = (page_align_up(old_len), page_align_up(new_len)) else {
+        return -EINVAL;
+    };
+    if old == 0 || new == 0 {
+        return -EINVAL;
+    }
+    let Some(old_end) = addr.checked_add(old).filter(|e| *e <= USER_END) else {
+        return -EFAULT;
+    };
+    if !within_one_mapping(space, addr, old_end) {
+        return -EFAULT;
+    }
+    if flags & MREMAP_FIXED != 0 {
+        return remap_fixed(space, addr, old, new, new_addr);
+    }
+    if new <= old {
+        return shrink(space, addr, old, new);
+    }
+    if let Err(e) = isolate(space, addr, old_end) {
+        return e;
+    }
+    let pages = new / PAGE_SIZE;
+    let vmm = kvmm::vmm();
+    let mut vm = vmm.lock();
+    if vm.remap(space, addr, addr, pages).is_ok() {
+        return addr as i64;
+    }
+    if !moves {
+        return -ENOMEM;
+    }
+    let Some(to) = vm.free_range(space, pages) else {
+        return -ENOMEM;
+    };
+    match vm.remap(space, addr, to, pages) {
+        Ok(()) => to as i64,
+        Err(_) => -ENOMEM,
+    }
+}
+
+/// Whether `[start, end)` lies inside one area (`mremap`'s old range).
+fn within_one_mapping(space: SpaceId, start: u64, end: u64) -> bool {
+    let mut vm = kvmm::vmm().lock();
+    match vm.lookup(space, start) {
+        Some(n) => {
+            matches!(n.kind, NodeKind::Mapped { .. })
+                && n.base.saturating_add(n.pages.saturating_mul(PAGE_SIZE)) >= end
+        }
+        None => false,
+    }
+}
+
+/// Cut the area around `[start, end)` so that the range is a node of its own.
+fn isolate(space: SpaceId, start: u64, end: u64) -> Result<(), i64> {
+    if splits(space, start, end) {
+        room_for_mapping(space)?;
+    }
+    let mut vm = kvmm::vmm().lock();
+    for cut in [start, end] {
+        if cut < USER_END {
+            vm.split(space, cut).map_err(errno)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mremap` to a smaller size: the tail goes.
+fn shrink(space: SpaceId, addr: u64, old: u64, new: u64) -> i64 {
+    if new < old {
+        let r = unmap_range(space, addr + new, addr + old);
+        if r != 0 {
+            return r;
+        }
+    }
+    addr as i64
+}
+
+/// `mremap` with `MREMAP_FIXED`: whatever is at `[to, to + new)` goes, then
+/// the mapping (cut to `new` bytes when it shrinks) moves there.
+fn remap_fixed(space: SpaceId, addr: u64, old: u64, new: u64, to: u64) -> i64 {
+    let Some((to, to_end)) = user_range(to, new) else {
+        return -EINVAL;
+    };
+    if to < addr + old && addr < to_end {
+        return -EINVAL;
+    }
+    let r = unmap_range(space, to, to_end);
+    if r != 0 {
+        return r;
+    }
+    let kept = old.min(new);
+    if shrink(space, addr, old, kept) < 0 {
+        return -ENOMEM;
+    }
+    if let Err(e) = isolate(space, addr, addr + kept) {
+        return e;
+    }
+    match kvmm::vmm().lock().remap(space, addr, to, new / PAGE_SIZE) {
+        Ok(()) => to as i64,
+        Err(_) => -ENOMEM,
+    }
+}
+
+/// Whether every page of `[start, end)` is mapped or reserved.
+fn all_mapped(space: SpaceId, start: u64, end: u64) -> bool {
+    let mut vm = kvmm::vmm().lock();
+    let mut at = start;
+    while at < end {
+        match vm.lookup(space, at) {
+            Some(info) if info.kind != NodeKind::Empty => at = info.base + info.pages * PAGE_SIZE,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `msync(addr, len, flags)`: checked; nothing to write back (anonymous
+/// and private memory has no backing store, and files are read-only).
+pub fn msync(a: Args) -> i64 {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let [addr, len, flags, ..] = a.a;
+    let Some(space) = space() else { return -EINVAL };
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+        || !addr.is_multiple_of(PAGE_SIZE)
+    {
+        return -EINVAL;
+    }
+    locked_range(space, addr, len)
+}
+
+/// The page range `[addr, addr + len)` rounded out: 0 when every page is
+/// mapped (or `len` is 0), `ENOMEM` when one is not or the range wraps.
+fn locked_range(space: SpaceId, addr: u64, len: u64) -> i64 {
+    let start = addr & !(PAGE_SIZE - 1);
+    let Some(end) = addr.checked_add(len).and_then(page_align_up) else {
+        return -ENOMEM;
+    };
+    if end == start || len == 0 {
+        return 0;
+    }
+    if start < PROCESS_LOW_START || end > USER_END || !all_mapped(space, start, end) {
+        return -ENOMEM;
+    }
+    0
+}
+
+/// `mlock(addr, len)` / `munlock`: accepted when the range is mapped
+/// (pages are never swapped out here).
+pub fn mlock(a: Args) -> i64 {
+    let Some(space) = space() else { return -EINVAL };
+    locked_range(space, a.a[0], a.a[1])
+}
+
+/// `mlock2(addr, len, flags)`: `MLOCK_ONFAULT` or nothing.
+pub fn mlock2(a: Args) -> i64 {
+    if a.a[2] & !1 != 0 {
+        return -EINVAL;
+    }
+    mlock(a)
+}
+
+/// `mlockall(flags)`: `MCL_CURRENT` and/or `MCL_FUTURE` (and
+/// `MCL_ONFAULT` with one of them); accepted.
+pub fn mlockall(a: Args) -> i64 {
+    const CURRENT_OR_FUTURE: u64 = 3;
+    const ONFAULT: u64 = 4;
+    let flags = a.a[0];
+    if flags & !(CURRENT_OR_FUTURE | ONFAULT) != 0 || flags & CURRENT_OR_FUTURE == 0 {
+        return -EINVAL;
+    }
+    0
 }

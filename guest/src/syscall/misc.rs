@@ -45,8 +45,8 @@ pub fn arch_prctl(a: Args) -> i64 {
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)`: the action is remembered
 /// (and read back through `oldact`); `SIG_IGN` is honoured (an ignored
-/// `SIGPIPE` gives `EPIPE`, an ignored `kill` does nothing). Handlers are
-/// not called yet: a fatal fault still ends the process.
+/// `SIGPIPE` gives `EPIPE`, an ignored `kill` does nothing); a handler runs
+/// (`proc::signal`).
 pub fn rt_sigaction(a: Args) -> i64 {
     let [sig, act, old, size, ..] = a.a;
     if !(1..=64).contains(&sig) || size != 8 {
@@ -120,29 +120,6 @@ pub fn rt_sigprocmask(a: Args) -> i64 {
         Ok(_) => 0,
         Err(e) => e,
     }
-}
-
-/// `rt_sigsuspend(mask, size)`.
-pub fn rt_sigsuspend(a: Args) -> i64 {
-    if a.a[1] != 8 {
-        return -EINVAL;
-    }
-    let Some(space) = space() else { return -EFAULT };
-    match uaccess::read_u64(kvmm::vmm(), space, a.a[0]) {
-        Ok(mask) => crate::proc::signal::sigsuspend(mask),
-        Err(_) => -EFAULT,
-    }
-}
-
-/// `sigaltstack`: accepted; the old stack reads as disabled.
-pub fn sigaltstack(a: Args) -> i64 {
-    const SS_DISABLE: u32 = 2;
-    if a.a[1] != 0 {
-        let mut old = [0u8; 24];
-        old[8..12].copy_from_slice(&SS_DISABLE.to_le_bytes());
-        return put(a.a[1], &old);
-    }
-    0
 }
 
 pub fn uname(a: Args) -> i64 {

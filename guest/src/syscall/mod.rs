@@ -13,6 +13,8 @@ mod misc;
 mod path;
 mod poll;
 mod process;
+pub mod shm;
+mod timer;
 mod vmcall;
 
 pub use crate::errno::*;
@@ -44,7 +46,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         58 => process::vfork(frame),
         59 => process::execve(frame, args),
         15 => crate::proc::signal::sigreturn(frame),
+        34 => timer::pause(),
         35 => process::nanosleep(args),
+        36 => timer::getitimer(args),
+        37 => timer::alarm(args),
+        38 => timer::setitimer(args),
         61 => process::wait4(args),
         247 => process::waitid(args),
         109 => process::setpgid(args),
@@ -78,7 +84,20 @@ pub fn dispatch(frame: &mut TrapFrame) {
         20 => file::writev(args),
         21 => path::access(args),
         24 => misc::sched_yield(),
+        25 => memory::mremap(args),
+        26 => memory::msync(args),
         28 => memory::madvise(args),
+        29 => shm::shmget(args),
+        30 => shm::shmat(args),
+        31 => shm::shmctl(args),
+        67 => shm::shmdt(args),
+        149 | 150 => memory::mlock(args),
+        151 => memory::mlockall(args),
+        152 => 0, // munlockall
+        325 => memory::mlock2(args),
+        // clone3: answered on purpose (not counted as unimplemented):
+        // glibc falls back to clone, which does everything it asks for.
+        435 => -ENOSYS,
         39 => process::getpid(),
         60 => process::exit(args),
         231 => process::exit_group(args),
@@ -93,8 +112,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         96 => misc::gettimeofday(args),
         102 | 104 | 107 | 108 => 0,
         110 => process::getppid(),
-        130 => misc::rt_sigsuspend(args),
-        131 => misc::sigaltstack(args),
+        127 => crate::proc::signal::sigpending(args.a[0], args.a[1]),
+        130 => crate::proc::signal::sigsuspend(frame, args.a[0], args.a[1]),
+        131 => crate::proc::signal::sigaltstack(frame.rsp, args.a[0], args.a[1]),
         158 => misc::arch_prctl(args),
         186 => process::gettid(),
         200 => process::tkill(args.a[0], args.a[1]),

@@ -450,15 +450,21 @@ impl Mmu for X86Mmu {
 }
 
 /// Free a user-half table and everything below it (not the leaf frames).
-/// Entries left in it are cleared first: a freed table goes back to the
-/// pool of zero frames, so it must read as zero.
+/// A page table (level 3) goes to the dirty list as it is (the idle loop
+/// zeroes it, off this path); a directory's entries are read anyway to
+/// find its children, so the ones left are cleared and it goes back as a
+/// zero frame.
 fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
+    if level == 3 {
+        frames.free_dirty_table(table_phys);
+        return;
+    }
     for i in 0..ENTRIES {
         let e = read_entry(table_phys, i);
         if e == 0 {
             continue;
         }
-        if level < 3 && e & PRESENT != 0 && e & HUGE == 0 {
+        if e & PRESENT != 0 && e & HUGE == 0 {
             free_subtree(e & ADDR_MASK, level + 1, frames);
         }
         write_entry(table_phys, i, 0);

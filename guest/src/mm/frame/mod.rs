@@ -460,6 +460,16 @@ impl FrameAllocator {
         Ok(())
     }
 
+    /// Return a frame whose contents are unknown to the dirty list (the idle
+    /// loop zeroes it), whatever the zeroing hook says: a page table freed
+    /// with its address space, off the zeroing path of the caller.
+    pub fn free_dirty(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
+        self.check_freeable(phys)
+            .inspect_err(|_| self.free_errors += 1)?;
+        self.push(ListKind::Dirty, phys);
+        Ok(())
+    }
+
     /// Return a frame the caller knows reads as zero (an empty page table).
     pub fn free_zeroed(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
         self.check_freeable(phys)
@@ -628,6 +638,14 @@ impl TableFrames for PoolTables<'_> {
         // An empty table is a zero frame.
         let freed = self.0.free_zeroed(frame);
         debug_assert!(freed.is_ok(), "free_table of a frame not in use: {freed:?}");
+    }
+
+    fn free_dirty_table(&mut self, frame: PhysAddr) {
+        let freed = self.0.free_dirty(frame);
+        debug_assert!(
+            freed.is_ok(),
+            "free_dirty_table of a frame not in use: {freed:?}"
+        );
     }
 }
 

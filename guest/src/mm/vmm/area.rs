@@ -408,6 +408,9 @@ pub struct AreaDesc {
     /// Some page may be shared copy-on-write ([`rec::COW`]): the fault
     /// path's short cut for upgrades is off for this area.
     pub cow: bool,
+    /// `MAP_SHARED` memory (or a SysV segment): a `fork` child maps this
+    /// same area instead of a copy-on-write copy.
+    pub shared: bool,
 }
 
 impl AreaDesc {
@@ -600,6 +603,7 @@ mod tests {
             records: PageRecords::default(),
             refs: 1,
             cow: false,
+            shared: false,
         };
         let a = d.insert(desc());
         d.remove(a).unwrap();

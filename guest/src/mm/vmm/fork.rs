@@ -60,7 +60,7 @@ impl<M: Mmu> Vmm<M> {
             d.kind,
             AreaKind::Normal | AreaKind::File { .. } | AreaKind::Image { .. }
         );
-        if !private || d.refs != 1 || exported {
+        if !private || d.refs != 1 || exported || d.shared {
             d.refs += 1;
             return desc;
         }
@@ -87,6 +87,7 @@ impl<M: Mmu> Vmm<M> {
             records,
             refs: 1,
             cow: true,
+            shared: false,
         };
         let root = self.root_for(parent, Half::User);
         for (i, r) in shared {

@@ -92,6 +92,7 @@ mod flags;
 mod fork;
 mod inspect;
 mod node;
+mod remap;
 mod resize;
 mod resolve;
 mod sharing;
@@ -492,6 +493,7 @@ impl<M: Mmu> Vmm<M> {
             records: PageRecords::default(),
             refs: 1,
             cow: false,
+            shared: false,
         });
         self.insert_node(
             space,

@@ -84,6 +84,7 @@ impl<M: Mmu> Vmm<M> {
             records,
             refs: 1,
             cow: d.cow,
+            shared: d.shared,
         };
         Ok(self.descs.insert(tail))
     }

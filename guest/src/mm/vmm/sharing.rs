@@ -74,6 +74,32 @@ impl<M: Mmu> Vmm<M> {
         Ok(())
     }
 
+    /// A new shared demand-zero area of `pages` pages mapped nowhere yet
+    /// (a SysV shared-memory segment): the handle holds its one reference;
+    /// map it with [`Vmm::map_shared`]. `flags` are the most a mapping may
+    /// allow.
+    pub fn create_shared(&mut self, pages: u64, flags: MemFlags) -> Result<ShareHandle, VmError> {
+        let flags = MemFlags::validate_area(flags.bits()).ok_or(VmError::InvalidFlags)?;
+        if pages == 0 {
+            return Err(VmError::ZeroPages);
+        }
+        let desc = self.descs.insert(AreaDesc {
+            pages,
+            flags: flags & MemFlags::NODE_MASK,
+            kind: AreaKind::Normal,
+            records: PageRecords::default(),
+            refs: 1,
+            cow: false,
+            shared: true,
+        });
+        Ok(ShareHandle { desc })
+    }
+
+    /// References to the area of `handle` (its mappings, handles, export).
+    pub fn handle_refs(&self, handle: &ShareHandle) -> u32 {
+        self.descs.get(handle.desc).map_or(0, |d| d.refs)
+    }
+
     /// How many names are exported.
     pub fn export_count(&self) -> usize {
         self.exports.len()
