@@ -56,7 +56,14 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
         cpu::exit(GuestStatus::BadCommandLine.code())
     }
     crate::mm::kernel::prepare(&info, heap, nx, options.discard);
-    crate::dev::init(options.virtio_devices());
+    if info.params.is_some() {
+        crate::dev::init(options.virtio_devices());
+    } else {
+        crate::dev::init(&crate::dev::windows_without_host(
+            line,
+            options.virtio_devices(),
+        ));
+    }
     if let Some(id) = options.run_id {
         report::set_run_id(id);
     }
@@ -69,6 +76,7 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
     }
     tsc::mark_ready();
     if let Some(status) = crate::proc::init::run_program() {
+        crate::fs::ext4::report_errors();
         report::final_report();
         cpu::exit(mobius_shared::exit::PROGRAM_EXIT | status.shell_status())
     }

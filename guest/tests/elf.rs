@@ -2,7 +2,9 @@
 //!
 //! The "shape" tests replay the program headers of real binaries (read with
 //! `readelf -lW`) into a hand-made file of the same length.
-use mobius_guest::proc::elf::{parse, ElfError, ElfImage, Segment, MAX_PHNUM, USER_END};
+use mobius_guest::proc::elf::{
+    parse, parse_head, ElfError, ElfImage, Segment, MAX_PHNUM, USER_END,
+};
 use proptest::prelude::*;
 
 const PT_LOAD: u32 = 1;
@@ -179,6 +181,29 @@ fn reject(e: &Elf) -> ElfError {
 }
 
 // ---- accepted -------------------------------------------------------------
+
+/// A program not in memory is started from its first page: the headers
+/// come from the head, segments are checked against the whole file's
+/// length.
+#[test]
+fn head_of_a_longer_file_is_parsed_against_its_length() {
+    let bytes = Elf::exec().bytes();
+    let head = &bytes[..0x200];
+    assert_eq!(
+        parse(head).err(),
+        Some(ElfError::SegmentOutOfFile { index: 1 })
+    );
+    let img = parse_head(head, bytes.len() as u64).expect("accepted");
+    assert_eq!(Ok(img), parse(&bytes));
+    assert_eq!(
+        parse_head(head, 0x1080).err(),
+        Some(ElfError::SegmentOutOfFile { index: 1 })
+    );
+    assert_eq!(
+        parse_head(&bytes[..0x40], 0x1100).err(),
+        Some(ElfError::PhdrsOutOfFile)
+    );
+}
 
 #[test]
 fn minimal_exec_is_accepted() {

@@ -9,12 +9,11 @@
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 
+use super::mmio::Regs;
 use mobius_shared::virtio_mmio::{
-    DESC_F_NEXT, DEVICE_FEATURES, DEVICE_FEATURES_SEL, DEVICE_ID, DEVICE_ID_CONSOLE,
-    DRIVER_FEATURES, DRIVER_FEATURES_SEL, F_VERSION_1, MAGIC, MAGIC_VALUE, MMIO_VERSION,
-    QUEUE_DESC_LOW, QUEUE_DEVICE_LOW, QUEUE_DRIVER_LOW, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX,
-    QUEUE_READY, QUEUE_SEL, STATUS, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
-    STATUS_FEATURES_OK, VERSION,
+    DESC_F_NEXT, DEVICE_ID_CONSOLE, F_VERSION_1, QUEUE_DESC_LOW, QUEUE_DEVICE_LOW,
+    QUEUE_DRIVER_LOW, QUEUE_NOTIFY, QUEUE_NUM, QUEUE_NUM_MAX, QUEUE_READY, QUEUE_SEL, STATUS,
+    STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
 };
 
 const QSIZE: u16 = 4;
@@ -64,89 +63,36 @@ static mut RINGS: Rings = Rings {
     avail_event: 0,
 };
 
-/// An initialised device at `base`.
+/// An initialised device.
 pub struct Console {
-    base: usize,
+    regs: Regs,
     sent: u16,
-}
-
-fn reg(base: usize, off: u64) -> *mut u32 {
-    (base + off as usize) as *mut u32
-}
-
-fn rd(base: usize, off: u64) -> u32 {
-    // SAFETY: `base` is a virtio-mmio window announced by the host, reached
-    // through the direct map; registers are 32-bit and aligned.
-    unsafe { read_volatile(reg(base, off)) }
-}
-
-fn wr(base: usize, off: u64, v: u32) {
-    // SAFETY: as for `rd`.
-    unsafe { write_volatile(reg(base, off), v) }
-}
-
-fn wr64(base: usize, off: u64, v: u64) {
-    wr(base, off, v as u32);
-    wr(base, off + 4, (v >> 32) as u32);
 }
 
 impl Console {
     /// Probe and set up the device at `base`; `None` if it is not a modern
     /// virtio console or refuses our features.
     pub fn probe(base: u64) -> Option<Console> {
-        // Only windows inside the identity-mapped first 4 GiB, above RAM,
-        // aligned as virtio-mmio register blocks are (QEMU's microvm packs
-        // its windows 512 bytes apart).
-        if !(0xC000_0000..0x1_0000_0000).contains(&base) || !base.is_multiple_of(0x200) {
-            return None;
-        }
-        if !crate::arch::x86_64::identity::map_device(base) {
-            return None;
-        }
-        let b = crate::arch::x86_64::direct::phys_to_virt(base) as usize;
-        if rd(b, MAGIC_VALUE) != MAGIC
-            || rd(b, VERSION) != MMIO_VERSION
-            || rd(b, DEVICE_ID) != DEVICE_ID_CONSOLE
-        {
-            return None;
-        }
-        wr(b, STATUS, 0);
-        wr(b, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-        wr(b, DEVICE_FEATURES_SEL, 1);
-        if (u64::from(rd(b, DEVICE_FEATURES)) << 32) & F_VERSION_1 == 0 {
-            return None; // no VIRTIO_F_VERSION_1
-        }
-        wr(b, DRIVER_FEATURES_SEL, 0);
-        wr(b, DRIVER_FEATURES, 0);
-        wr(b, DRIVER_FEATURES_SEL, 1);
-        wr(b, DRIVER_FEATURES, (F_VERSION_1 >> 32) as u32);
-        wr(
-            b,
-            STATUS,
-            STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
-        );
-        if rd(b, STATUS) & STATUS_FEATURES_OK == 0 {
-            return None;
-        }
-        wr(b, QUEUE_SEL, TRANSMIT_QUEUE);
-        if rd(b, QUEUE_NUM_MAX) < u32::from(QSIZE) {
+        let r = Regs::probe(base, DEVICE_ID_CONSOLE)?;
+        r.negotiate(F_VERSION_1)?;
+        r.wr(QUEUE_SEL, TRANSMIT_QUEUE);
+        if r.rd(QUEUE_NUM_MAX) < u32::from(QSIZE) {
             return None;
         }
         let rings = addr_of!(RINGS) as u64;
-        wr(b, QUEUE_NUM, u32::from(QSIZE));
-        wr64(b, QUEUE_DESC_LOW, rings);
+        r.wr(QUEUE_NUM, u32::from(QSIZE));
+        r.wr64(QUEUE_DESC_LOW, rings);
         // SAFETY: only addresses of fields are taken.
         unsafe {
-            wr64(b, QUEUE_DRIVER_LOW, addr_of!(RINGS.avail_flags) as u64);
-            wr64(b, QUEUE_DEVICE_LOW, addr_of!(RINGS.used_flags) as u64);
+            r.wr64(QUEUE_DRIVER_LOW, addr_of!(RINGS.avail_flags) as u64);
+            r.wr64(QUEUE_DEVICE_LOW, addr_of!(RINGS.used_flags) as u64);
         }
-        wr(b, QUEUE_READY, 1);
-        wr(
-            b,
+        r.wr(QUEUE_READY, 1);
+        r.wr(
             STATUS,
             STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
         );
-        Some(Console { base: b, sent: 0 })
+        Some(Console { regs: r, sent: 0 })
     }
 
     /// Test mode: offer descriptors a broken or hostile guest could write
@@ -179,7 +125,7 @@ impl Console {
     }
 
     fn notify_and_wait(&mut self) -> bool {
-        wr(self.base, QUEUE_NOTIFY, TRANSMIT_QUEUE);
+        self.regs.wr(QUEUE_NOTIFY, TRANSMIT_QUEUE);
         self.sent = self.sent.wrapping_add(1);
         for _ in 0..100_000 {
             // SAFETY: reading the device-written used index.

@@ -1,5 +1,6 @@
 //! `/proc`: what test harnesses and tools read of the system, generated
-//! when read: `meminfo`, `mounts`, `uptime`, `sys/kernel/pid_max`, and per
+//! when read: `meminfo`, `mounts`, `uptime`, `sys/kernel/pid_max`, `disks`
+//! (`mobius`'s own: each virtio-blk disk and its counters), and per
 //! process `/proc/PID/{exe,cmdline,status}` with `/proc/self` linking to
 //! the reader's own.
 use alloc::format;
@@ -37,6 +38,7 @@ enum Gen {
     MemInfo,
     Mounts,
     Uptime,
+    Disks,
     PidMax,
     Cmdline(u32),
     Status(u32),
@@ -54,7 +56,8 @@ fn node(kind: Kind) -> NodeRef {
 }
 
 /// Fixed entries of the root.
-const ROOT_FILES: [(&str, Gen); 3] = [
+const ROOT_FILES: [(&str, Gen); 4] = [
+    ("disks", Gen::Disks),
     ("meminfo", Gen::MemInfo),
     ("mounts", Gen::Mounts),
     ("uptime", Gen::Uptime),
@@ -70,6 +73,7 @@ fn ino(kind: Kind) -> u64 {
         Kind::File(Gen::Mounts) => 6,
         Kind::File(Gen::Uptime) => 7,
         Kind::File(Gen::PidMax) => 8,
+        Kind::File(Gen::Disks) => 9,
         Kind::ProcessDir(p) => (u64::from(p) << 8) | 1,
         Kind::Exe(p) => (u64::from(p) << 8) | 2,
         Kind::File(Gen::Cmdline(p)) => (u64::from(p) << 8) | 3,
@@ -104,6 +108,7 @@ fn mounts() -> String {
             super::tmpfs::TMPFS_MAGIC if path == "/dev" => "devtmpfs",
             super::tmpfs::TMPFS_MAGIC => "tmpfs",
             PROC_MAGIC => "proc",
+            super::ext4::EXT4_MAGIC => "ext4",
             _ => "rootfs",
         };
         let ro = if st.flags & super::vfs::ST_RDONLY != 0 {
@@ -116,6 +121,33 @@ fn mounts() -> String {
     s
 }
 
+/// One line per disk: `disk0 base 0xd0001000 vector 64 sectors 16384 ro
+/// sector0 <fnv-1a hex> requests 12 failed 0 bad-used 0 interrupts 12`,
+/// then `ext4 errors N` (reads and lookups of `/mnt` that gave `EIO`).
+fn disks() -> String {
+    let mut s = String::new();
+    for d in crate::dev::virtio_blk::disks() {
+        let st = &d.stats;
+        let load =
+            |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
+        s.push_str(&format!(
+            "disk{} base {:#x} vector {} sectors {} {} sector0 {} requests {} failed {} bad-used {} interrupts {}\n",
+            d.index,
+            d.base,
+            d.vector.map_or(String::from("polled"), |v| v.to_string()),
+            d.capacity,
+            if d.read_only { "ro" } else { "rw" },
+            d.sector0.map_or(String::from("unread"), |h| format!("{h:016x}")),
+            load(&st.requests),
+            load(&st.failed),
+            load(&st.bad_used),
+            load(&st.interrupts),
+        ));
+    }
+    s.push_str(&format!("ext4 errors {}\n", super::ext4::errors()));
+    s
+}
+
 fn text(g: Gen) -> Result<String, Errno> {
     Ok(match g {
         Gen::MemInfo => meminfo(),
@@ -125,6 +157,7 @@ fn text(g: Gen) -> Result<String, Errno> {
             format!("{}.{:02} 0.00\n", ns / 1_000_000_000, ns / 10_000_000 % 100)
         }
         Gen::PidMax => format!("{}\n", task::PID_MAX),
+        Gen::Disks => disks(),
         Gen::Cmdline(pid) => {
             let (name, _) = process(pid).ok_or(ENOENT)?;
             format!("{name}\0")

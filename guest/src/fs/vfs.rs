@@ -4,7 +4,8 @@
 //!
 //! What is mounted where is fixed at boot by [`mount_defaults`]: the
 //! initramfs at `/` (read-only), a writable in-memory file system at `/tmp`,
-//! the process file system at `/proc` and the devices at `/dev`.
+//! the process file system at `/proc`, the devices at `/dev`, and the first
+//! virtio-blk disk's ext4 file system (read-only) at `/mnt`.
 //!
 //! Errors are positive Linux errno values (`ENOENT`, ...); the system-call
 //! layer negates them.
@@ -205,13 +206,17 @@ pub fn mount_points_in(dir: &str) -> Vec<String> {
 }
 
 /// The standard namespace: the initramfs (if any) at `/`, `/tmp`, `/proc`,
-/// `/dev`.
+/// `/dev`, and the first disk's ext4 file system at `/mnt` when there is a
+/// disk.
 #[cfg(target_os = "none")]
 pub fn mount_defaults() {
     mount("/", super::initramfs::root());
     mount("/tmp", super::tmpfs::new_fs());
     mount("/proc", super::procfs::root());
     mount("/dev", super::devfs::root());
+    if let Some(root) = super::ext4::mount_first_disk() {
+        mount("/mnt", root);
+    }
 }
 
 /// `path` taken from directory `base` (absolute), as an absolute path

@@ -280,6 +280,13 @@ fn phdr_at(b: &[u8], off: usize) -> Option<Phdr> {
 
 /// Parses and validates a static x86-64 executable.
 pub fn parse(file: &[u8]) -> Result<ElfImage, ElfError> {
+    parse_head(file, file.len() as u64)
+}
+
+/// [`parse`] from the first bytes of a file of `file_len` bytes: `head`
+/// must hold the ELF and program headers; segments are checked against
+/// `file_len` (a program on a disk is not read whole to be started).
+pub fn parse_head(file: &[u8], file_len: u64) -> Result<ElfImage, ElfError> {
     let ident = file.get(..16).ok_or(ElfError::TooShort)?;
     if file.len() < EHDR_SIZE {
         return Err(if ident.starts_with(b"\x7fELF") {
@@ -330,8 +337,7 @@ pub fn parse(file: &[u8]) -> Result<ElfImage, ElfError> {
     let table_end = e_phoff
         .checked_add(table_len)
         .ok_or(ElfError::PhdrsOutOfFile)?;
-    let file_len = file.len() as u64;
-    if table_end > file_len {
+    if table_end > file.len() as u64 {
         return Err(ElfError::PhdrsOutOfFile);
     }
     let phoff = usize::try_from(e_phoff).map_err(|_| ElfError::PhdrsOutOfFile)?;

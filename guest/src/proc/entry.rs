@@ -24,6 +24,7 @@ const SIGSEGV: u8 = 11;
 pub fn install() {
     trap::set_user_hook(user_trap);
     trap::set_timer_hook(|_| apic::eoi());
+    trap::set_device_hook(crate::dev::virtio_blk::on_interrupt);
 }
 
 fn user_trap(frame: &mut TrapFrame) {
@@ -32,6 +33,7 @@ fn user_trap(frame: &mut TrapFrame) {
         14 => page_fault(frame),
         TIMER_VECTOR => task::on_timer(),
         SPURIOUS_VECTOR => {}
+        v if trap::is_device_vector(v) => trap::device_interrupt(v),
         0 => raise(frame, SIGFPE, FPE_INTDIV, frame.rip, "divide error"),
         1 | 3 => raise(frame, SIGTRAP, SI_KERNEL, 0, "breakpoint"),
         6 => raise(frame, SIGILL, ILL_ILLOPN, frame.rip, "invalid opcode"),

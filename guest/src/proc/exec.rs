@@ -86,7 +86,8 @@ pub fn load<M: Mmu>(
     hwcap: u64,
     random: [u8; 16],
 ) -> Result<Loaded, ExecError> {
-    let image = elf::parse(program.bytes).map_err(ExecError::NotExecutable)?;
+    let file_len = program.file.len().max(program.bytes.len() as u64);
+    let image = elf::parse_head(program.bytes, file_len).map_err(ExecError::NotExecutable)?;
     if let Some(&page) = image.shared_pages().first() {
         return Err(ExecError::SharedPage(page));
     }

@@ -69,7 +69,7 @@ fn load_at_depth(
     let bytes = match file.as_bytes() {
         Some(b) => b,
         None => {
-            owned = read_whole(&*file).map_err(|e| fail(e, String::from("cannot read")))?;
+            owned = read_head(&*file).map_err(|e| fail(e, String::from("cannot read")))?;
             &owned[..]
         }
     };
@@ -110,20 +110,50 @@ fn load_at_depth(
     }
 }
 
-/// Largest program read into memory to be loaded (files of the
-/// initramfs are used in place and have no such limit).
-const MAX_READ_PROGRAM: u64 = 256 << 20;
+/// Bytes read first of a program that is not in memory: its `#!` line, or
+/// its ELF header and (usually) program headers; the pages of its segments
+/// are read when first touched, like the initramfs's.
+const HEAD: u64 = 4096;
+/// Most bytes read for the program headers of an ELF file whose table
+/// lies beyond [`HEAD`].
+const MAX_HEAD: u64 = 1 << 20;
 
-fn read_whole(file: &dyn FileBacking) -> Result<Vec<u8>, i64> {
+/// The first bytes of `file`: [`HEAD`], or up to the end of its program
+/// header table when that lies further (bounded by [`MAX_HEAD`]).
+fn read_head(file: &dyn FileBacking) -> Result<Vec<u8>, i64> {
     let len = file.len();
-    if len > MAX_READ_PROGRAM {
-        return Err(E2BIG);
+    let mut v = read_prefix(file, len.min(HEAD))?;
+    if let Some(end) = phdr_table_end(&v).filter(|&e| e > v.len() as u64 && e <= len) {
+        v = read_prefix(file, end.min(MAX_HEAD))?;
     }
+    Ok(v)
+}
+
+/// Where an ELF header's program header table ends (`e_phoff + e_phnum * 56`).
+fn phdr_table_end(head: &[u8]) -> Option<u64> {
+    if !head.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let phoff = u64::from_le_bytes(head.get(32..40)?.try_into().ok()?);
+    let phnum = u16::from_le_bytes(head.get(56..58)?.try_into().ok()?);
+    phoff.checked_add(u64::from(phnum).checked_mul(56)?)
+}
+
+/// The first `n` bytes of `file` (fewer if it is shorter).
+fn read_prefix(file: &dyn FileBacking, n: u64) -> Result<Vec<u8>, i64> {
+    let n = usize::try_from(n).map_err(|_| E2BIG)?;
     let mut v = Vec::new();
-    v.try_reserve_exact(len as usize).map_err(|_| ENOMEM)?;
-    v.resize(len as usize, 0);
-    let n = file.read_at(0, &mut v).map_err(|_| EIO)?;
-    v.truncate(n);
+    v.try_reserve_exact(n).map_err(|_| ENOMEM)?;
+    v.resize(n, 0);
+    let mut done = 0;
+    while done < n {
+        match file.read_at(done as u64, &mut v[done..]) {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(_) => return Err(EIO),
+        }
+    }
+    v.truncate(done);
     Ok(v)
 }
 

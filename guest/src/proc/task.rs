@@ -53,6 +53,9 @@ pub enum Wait {
     Sleep,
     /// A signal (`pause`): only an interruption ends it.
     Signal,
+    /// A request completing on disk `n`, or its file system's lock
+    /// freeing (`dev::virtio_blk`, `fs::ext4`).
+    Disk(u8),
 }
 
 /// How [`block`] ended.

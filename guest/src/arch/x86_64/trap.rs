@@ -32,8 +32,16 @@ pub const TIMER_VECTOR: u64 = 32;
 /// The local APIC's spurious-interrupt vector (low four bits set, as older
 /// APICs require).
 pub const SPURIOUS_VECTOR: u64 = 47;
-/// Vectors with a stub and a gate: the 32 exceptions, then interrupts.
-const VECTORS: usize = 48;
+/// The disks' completion vectors (MSIs from `mobius`'s virtio-blk
+/// devices): `0x40 + i` for disk `i`.
+pub const DISK_VECTORS: core::ops::Range<u64> = {
+    let base = mobius_shared::virtio_mmio::DISK_VECTOR_BASE as u64;
+    base..base + mobius_shared::virtio_mmio::MAX_DISKS as u64
+};
+/// Vectors with a stub: the 32 exceptions, then interrupts up to the last
+/// disk vector (those between the spurious and the disk vectors have a stub
+/// but no gate).
+const VECTORS: usize = DISK_VECTORS.end as usize;
 /// [`TrapFrame::vector`] of a system call (no IDT vector: `syscall`).
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
@@ -81,10 +89,37 @@ pub type PageFaultHook = fn(&TrapFrame, u64) -> bool;
 pub type UserHook = fn(&mut TrapFrame);
 /// What the kernel does with a timer interrupt taken in ring 0.
 pub type TimerHook = fn(&mut TrapFrame);
+/// What the kernel does with a device interrupt ([`DISK_VECTORS`]), from
+/// ring 3 or ring 0; it must EOI the local APIC.
+pub type DeviceHook = fn(u8);
 
 static PAGE_FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
 static USER_HOOK: AtomicUsize = AtomicUsize::new(0);
 static TIMER_HOOK: AtomicUsize = AtomicUsize::new(0);
+static DEVICE_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Install the handler of device interrupts.
+pub fn set_device_hook(hook: DeviceHook) {
+    DEVICE_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Whether `vector` is a device interrupt's.
+pub fn is_device_vector(vector: u64) -> bool {
+    DISK_VECTORS.contains(&vector)
+}
+
+/// Handle device interrupt `vector` (its hook, or just an EOI).
+pub fn device_interrupt(vector: u64) {
+    match DEVICE_HOOK.load(Ordering::Acquire) {
+        0 => super::apic::eoi(),
+        f => {
+            // SAFETY: only `set_device_hook` stores non-zero values, and it
+            // stores a `DeviceHook`.
+            let hook = unsafe { core::mem::transmute::<usize, DeviceHook>(f) };
+            hook(vector as u8);
+        }
+    }
+}
 
 /// Install the handler of every trap from ring 3.
 pub fn set_user_hook(hook: UserHook) {
@@ -114,6 +149,12 @@ fn timer_hook() -> Option<TimerHook> {
     }
 }
 static IN_PAGE_FAULT: AtomicBool = AtomicBool::new(false);
+
+/// Whether a page fault taken in ring 0 is being resolved (it may not
+/// sleep: its state is global).
+pub fn in_kernel_page_fault() -> bool {
+    IN_PAGE_FAULT.load(Ordering::Acquire)
+}
 
 /// Install the page-fault resolver (the VMM's fault path).
 pub fn set_page_fault_hook(hook: PageFaultHook) {
@@ -187,6 +228,9 @@ trap_stubs:
     .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
     TRAP_NOERR \n
     .endr
+    .irp n, 48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66
+    TRAP_NOERR \n
+    .endr
 
     /* Every trap: from ring 3 (the CS in the frame), take the kernel's GS
        base (the per-CPU block) and give it back on the way out. */
@@ -257,7 +301,7 @@ probe_fixup:
     .balign 8
     .global trap_stub_table
 trap_stub_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66
     .quad trap_stub_\n
     .endr
     .global probe_sites
@@ -381,12 +425,14 @@ impl Gate {
 /// none). Reserved vectors (9, 15, 22-27, 31) are never raised: no gate.
 /// A list rather than a filtered loop over all 32: each ring-0 instruction
 /// of boot is emulated on kvm_pvm.
-const GATES: [(u8, u8); 26] = {
-    let mut g = [(0u8, 0u8); 26];
+const GATES: [(u8, u8); 29] = {
+    let mut g = [(0u8, 0u8); 29];
     let mut i = 0;
     let mut v = 0u8;
     while v < VECTORS as u8 {
-        let interrupt = v as u64 == TIMER_VECTOR || v as u64 == SPURIOUS_VECTOR;
+        let interrupt = v as u64 == TIMER_VECTOR
+            || v as u64 == SPURIOUS_VECTOR
+            || (v as u64 >= DISK_VECTORS.start && (v as u64) < DISK_VECTORS.end);
         if (v < 32 && !matches!(v, 9 | 15 | 22..=27 | 31)) || interrupt {
             // #PF has no IST stack: a fault from ring 3 runs on the thread's
             // kernel stack, where it may sleep (a page being read).
@@ -507,6 +553,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             None => super::apic::eoi(),
         },
         SPURIOUS_VECTOR => {}
+        v if is_device_vector(v) => device_interrupt(v),
         _ => fatal(frame, None, "unhandled exception"),
     }
 }
