@@ -24,13 +24,47 @@ use mobius_shared::stats::FaultKind;
 
 /// Resolve a page fault at `addr` in `space` (`VmmPageFault(proc, addr,
 /// is_writing)`), counting it with its cycles in the fault statistics.
+///
+/// A fault on a page another thread is reading (`Retry`) sleeps until a
+/// read completes and tries again (spec rows 18–19), where the kernel has
+/// set [`ReadWaits`]; without them (host tests) `Retry` comes back at once.
 pub fn handle<M: Mmu>(
     vmm: &VmmLock<M>,
     space: SpaceId,
     addr: VirtAddr,
     access: Access,
 ) -> FaultOutcome {
-    handle_locked(vmm, vmm.lock(), space, addr, access)
+    let mut outcome = handle_locked(vmm, vmm.lock(), space, addr, access);
+    if let Some(w) = READ_WAITS.get() {
+        let mut waits = 0;
+        while outcome == FaultOutcome::Retry && waits < MAX_READ_WAITS {
+            (w.wait)();
+            outcome = handle_locked(vmm, vmm.lock(), space, addr, access);
+            waits += 1;
+        }
+    }
+    outcome
+}
+
+/// How a faulting thread waits for a page being read by another, and how
+/// the reader wakes such waiters: the scheduler's, set once by the kernel.
+pub struct ReadWaits {
+    /// Sleep until some read completes (or a short deadline passes: a
+    /// wake-up may be missed by a thread that has not slept yet).
+    pub wait: fn(),
+    /// A read completed: wake every waiter (each checks its own page).
+    pub woken: fn(),
+}
+
+static READ_WAITS: spin::Once<ReadWaits> = spin::Once::new();
+
+/// Most waits of one fault before `Retry` goes back to the caller (which
+/// faults again): bounds a fault whose reader never finishes.
+const MAX_READ_WAITS: usize = 1000;
+
+/// Install the scheduler's waits (once, at boot).
+pub fn set_read_waits(waits: ReadWaits) {
+    READ_WAITS.call_once(|| waits);
 }
 
 /// [`handle`] with the lock already taken (`vm` is `vmm`'s guard): the
@@ -68,6 +102,9 @@ fn handle_slow<'a, M: Mmu>(
         Step::Read(plan) => {
             drop(vm);
             let outcome = read_in(vmm, plan);
+            if let Some(w) = READ_WAITS.get() {
+                (w.woken)();
+            }
             vm = vmm.lock();
             (outcome, None)
         }

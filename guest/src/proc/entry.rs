@@ -25,6 +25,23 @@ pub fn install() {
     trap::set_user_hook(user_trap);
     trap::set_timer_hook(|_| apic::eoi());
     trap::set_device_hook(crate::dev::virtio_blk::on_interrupt);
+    crate::mm::fault::set_read_waits(crate::mm::fault::ReadWaits {
+        wait: wait_for_read,
+        woken: reads_done,
+    });
+}
+
+/// A fault found its page being read by another thread: sleep until a
+/// read completes, 10 ms at most (a completion between the fault's check
+/// and this sleep is not missed for longer).
+fn wait_for_read() {
+    let deadline = cpu::rdtsc().saturating_add(crate::arch::x86_64::tsc::ns_to_cycles(10_000_000));
+    let _ = task::block(task::Wait::PageRead, Some(deadline));
+}
+
+/// A page read completed: every thread waiting for one looks again.
+fn reads_done() {
+    task::wake_page_readers();
 }
 
 fn user_trap(frame: &mut TrapFrame) {

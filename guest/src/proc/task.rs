@@ -51,6 +51,9 @@ pub enum Wait {
     Poll,
     /// Only its deadline (`nanosleep`).
     Sleep,
+    /// A page another thread is reading in (any read's completion wakes
+    /// it; it faults again and sees its own page).
+    PageRead,
     /// A signal (`pause`): only an interruption ends it.
     Signal,
     /// A request completing on disk `n`, or its file system's lock
@@ -213,6 +216,15 @@ pub const MAX_THREADS: usize = 512;
 /// default); past it they start again at 2, skipping ids in use (at most
 /// [`MAX_THREADS`] are, so the search ends).
 pub const PID_MAX: u32 = 1 << 22;
+
+/// Wake every thread waiting for a page read ([`Wait::PageRead`]), unless
+/// the table is held by the caller itself (a kernel fault under the table
+/// lock): those waiters' deadlines wake them instead.
+pub fn wake_page_readers() {
+    if let Some(mut t) = TABLE.try_lock() {
+        t.wake(|w| *w == Wait::PageRead, usize::MAX);
+    }
+}
 
 /// The table, locked. Never hold it across a switch, a user copy, or
 /// anything that drops a descriptor (closing a pipe end wakes through it).
