@@ -628,4 +628,50 @@ proptest! {
         want.dedup();
         prop_assert_eq!(names(&root), want);
     }
+
+    /// The index answers every look-up as the archive's scans do: random
+    /// members (files, directories, links, duplicates, `./` and `//`
+    /// spellings), queried at every prefix of every name and a few misses.
+    #[test]
+    fn index_agrees_with_the_archive(
+        members in proptest::collection::vec(
+            (
+                proptest::collection::vec("[a-c]{1,2}", 1..4),
+                0usize..3,
+                0usize..3,
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ),
+            0..12,
+        ),
+    ) {
+        let ms: Vec<M> = members
+            .iter()
+            .map(|(parts, kind, spelling, data)| {
+                let path = parts.join("/");
+                let name = match spelling {
+                    0 => path.clone(),
+                    1 => format!("./{path}"),
+                    _ => path.replace('/', "//"),
+                };
+                let mode = [FILE, DIR, LINK][*kind];
+                let data = if mode == DIR { &[][..] } else { &data[..] };
+                m(&name, mode, data)
+            })
+            .collect();
+        let bytes = archive(&ms);
+        let a = Archive::new(&bytes).unwrap();
+        let index = a.index();
+        let mut queries = vec![String::new(), "/".into(), "zz".into(), "a/zz".into()];
+        for (parts, ..) in &members {
+            for i in 1..=parts.len() {
+                queries.push(parts[..i].join("/"));
+                queries.push(format!("/{}/", parts[..i].join("/")));
+            }
+        }
+        for q in &queries {
+            prop_assert_eq!(index.find(q), a.find(q), "find {}", q);
+            prop_assert_eq!(index.is_dir(q), a.is_dir(q), "is_dir {}", q);
+            prop_assert_eq!(index.read_dir(q), a.read_dir(q), "read_dir {}", q);
+        }
+    }
 }

@@ -19,6 +19,7 @@
 //! `"."`, `"/"`, `""` name the root. `..` is not resolved (it is an ordinary
 //! component here).
 use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -254,6 +255,30 @@ impl<'a> Archive<'a> {
         Some(found)
     }
 
+    /// Every member by path, for look-ups without a scan ([`Index`]): two
+    /// passes over the headers, whatever the number of members.
+    pub fn index(&self) -> Index<'a> {
+        let mut members = BTreeMap::new();
+        // The data of hard links, as `find` takes it: from the last member
+        // of the same inode and mode that has data.
+        let mut link_data: BTreeMap<(u32, u32), &'a [u8]> = BTreeMap::new();
+        for e in self.entries() {
+            if e.is_file() && e.nlink >= 2 && !e.data.is_empty() {
+                link_data.insert((e.ino, e.mode), e.data);
+            }
+            // A later member of the same name wins.
+            members.insert(canonical(e.name), e);
+        }
+        for e in members.values_mut() {
+            if e.is_file() && e.nlink >= 2 && e.data.is_empty() {
+                if let Some(d) = link_data.get(&(e.ino, e.mode)) {
+                    e.data = d;
+                }
+            }
+        }
+        Index { members }
+    }
+
     /// Whether `path` is a directory: the root; or the last member named
     /// `path` is a directory; or no member is named `path` but some member's
     /// path lies under it (an implicit directory).
@@ -299,6 +324,90 @@ impl<'a> Archive<'a> {
         children
             .into_iter()
             .map(|(name, (mode, ino, _))| DirEntry { name, mode, ino })
+            .collect()
+    }
+}
+
+/// The archive's members by path, built once ([`Archive::index`]):
+/// [`Index::find`], [`Index::is_dir`] and [`Index::read_dir`] answer as
+/// the archive's own scans do, with a map search instead of parsing every
+/// header again (each path look-up of the kernel's namespace asks them).
+#[derive(Debug, Clone, Default)]
+pub struct Index<'a> {
+    /// Canonical path (components joined by `/`, `""` the root) → the
+    /// member [`Archive::find`] gives for it.
+    members: BTreeMap<String, Entry<'a>>,
+}
+
+/// `p`'s components joined by `/` (the index's key).
+fn canonical(p: &str) -> String {
+    let mut out = String::new();
+    for c in components(p) {
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(c);
+    }
+    out
+}
+
+impl<'a> Index<'a> {
+    /// See [`Archive::find`].
+    pub fn find(&self, path: &str) -> Option<Entry<'a>> {
+        self.members.get(&canonical(path)).copied()
+    }
+
+    /// The members strictly under directory `key` (canonical), with the
+    /// rest of their path.
+    fn under<'s>(&'s self, key: &str) -> impl Iterator<Item = (&'s str, &'s Entry<'a>)> + 's {
+        let prefix = if key.is_empty() {
+            String::new()
+        } else {
+            alloc::format!("{key}/")
+        };
+        let start = prefix.clone();
+        let len = prefix.len();
+        self.members
+            .range(start..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .filter_map(move |(k, e)| {
+                let rest = &k[len..];
+                (!rest.is_empty()).then_some((rest, e))
+            })
+    }
+
+    /// See [`Archive::is_dir`].
+    pub fn is_dir(&self, path: &str) -> bool {
+        let key = canonical(path);
+        if key.is_empty() {
+            return true;
+        }
+        match self.members.get(&key) {
+            Some(e) => e.is_dir(),
+            None => self.under(&key).next().is_some(),
+        }
+    }
+
+    /// See [`Archive::read_dir`].
+    pub fn read_dir(&self, dir: &str) -> Vec<DirEntry<'_>> {
+        if !self.is_dir(dir) {
+            return Vec::new();
+        }
+        let key = canonical(dir);
+        let mut children: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        for (rest, e) in self.under(&key) {
+            match rest.split_once('/') {
+                None => {
+                    children.insert(rest, (e.mode, e.ino));
+                }
+                Some((child, _)) => {
+                    children.entry(child).or_insert((IMPLICIT_DIR_MODE, 0));
+                }
+            }
+        }
+        children
+            .into_iter()
+            .map(|(name, (mode, ino))| DirEntry { name, mode, ino })
             .collect()
     }
 }

@@ -8,7 +8,7 @@ use core::any::Any;
 
 use spin::Once;
 
-use super::cpio::{Archive, CpioError, Entry, IMPLICIT_DIR_MODE};
+use super::cpio::{Archive, CpioError, Entry, Index, IMPLICIT_DIR_MODE};
 use super::vfs::{DirEntry, Errno, FsStats, Meta, Node, NodeRef, ST_RDONLY, S_IFMT};
 use crate::errno::{EINVAL, EISDIR, ENOENT, ENOTDIR};
 use crate::mm::vmm::{FileBacking, FileError};
@@ -25,6 +25,14 @@ pub fn init(data: &'static [u8]) -> Result<(), CpioError> {
 /// The initramfs, if the host gave one.
 pub fn archive() -> Option<&'static Archive<'static>> {
     ARCHIVE.get()
+}
+
+static INDEX: Once<Index<'static>> = Once::new();
+
+/// The initramfs's members by path, built on the first look-up (empty
+/// without an initramfs).
+fn index() -> &'static Index<'static> {
+    INDEX.call_once(|| archive().map(|a| a.index()).unwrap_or_default())
 }
 
 /// A file's bytes in the initramfs as the backing of FILE and IMAGE areas.
@@ -67,7 +75,7 @@ struct InitNode {
 pub fn root() -> NodeRef {
     Arc::new(InitNode {
         path: String::new(),
-        entry: archive().and_then(|a| a.find("")),
+        entry: index().find(""),
     })
 }
 
@@ -135,14 +143,14 @@ impl Node for InitNode {
         if !self.is_dir() {
             return Err(ENOTDIR);
         }
-        let archive = archive().ok_or(ENOENT)?;
+        let index = index();
         let path = if self.path.is_empty() {
             String::from(name)
         } else {
             format!("{}/{name}", self.path)
         };
-        let entry = archive.find(&path);
-        if entry.is_none() && !archive.is_dir(&path) {
+        let entry = index.find(&path);
+        if entry.is_none() && !index.is_dir(&path) {
             return Err(ENOENT);
         }
         Ok(Arc::new(InitNode { path, entry }))
@@ -152,10 +160,7 @@ impl Node for InitNode {
         if !self.is_dir() {
             return Err(ENOTDIR);
         }
-        let Some(archive) = archive() else {
-            return Ok(Vec::new());
-        };
-        Ok(archive
+        Ok(index()
             .read_dir(&self.path)
             .into_iter()
             .map(|e| DirEntry {
