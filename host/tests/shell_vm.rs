@@ -189,3 +189,15 @@ fn the_guest_namespace() {
         explain(&g)
     );
 }
+
+/// `/proc/PID/cmdline` holds the arguments a program runs with: a `#!`
+/// script's interpreter line comes first, as on Linux.
+#[test]
+fn proc_cmdline_of_a_script() {
+    same_as_native(
+        "proc_cmdline_of_a_script",
+        "cd \"$1\" && printf '#!/bin/busybox sh\\ntr \"\\\\0\" \" \" < /proc/$$/cmdline\\n' > s && \
+         chmod +x s && ./s a b && echo",
+        "/bin/busybox sh ./s a b \n",
+    );
+}

@@ -148,8 +148,8 @@ fn disks() -> String {
     s
 }
 
-fn text(g: Gen) -> Result<String, Errno> {
-    Ok(match g {
+fn text(g: Gen) -> Result<Vec<u8>, Errno> {
+    let text = match g {
         Gen::MemInfo => meminfo(),
         Gen::Mounts => mounts(),
         Gen::Uptime => {
@@ -159,15 +159,17 @@ fn text(g: Gen) -> Result<String, Errno> {
         Gen::PidMax => format!("{}\n", task::PID_MAX),
         Gen::Disks => disks(),
         Gen::Cmdline(pid) => {
-            let (name, _) = process(pid).ok_or(ENOENT)?;
-            format!("{name}\0")
+            let t = task::table();
+            let p = t.processes.get(&pid).ok_or(ENOENT)?;
+            return Ok(p.cmdline.clone());
         }
         Gen::Status(pid) => {
             let (name, parent) = process(pid).ok_or(ENOENT)?;
             let short = name.rsplit('/').next().unwrap_or_default();
             format!("Name:\t{short}\nPid:\t{pid}\nPPid:\t{parent}\n")
         }
-    })
+    };
+    Ok(text.into_bytes())
 }
 
 fn entry(name: &str, kind: Kind) -> DirEntry {
@@ -229,7 +231,7 @@ impl Node for ProcNode {
         };
         let t = text(g)?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let rest = t.as_bytes().get(start..).unwrap_or_default();
+        let rest = t.get(start..).unwrap_or_default();
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
         Ok(n)

@@ -39,24 +39,52 @@ pub struct Started {
     pub loaded: Loaded,
     /// The executable's absolute path, links followed (`/proc/self/exe`).
     pub path: String,
+    /// Its arguments, each ended by a NUL (`/proc/PID/cmdline`), at most
+    /// [`CMDLINE_MAX`] bytes.
+    pub cmdline: Vec<u8>,
 }
 
-/// Load the program at absolute `path` (any mounted file system; a `#!`
-/// script runs its interpreter) into a new address space with `argv` and
-/// `envp`.
-pub fn load_program(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> Result<Started, StartError> {
+/// Most bytes of a command line kept for `/proc/PID/cmdline` (Linux
+/// shows them all; a page is plenty for a look at what runs).
+pub const CMDLINE_MAX: usize = 4096;
+
+/// `argv` as `/proc/PID/cmdline` shows it.
+fn cmdline(argv: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in argv {
+        if out.len() + a.len() + 1 > CMDLINE_MAX {
+            break;
+        }
+        out.extend_from_slice(a);
+        out.push(0);
+    }
+    out
+}
+
+/// Load the program `given` (as `execve` was given it: relative paths
+/// start at `cwd`; any mounted file system; a `#!` script runs its
+/// interpreter) into a new address space with `argv` and `envp`. The name
+/// as given is `AT_EXECFN` and a script's argument, as on Linux.
+pub fn load_program(
+    given: &str,
+    cwd: &str,
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+) -> Result<Started, StartError> {
     let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-    load_at_depth(path, argv, envp, 0)
+    load_at_depth(given, cwd, argv, envp, 0)
 }
 
 fn load_at_depth(
-    path: &str,
+    given: &str,
+    cwd: &str,
     argv: Vec<Vec<u8>>,
     envp: &[&[u8]],
     depth: usize,
 ) -> Result<Started, StartError> {
     let fail = |errno, why: String| StartError { errno, why };
-    let found = vfs::resolve(path, true).map_err(|e| fail(e, String::from("no such program")))?;
+    let path = vfs::normalize(cwd, given);
+    let found = vfs::resolve(&path, true).map_err(|e| fail(e, String::from("no such program")))?;
     let meta = found.node.meta();
     if !meta.is_file() || meta.mode & S_IXANY == 0 {
         return Err(fail(EACCES, String::from("not an executable file")));
@@ -77,9 +105,9 @@ fn load_at_depth(
         if depth >= MAX_INTERPRETERS {
             return Err(fail(ELOOP, String::from("too many #! interpreters")));
         }
-        let (interp, new_argv) = script_argv(line, path, &argv)
+        let (interp, new_argv) = script_argv(line, given, &argv)
             .ok_or_else(|| fail(ENOEXEC, String::from("bad #! line")))?;
-        return load_at_depth(&interp, new_argv, envp, depth + 1);
+        return load_at_depth(&interp, cwd, new_argv, envp, depth + 1);
     }
     let vmm = kernel::vmm();
     let space = vmm
@@ -89,7 +117,7 @@ fn load_at_depth(
     let program = Program {
         bytes,
         file: file.clone(),
-        path: path.as_bytes(),
+        path: given.as_bytes(),
     };
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     match exec::load(vmm, space, &program, &argv, envp, hwcap(), random_bytes()) {
@@ -97,6 +125,7 @@ fn load_at_depth(
             space,
             loaded,
             path: found.path,
+            cmdline: cmdline(&argv),
         }),
         Err(e) => {
             let _ = vmm.lock().destroy_space(space);
@@ -180,7 +209,7 @@ fn script_argv(line: &[u8], script: &str, argv: &[Vec<u8>]) -> Option<(String, V
     }
     v.push(script.as_bytes().to_vec());
     v.extend(argv.iter().skip(1).cloned());
-    Some((vfs::normalize("/", interp), v))
+    Some((String::from(interp), v))
 }
 
 /// Run the initramfs's program to the end of every process it starts.
@@ -197,7 +226,7 @@ pub fn run_program() -> Option<ExitStatus> {
     vfs::mount_defaults();
     user::init();
     super::entry::install();
-    let started = match load_program(&vfs::normalize("/", &name), &argv, &envp) {
+    let started = match load_program(&name, "/", &argv, &envp) {
         Ok(s) => s,
         Err(e) => {
             report(&format!("mobius: {name}: {}\n", e.why));
@@ -210,7 +239,8 @@ pub fn run_program() -> Option<ExitStatus> {
         }
     };
     let frame = user::user_frame(started.loaded.entry, started.loaded.sp);
-    process::spawn_first(started.space, started.path, frame, started.loaded.brk)?;
+    let pid = process::spawn_first(started.space, started.path, frame, started.loaded.brk)?;
+    process::set_cmdline(pid, started.cmdline);
     Some(super::task::run_until_done())
 }
 

@@ -73,6 +73,8 @@ pub struct Process {
     pub space: SpaceId,
     /// The path it runs (for reports).
     pub name: String,
+    /// Its arguments, each ended by a NUL (`/proc/PID/cmdline`).
+    pub cmdline: Vec<u8>,
     pub fds: Arc<Mutex<FdTable>>,
     /// Program break: where the heap starts, where it ends now, and the
     /// page-rounded end of what is mapped for it.
@@ -149,6 +151,7 @@ impl Process {
             sid: pid,
             space,
             name,
+            cmdline: Vec::new(),
             fds: Arc::new(Mutex::new(fds)),
             brk_start: 0,
             brk: 0,
@@ -298,11 +301,13 @@ pub fn new_process(
         Arc::new(Mutex::new(parent.fds.lock().clone()))
     };
     let (ppid, pgid, sid, name) = (parent.pid, parent.pgid, parent.sid, parent.name.clone());
+    let cmdline = parent.cmdline.clone();
     let brk = (parent.brk_start, parent.brk, parent.brk_mapped);
     let actions = parent.sig_actions.clone();
     let (cwd, umask) = (parent.cwd.clone(), parent.umask);
     let pid = t.alloc_id();
     let mut p = Process::new(pid, ppid, space, name, FdTable::default());
+    p.cmdline = cmdline;
     p.fds = fds;
     p.pgid = pgid;
     p.sid = sid;
@@ -365,6 +370,13 @@ fn release_vfork(t: &mut Table, pid: Pid) {
         .and_then(|p| p.vfork_parent.take());
     if waiter.is_some() {
         t.wake(|w| *w == Wait::Vfork(pid), usize::MAX);
+    }
+}
+
+/// Set process `pid`'s command line (`/proc/PID/cmdline`).
+pub fn set_cmdline(pid: Pid, cmdline: Vec<u8>) {
+    if let Some(p) = task::table().processes.get_mut(&pid) {
+        p.cmdline = cmdline;
     }
 }
 

@@ -89,11 +89,6 @@ fn named(space: SpaceId, dirfd: u64, addr: u64) -> Result<String, i64> {
     Ok(p)
 }
 
-/// `path` taken from directory `base`: see [`vfs::normalize`].
-pub fn normalize(base: &str, path: &str) -> String {
-    vfs::normalize(base, path)
-}
-
 /// Whether the file system of `node` is mounted read-only.
 fn read_only(node: &NodeRef) -> bool {
     node.fs_stats().flags & ST_RDONLY != 0

@@ -155,7 +155,6 @@ pub fn execve(frame: &mut TrapFrame, a: Args) -> i64 {
         return -ENOENT;
     }
     let cwd = process::with_current(|p| p.cwd.clone()).unwrap_or_else(|| String::from("/"));
-    let path = super::path::normalize(&cwd, &path);
     let mut total = 0;
     let args = match string_array(space, argv, &mut total) {
         Ok(v) => v,
@@ -167,12 +166,16 @@ pub fn execve(frame: &mut TrapFrame, a: Args) -> i64 {
     };
     let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
-    let started = match crate::proc::init::load_program(&path, &argv, &envp) {
+    let started = match crate::proc::init::load_program(&path, &cwd, &argv, &envp) {
         Ok(s) => s,
         Err(e) => return -e.errno,
     };
     let loaded = started.loaded;
     process::replace_image(started.space, started.path, loaded.brk);
+    let pid = task::table().current_pid();
+    if let Some(pid) = pid {
+        process::set_cmdline(pid, started.cmdline);
+    }
     task::set_fs_base(0);
     task::set_clear_child_tid(0);
     crate::arch::x86_64::fpu::reset();
