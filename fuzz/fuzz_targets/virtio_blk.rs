@@ -158,6 +158,9 @@ enum Op {
         used: Addr,
         features: Features,
     },
+    /// The same, as a driver does it: offered features, a queue of
+    /// `2^(size % 8)` entries at fixed addresses in RAM.
+    GoodSetup { size: u8 },
     /// Any register write (offset in words).
     Write { reg: u8, value: u32 },
     /// Any access of any size at any offset of the window.
@@ -180,16 +183,18 @@ enum Op {
     Header { addr: Addr, kind: Kind, sector: u64 },
     /// A request as a driver builds one, in descriptors `first..`: the
     /// header, `segments` data descriptors of `sectors` sectors each
-    /// (device-writable for a read), the status byte; all in RAM unless
-    /// the fuzzer says otherwise. Offered and notified.
+    /// (device-writable for a read, `segments % 36` of `sectors % 20`
+    /// sectors), the status byte; the header at 0x7000, the status at
+    /// 0x7100 unless the fuzzer says otherwise. Offered and notified.
     Request {
         first: u8,
         kind: Kind,
-        sector: u16,
+        sector: u8,
         segments: u8,
         sectors: u8,
         data: Addr,
-        status: Addr,
+        /// Where the status byte goes; `None`: in RAM.
+        status: Option<Addr>,
         writable_data: bool,
     },
     /// Put `head` on the available ring set up last and notify queue 0.
@@ -231,6 +236,52 @@ fn read_reg(dev: &mut VirtioBlock, offset: u64) -> u32 {
     let mut b = [0u8; 4];
     dev.read(offset, &mut b);
     u32::from_le_bytes(b)
+}
+
+/// The driver's initialisation up to DRIVER_OK, with the request queue of
+/// `size` entries at `(desc, avail, used)`; where the driver put it.
+fn setup(dev: &mut VirtioBlock, size: u16, rings: (u64, u64, u64), features: Features) -> Driver {
+    let (desc, avail, used) = rings;
+    reg(dev, STATUS, 0);
+    reg(dev, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    let (features_lo, features_hi) = match features {
+        Features::Offered => {
+            reg(dev, DEVICE_FEATURES_SEL, 0);
+            let lo = read_reg(dev, DEVICE_FEATURES);
+            reg(dev, DEVICE_FEATURES_SEL, 1);
+            (lo, read_reg(dev, DEVICE_FEATURES))
+        }
+        Features::Any(lo, hi) => (lo, hi),
+    };
+    reg(dev, DRIVER_FEATURES_SEL, 0);
+    reg(dev, DRIVER_FEATURES, features_lo);
+    reg(dev, DRIVER_FEATURES_SEL, 1);
+    reg(dev, DRIVER_FEATURES, features_hi);
+    reg(
+        dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+    );
+    reg(dev, QUEUE_SEL, 0);
+    reg(dev, QUEUE_NUM, u32::from(size));
+    reg(dev, QUEUE_DESC_LOW, desc as u32);
+    reg(dev, QUEUE_DESC_HIGH, (desc >> 32) as u32);
+    reg(dev, QUEUE_DRIVER_LOW, avail as u32);
+    reg(dev, QUEUE_DRIVER_HIGH, (avail >> 32) as u32);
+    reg(dev, QUEUE_DEVICE_LOW, used as u32);
+    reg(dev, QUEUE_DEVICE_HIGH, (used >> 32) as u32);
+    reg(dev, QUEUE_READY, 1);
+    reg(
+        dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+    );
+    Driver {
+        desc,
+        avail,
+        size,
+        avail_idx: 0,
+    }
 }
 
 fn write_desc(
@@ -329,48 +380,16 @@ fuzz_target!(|input: Input| {
                 used,
                 features,
             } => {
-                reg(&mut dev, STATUS, 0);
-                reg(&mut dev, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-                let (features_lo, features_hi) = match features {
-                    Features::Offered => {
-                        reg(&mut dev, DEVICE_FEATURES_SEL, 0);
-                        let lo = read_reg(&mut dev, DEVICE_FEATURES);
-                        reg(&mut dev, DEVICE_FEATURES_SEL, 1);
-                        (lo, read_reg(&mut dev, DEVICE_FEATURES))
-                    }
-                    Features::Any(lo, hi) => (lo, hi),
-                };
-                let size = size.get();
-                reg(&mut dev, DRIVER_FEATURES_SEL, 0);
-                reg(&mut dev, DRIVER_FEATURES, features_lo);
-                reg(&mut dev, DRIVER_FEATURES_SEL, 1);
-                reg(&mut dev, DRIVER_FEATURES, features_hi);
-                reg(
+                driver = setup(
                     &mut dev,
-                    STATUS,
-                    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
-                );
-                let (desc, avail, used) = (desc.get(), avail.get(), used.get());
-                reg(&mut dev, QUEUE_SEL, 0);
-                reg(&mut dev, QUEUE_NUM, u32::from(size));
-                reg(&mut dev, QUEUE_DESC_LOW, desc as u32);
-                reg(&mut dev, QUEUE_DESC_HIGH, (desc >> 32) as u32);
-                reg(&mut dev, QUEUE_DRIVER_LOW, avail as u32);
-                reg(&mut dev, QUEUE_DRIVER_HIGH, (avail >> 32) as u32);
-                reg(&mut dev, QUEUE_DEVICE_LOW, used as u32);
-                reg(&mut dev, QUEUE_DEVICE_HIGH, (used >> 32) as u32);
-                reg(&mut dev, QUEUE_READY, 1);
-                reg(
-                    &mut dev,
-                    STATUS,
-                    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-                );
-                driver = Driver {
-                    desc,
-                    avail,
-                    size,
-                    avail_idx: 0,
-                };
+                    size.get(),
+                    (desc.get(), avail.get(), used.get()),
+                    features,
+                )
+            }
+            Op::GoodSetup { size } => {
+                let size = Size::Pow2(size).get();
+                driver = setup(&mut dev, size, (0x1000, 0x2000, 0x3000), Features::Offered)
             }
             Op::Write { reg: r, value } => reg(&mut dev, u64::from(r) * 4, value),
             Op::Raw { offset, len, write } => {
@@ -446,7 +465,7 @@ fuzz_target!(|input: Input| {
                     mem,
                     &driver,
                     first.wrapping_add(1 + n),
-                    status.get(),
+                    status.map_or(0x7100, Addr::get),
                     1,
                     DESC_F_WRITE,
                     0,
