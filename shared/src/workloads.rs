@@ -138,6 +138,11 @@ pub const CATALOGUE: &[Workload] = &[
         params: FLOOD_PARAMS,
     },
     Workload {
+        name: "flood-disk",
+        description: "test mode: a hostile guest sends the first --disk malformed virtio-blk requests and queue set-ups for ms= (counted)",
+        params: FLOOD_PARAMS,
+    },
+    Workload {
         name: "fault-bench",
         description: "cycles per fault: demand-zero, upgrade, callback, MAP beside a bare floor handler; 10 vs many areas",
         params: &[

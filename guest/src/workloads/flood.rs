@@ -64,6 +64,7 @@ pub fn run(name: &str, ms: u64) -> Option<u64> {
                 crate::dev::send_bogus_descriptors();
             }),
         ),
+        "flood-disk" => return super::flood_disk::run(deadline),
         _ => return None,
     }
     Some(n)

@@ -10,6 +10,7 @@ use mobius_shared::exit::GuestStatus;
 
 mod faults;
 mod flood;
+mod flood_disk;
 
 /// An address in the user half that no area covers: reading it is an
 /// unresolvable kernel-mode page fault.

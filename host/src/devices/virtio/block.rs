@@ -470,6 +470,9 @@ pub struct BlockDevice {
     kick: Arc<EventFd>,
     counters: Arc<Mutex<DiskCounters>>,
     worker: Option<JoinHandle<()>>,
+    /// Without a worker thread ([`BlockDevice::inline`]): the worker's
+    /// state, run on the notifying thread.
+    inline: Option<Box<Worker>>,
 }
 
 /// A disk on the bus: the transport with the block device behind it.
@@ -522,6 +525,45 @@ impl BlockDevice {
             kick,
             counters,
             worker: Some(handle),
+            inline: None,
+        })
+    }
+
+    /// Disk `index` over `image` without a worker thread: each
+    /// QUEUE_NOTIFY serves the queue on the notifying thread before it
+    /// returns, as the worker's wake-up would. For fuzzing and tests
+    /// (deterministic, and a panic is the caller's); runs use [`spawn`].
+    ///
+    /// [`spawn`]: BlockDevice::spawn
+    pub fn inline(
+        index: usize,
+        image: Arc<DiskImage>,
+        mem: GuestMemoryMmap,
+        irq: Box<dyn Irq>,
+    ) -> std::io::Result<BlockDevice> {
+        let kick = Arc::new(EventFd::new(libc::EFD_CLOEXEC)?);
+        let shared = Arc::new(Mutex::new(Shared {
+            queue: None,
+            interrupt: None,
+            stop: false,
+        }));
+        let counters = Arc::new(Mutex::new(DiskCounters::default()));
+        let worker = Worker {
+            irq,
+            backend: Backend::new(Arc::clone(&image), index),
+            mem,
+            shared: Arc::clone(&shared),
+            kick: Arc::clone(&kick),
+            counters: Arc::clone(&counters),
+        };
+        Ok(BlockDevice {
+            index,
+            image,
+            shared,
+            kick,
+            counters,
+            worker: None,
+            inline: Some(Box::new(worker)),
         })
     }
 
@@ -574,6 +616,10 @@ impl VirtioDevice for BlockDevice {
             let mut c = lock(&self.counters);
             c.bad_notifies = c.bad_notifies.saturating_add(1);
             note(&mut c, "notify of an unknown queue or before DRIVER_OK");
+            return;
+        }
+        if let Some(worker) = self.inline.as_mut() {
+            worker.serve();
             return;
         }
         // The worker takes it from here; a failed write (the counter full,
@@ -638,26 +684,36 @@ impl Worker {
             }
         }
         while self.kick.read().is_ok() {
-            let mut shared = lock(&self.shared);
-            if shared.stop {
+            if !self.serve() {
                 break;
             }
-            let Some(queue) = shared.queue.as_mut() else {
-                continue;
-            };
-            let mut batch = DiskCounters::default();
-            let used = self.backend.process_queue(queue, &self.mem, &mut batch);
-            if used > 0 {
-                if let Some(interrupt) = &shared.interrupt {
-                    interrupt.fetch_or(INT_USED_RING, Ordering::SeqCst);
-                }
-                if !self.irq.trigger() {
-                    batch.irq_errors = batch.irq_errors.saturating_add(1);
-                }
-            }
-            drop(shared);
-            lock(&self.counters).add(&batch);
         }
+    }
+
+    /// One wake-up: serve the queue if the driver set one up, raise the
+    /// interrupt if anything was used, add the batch's counts; `false`
+    /// once the device is stopping.
+    fn serve(&mut self) -> bool {
+        let mut shared = lock(&self.shared);
+        if shared.stop {
+            return false;
+        }
+        let Some(queue) = shared.queue.as_mut() else {
+            return true;
+        };
+        let mut batch = DiskCounters::default();
+        let used = self.backend.process_queue(queue, &self.mem, &mut batch);
+        if used > 0 {
+            if let Some(interrupt) = &shared.interrupt {
+                interrupt.fetch_or(INT_USED_RING, Ordering::SeqCst);
+            }
+            if !self.irq.trigger() {
+                batch.irq_errors = batch.irq_errors.saturating_add(1);
+            }
+        }
+        drop(shared);
+        lock(&self.counters).add(&batch);
+        true
     }
 }
 

@@ -698,3 +698,67 @@ fn the_worker_runs_confined_by_its_filter() {
     assert_eq!((c.ok, c.injected, c.bad_requests), (4, 1, 1));
     drop(file);
 }
+
+/// Without a worker thread (`BlockDevice::inline`, for the fuzz target):
+/// the notify itself serves the queue, raises the interrupt and counts.
+#[test]
+fn an_inline_device_serves_requests_on_the_notify() {
+    let mem = memory();
+    let (file, image) = disk(false, vec![]);
+    let irqs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let device = BlockDevice::inline(
+        0,
+        image,
+        mem.clone(),
+        Box::new(CountingIrq(Arc::clone(&irqs))),
+    )
+    .expect("device");
+    let counters = device.counters();
+    let mut dev = VirtioBlock::with_device(device, mem.clone());
+    reg(&mut dev, STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    reg(&mut dev, DRIVER_FEATURES_SEL, 1);
+    reg(&mut dev, DRIVER_FEATURES, 1);
+    reg(
+        &mut dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+    );
+    reg(&mut dev, QUEUE_NUM, u32::from(QSIZE));
+    reg(&mut dev, QUEUE_DESC_LOW, DESC as u32);
+    reg(&mut dev, QUEUE_DRIVER_LOW, AVAIL as u32);
+    reg(&mut dev, QUEUE_DEVICE_LOW, USED as u32);
+    reg(&mut dev, QUEUE_READY, 1);
+    reg(
+        &mut dev,
+        STATUS,
+        STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+    );
+    mem.write_obj(blk::T_IN, GuestAddress(HDR)).unwrap();
+    mem.write_obj(3u64, GuestAddress(HDR + 8)).unwrap();
+    write_desc(&mem, DESC, 0, HDR, 16, DESC_F_NEXT, 1);
+    write_desc(&mem, DESC, 1, DATA, 512, DESC_F_NEXT | W, 2);
+    write_desc(&mem, DESC, 2, STATUS_AT, 1, W, 0);
+    mem.write_obj(0u16, GuestAddress(AVAIL + 4)).unwrap();
+    mem.write_obj(1u16, GuestAddress(AVAIL + 2)).unwrap();
+    reg(&mut dev, QUEUE_NOTIFY, 0);
+    // Done when the write returns.
+    assert_eq!(mem.read_obj::<u16>(GuestAddress(USED + 2)).unwrap(), 1);
+    assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS_AT)).unwrap(), OK);
+    assert_eq!(read_reg(&mut dev, INTERRUPT_STATUS), INT_USED_RING);
+    assert_eq!(irqs.load(Ordering::SeqCst), 1);
+    let mut got = vec![0u8; 512];
+    mem.read_slice(&mut got, GuestAddress(DATA)).unwrap();
+    assert_eq!(got, pattern(4 * 512)[3 * 512..]);
+    // A write to this read-only disk: refused, counted.
+    mem.write_obj(blk::T_OUT, GuestAddress(HDR)).unwrap();
+    write_desc(&mem, DESC, 1, DATA, 512, DESC_F_NEXT, 2);
+    mem.write_obj(0u16, GuestAddress(AVAIL + 6)).unwrap();
+    mem.write_obj(2u16, GuestAddress(AVAIL + 2)).unwrap();
+    reg(&mut dev, QUEUE_NOTIFY, 0);
+    assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS_AT)).unwrap(), IOERR);
+    drop(dev); // no thread to join
+    let c = lock(&counters).clone();
+    assert_eq!((c.ok, c.bad_requests), (1, 1));
+    assert_eq!(c.first_bad, Some("write to a read-only disk"));
+    drop(file);
+}
