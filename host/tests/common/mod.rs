@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod elf;
+pub mod expected;
 pub mod perf_stat;
 pub mod programs;
 
