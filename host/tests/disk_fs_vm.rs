@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::programs::program;
-use common::{kvm_or_skip, mobius, stderr, stdout, Scratch};
+use common::{explain, kvm_or_skip, mobius, stderr, stdout, Scratch};
 
 const BUSYBOX: &str = "/bin/busybox";
 const BIG: usize = 1 << 20;
@@ -112,15 +112,6 @@ fn guest(img: &Path, extra: &[&str], script: &str) -> Output {
         .args(["sh", "-c", script])
         .output()
         .expect("run mobius")
-}
-
-fn explain(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    )
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

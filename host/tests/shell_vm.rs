@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{kvm_or_skip, mobius, stderr, stdout, Scratch};
+use common::{explain, kvm_or_skip, mobius, stderr, stdout, Scratch};
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -66,15 +66,6 @@ fn guest(bb: &Path, script: &str) -> Output {
         .args(["sh", "-c", script, "sh", "/tmp"])
         .output()
         .expect("run mobius")
-}
-
-fn explain(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    )
 }
 
 /// `script` prints `want` with status 0, natively and in the guest.

@@ -10,6 +10,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A run's status, standard output and standard error, for assertion
+/// messages.
+pub fn explain(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
 /// The `mobius` binary under test.
 pub fn mobius() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mobius"))
