@@ -29,11 +29,9 @@ pub const MAX_SYMLINKS: usize = 40;
 /// Longest name of one path component (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
-/// File-type bits of a mode.
-pub const S_IFMT: u32 = 0o170_000;
-pub const S_IFDIR: u32 = 0o040_000;
-pub const S_IFREG: u32 = 0o100_000;
-pub const S_IFLNK: u32 = 0o120_000;
+/// File-type bits of a mode (the initramfs reader's, which has them
+/// from the archive format), and character devices.
+pub use super::cpio::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 pub const S_IFCHR: u32 = 0o020_000;
 
 /// What `stat` reports of a node.
