@@ -30,7 +30,9 @@
 //! | 68..72 | `test=`: offset and length of its value |
 //! | 72..80 | `stats_interval_ms=` |
 //! | 80..88 | `run_id=` |
-//! | 88..128 | zero |
+//! | 88..92 | `record=` (flag [`FLAG_HAS_RECORD`]) |
+//! | 92..96 | `record_ring=` (flag [`FLAG_HAS_RECORD_RING`]) |
+//! | 96..128 | zero |
 use crate::cmdline::MAX_VIRTIO_DEVICES;
 
 /// "MobiusBP", little-endian.
@@ -54,7 +56,9 @@ pub const FLAG_CONSOLE: u32 = 1 << 7;
 pub const FLAG_XSTATE: u32 = 1 << 8;
 /// The host offers the console-read port (`ports::CONSOLE_READ`).
 pub const FLAG_STDIN: u32 = 1 << 9;
-const KNOWN_FLAGS: u32 = (1 << 10) - 1;
+pub const FLAG_HAS_RECORD: u32 = 1 << 10;
+pub const FLAG_HAS_RECORD_RING: u32 = 1 << 11;
+const KNOWN_FLAGS: u32 = (1 << 12) - 1;
 
 /// Where a value lies in the command line: `line[offset..offset + len]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,6 +97,8 @@ pub struct ParsedOptions {
     pub stats_interval_ms: Option<u64>,
     pub run_id: Option<u64>,
     pub summary: bool,
+    pub record: Option<u32>,
+    pub record_ring: Option<u32>,
 }
 
 /// The facts the block carries.
@@ -167,6 +173,8 @@ impl BootParams {
                 (o.stats_interval_ms.is_some(), FLAG_HAS_STATS_INTERVAL),
                 (o.run_id.is_some(), FLAG_HAS_RUN_ID),
                 (o.summary, FLAG_SUMMARY),
+                (o.record.is_some(), FLAG_HAS_RECORD),
+                (o.record_ring.is_some(), FLAG_HAS_RECORD_RING),
             ] {
                 if has {
                     flags |= bit;
@@ -176,6 +184,8 @@ impl BootParams {
             put_span(&mut b, 68, o.test);
             b[72..80].copy_from_slice(&o.stats_interval_ms.unwrap_or(0).to_le_bytes());
             b[80..88].copy_from_slice(&o.run_id.unwrap_or(0).to_le_bytes());
+            b[88..92].copy_from_slice(&o.record.unwrap_or(0).to_le_bytes());
+            b[92..96].copy_from_slice(&o.record_ring.unwrap_or(0).to_le_bytes());
         }
         b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&self.tsc_khz.to_le_bytes());
@@ -281,6 +291,8 @@ impl<'a> ParamsView<'a> {
                 stats_interval_ms: when(flags, FLAG_HAS_STATS_INTERVAL, u64_at(b, 72)),
                 run_id: when(flags, FLAG_HAS_RUN_ID, u64_at(b, 80)),
                 summary: flags & FLAG_SUMMARY != 0,
+                record: when(flags, FLAG_HAS_RECORD, u32_at(b, 88)),
+                record_ring: when(flags, FLAG_HAS_RECORD_RING, u32_at(b, 92)),
             },
         )
     }
@@ -311,6 +323,8 @@ mod tests {
                 stats_interval_ms: Some(0),
                 run_id: Some(u64::MAX),
                 summary: true,
+                record: Some(16),
+                record_ring: None,
             }),
         }
     }
@@ -343,7 +357,7 @@ mod tests {
     #[test]
     fn rejects_what_it_does_not_understand() {
         let good = sample().encode();
-        for (at, v) in [(0, b'm'), (8, 1), (13, 4), (28, 5)] {
+        for (at, v) in [(0, b'm'), (8, 1), (13, 16), (28, 5)] {
             let mut b = good;
             b[at] = v;
             assert_eq!(decode(&b), None, "byte {at} = {v}");

@@ -18,6 +18,11 @@ pub const STATS_INTERVAL_MS: &str = "stats_interval_ms";
 pub const DISCARD: &str = "discard";
 /// Run identifier echoed back in every statistics snapshot.
 pub const RUN_ID: &str = "run_id";
+/// Record page faults for `mobius record`: one fault in N (`record=1`:
+/// every fault); see [`crate::record`].
+pub const RECORD: &str = "record";
+/// Capacity of the fault-record ring in records (`record_ring=4096`).
+pub const RECORD_RING: &str = "record_ring";
 
 use crate::boot_params::{ParamsView, ParsedOptions, Span};
 
@@ -103,6 +108,10 @@ pub struct BootOptions<'a> {
     pub discard: bool,
     pub run_id: Option<u64>,
     pub summary: bool,
+    /// `record=N`: record one page fault in N (N >= 1).
+    pub record: Option<u32>,
+    /// `record_ring=N`: the fault-record ring's capacity.
+    pub record_ring: Option<u32>,
     /// Base addresses of the `virtio_mmio.device=` windows, in line order.
     pub virtio: [u64; MAX_VIRTIO_DEVICES],
     pub virtio_len: usize,
@@ -144,6 +153,8 @@ impl<'a> BootOptions<'a> {
             stats_interval_ms: p.stats_interval_ms,
             run_id: p.run_id,
             summary: p.summary,
+            record: p.record,
+            record_ring: p.record_ring,
             ..BootOptions::default()
         })
     }
@@ -163,6 +174,8 @@ impl<'a> BootOptions<'a> {
             stats_interval_ms: self.stats_interval_ms,
             run_id: self.run_id,
             summary: self.summary,
+            record: self.record,
+            record_ring: self.record_ring,
         })
     }
 
@@ -178,6 +191,8 @@ impl<'a> BootOptions<'a> {
                 DISCARD => o.discard = value == "1",
                 RUN_ID => o.run_id = value.parse().ok(),
                 SUMMARY => o.summary = value == "1",
+                RECORD => o.record = value.parse().ok(),
+                RECORD_RING => o.record_ring = value.parse().ok(),
                 VIRTIO_MMIO_DEVICE => {
                     if let (Some(base), Some(slot)) =
                         (virtio_mmio_base(value), o.virtio.get_mut(o.virtio_len))
@@ -375,6 +390,7 @@ mod tests {
                 (
                     proptest::sample::select(vec![
                         "workload", "test", "stats_interval_ms", "run_id", "summary",
+                        "record", "record_ring",
                         "tsc_khz", "discard", "pages", "é", "",
                     ]),
                     proptest::sample::select(vec!["", "1", "0", "hello", "x=y", "18446744073709551616", "ü"]),

@@ -12,6 +12,7 @@ pub mod initramfs;
 pub mod layout;
 pub mod ports;
 pub mod procstats;
+pub mod record;
 pub mod stats;
 pub mod virtio_mmio;
 pub mod vmcall;
