@@ -71,6 +71,7 @@ pub extern "C" fn mobius_kernel_entry(start_info_addr: u64) -> ! {
     if let Some(ms) = options.stats_interval_ms {
         report::set_interval_ms(ms);
     }
+    crate::recorder::init(&options, options.tsc_khz.unwrap_or(0));
     if line.split(' ').any(|w| w == "strace=1") {
         crate::syscall::TRACE.store(true, Ordering::Relaxed);
     }

@@ -27,6 +27,8 @@ pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod kvmm;
 #[cfg(target_os = "none")]
+pub mod recorder;
+#[cfg(target_os = "none")]
 pub mod report;
 #[cfg(target_os = "none")]
 pub mod syscall;

@@ -46,6 +46,7 @@ pub fn set_interval_ms(ms: u64) {
 /// Called by workloads between steps: sends an interval snapshot when one is
 /// due. Costs one `rdtsc` and a compare otherwise.
 pub fn maybe_periodic() {
+    crate::recorder::safe_point();
     let now = crate::arch::x86_64::cpu::rdtsc();
     if now < NEXT_DUE.load(Ordering::Relaxed) {
         return;
@@ -218,8 +219,9 @@ pub fn send_bad_frames() {
     send_parts(&[&head]);
 }
 
-/// End of a normal run: summary and final snapshot.
+/// End of a normal run: the last fault records, summary and final snapshot.
 pub fn final_report() {
+    crate::recorder::finish();
     if CONSOLE_SUMMARY.load(Ordering::Relaxed) {
         if let Some(vmm) = vmm_if_started().and_then(|v| v.try_lock()) {
             let _ = vmm.write_summary(&mut crate::console::Console);

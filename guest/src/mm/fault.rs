@@ -115,7 +115,10 @@ fn handle_slow<'a, M: Mmu>(
             (outcome, None)
         }
     };
-    vm.record_fault(outcome, pool, t0);
+    let cycles = vm.record_fault(outcome, pool, t0);
+    if let (true, Some(kind)) = (super::record::on(), outcome.kind()) {
+        vm.record_fault_event(space, addr, access, kind, pool, t0, cycles);
+    }
     outcome
 }
 

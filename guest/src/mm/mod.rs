@@ -19,6 +19,7 @@ pub mod heap;
 #[cfg(target_os = "none")]
 pub mod kernel;
 pub mod paging;
+pub mod record;
 pub mod selftest;
 pub mod soft_mmu;
 pub mod stats;

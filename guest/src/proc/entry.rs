@@ -71,6 +71,8 @@ fn user_trap(frame: &mut TrapFrame) {
             trap::vector_name(frame.vector),
         ),
     }
+    // Fault records go to the host on the way back to ring 3.
+    crate::recorder::safe_point();
     // A thread whose process is being ended (by `exit_group` of another
     // thread, a `kill`, a deadlock) leaves here instead of returning.
     process::exit_if_killed();
@@ -90,7 +92,14 @@ fn page_fault(frame: &mut TrapFrame) {
         user: true,
         instruction: e & 16 != 0,
     };
+    let recording = crate::mm::record::on();
+    if recording {
+        crate::mm::record::set_trap_rip(frame.rip);
+    }
     let outcome = fault::handle(crate::kvmm::vmm(), space, cr2, access);
+    if recording {
+        crate::mm::record::set_trap_rip(0);
+    }
     if outcome.is_resolved() {
         return;
     }

@@ -498,6 +498,7 @@ pub fn exit_thread(code: Option<u8>) -> ! {
     }
     if let Some(pid) = last {
         finish(pid);
+        crate::recorder::process_ended();
     }
     task::leave_for_good()
 }

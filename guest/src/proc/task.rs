@@ -608,6 +608,7 @@ unsafe fn switch_to(tid: Tid, save: *mut u64) {
         let fs = th.fs_base;
         let pid = th.pid;
         t.current = Some(tid);
+        crate::mm::record::set_pid(pid);
         let space = t.processes.get(&pid).map(|p| p.space);
         user::set_kernel_stack(top);
         let earliest = t.wake_expired(now);
@@ -651,6 +652,7 @@ unsafe fn go(save: *mut u64, next: Option<Tid>) {
             let mut t = TABLE.lock();
             t.account(cpu::rdtsc());
             t.current = None;
+            crate::mm::record::set_pid(0);
             drop(t);
             // SAFETY: the idle context saved IDLE_RSP when it switched to a
             // thread (this one or one that switched here directly) and
@@ -766,6 +768,7 @@ pub fn leave_for_good() -> ! {
         let now = cpu::rdtsc();
         t.account(now);
         t.current = None;
+        crate::mm::record::set_pid(0);
         t.run_queue.pop_front()
     };
     apic::disarm();

@@ -48,8 +48,14 @@ impl<M: Mmu> Vmm<M> {
         self.clock.now()
     }
 
-    /// Count a fault of `kind` (and its zero-pool sub-kind) that started at `t0`.
-    pub(crate) fn record_fault(&mut self, outcome: FaultOutcome, pool: Option<FaultKind>, t0: u64) {
+    /// Count a fault of `kind` (and its zero-pool sub-kind) that started at
+    /// `t0`; returns the cycles it took.
+    pub(crate) fn record_fault(
+        &mut self,
+        outcome: FaultOutcome,
+        pool: Option<FaultKind>,
+        t0: u64,
+    ) -> u64 {
         let cycles = self.clock.now().saturating_sub(t0);
         if let Some(kind) = outcome.kind() {
             self.stats.record(kind, cycles);
@@ -60,6 +66,7 @@ impl<M: Mmu> Vmm<M> {
         if outcome == FaultOutcome::OutOfFrames {
             self.frames.note_exhausted();
         }
+        cycles
     }
 
     /// Node statistics over all address spaces.

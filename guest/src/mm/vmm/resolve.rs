@@ -6,6 +6,7 @@ use alloc::sync::Arc;
 use mobius_shared::stats::FaultKind;
 
 use super::*;
+use crate::mm::record;
 
 /// The kind of access that faulted (from the #PF error code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,6 +165,26 @@ impl Hint {
     fn covers(&self, space: SpaceId, page: VirtAddr) -> bool {
         page >= self.base && page < self.end && self.space == space
     }
+
+    /// The area as a fault record names it.
+    fn area_tag(&self) -> record::AreaTag {
+        use mobius_shared::record::area_flags as f;
+        let mut flags = 0;
+        for (on, bit) in [
+            (self.flags.is_user(), f::USER),
+            (self.may_write, f::WRITE),
+            (!self.no_exec, f::EXEC),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        record::AreaTag {
+            base: self.base,
+            area_type: self.area as u8,
+            flags,
+        }
+    }
 }
 
 impl<M: Mmu> Vmm<M> {
@@ -266,7 +287,43 @@ impl<M: Mmu> Vmm<M> {
         } else {
             self.stats.record(kind, cycles);
         }
+        if record::on() {
+            let pool = (kind == FaultKind::DemandZero).then_some(FaultKind::ZeroPoolHit);
+            self.record_fault_event(space, addr, access, kind, pool, t0, cycles);
+        }
         Some(FaultOutcome::Resolved(kind))
+    }
+
+    /// Hand a fault to the recorder (`mobius record`), with what the hint
+    /// knows of its area. Only called while recording.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_fault_event(
+        &self,
+        space: SpaceId,
+        addr: VirtAddr,
+        access: Access,
+        kind: FaultKind,
+        pool: Option<FaultKind>,
+        t0: u64,
+        cycles: u64,
+    ) {
+        let page = page_align_down(addr);
+        let area = self
+            .hint
+            .as_ref()
+            .filter(|h| h.covers(space, page))
+            .map_or_else(record::AreaTag::default, Hint::area_tag);
+        record::record(&record::Fault {
+            t0,
+            addr,
+            access,
+            kind,
+            pool,
+            cycles,
+            area,
+        });
     }
 
     /// Map a known-zero frame at `page` (page `index` of area `desc`) and
