@@ -32,6 +32,10 @@ pub enum Command {
     Run(RunCmd),
     /// Run a workload or PROGRAM in the guest and report its page-fault counters like `perf stat`.
     Stat(StatArgs),
+    /// Run a workload or PROGRAM and record its page faults to a file, like `perf record -e page-faults`.
+    Record(RecordArgs),
+    /// Print the faults of a `mobius record` file by area, process and function, like `perf report`.
+    Report(ReportArgs),
     /// Write the initramfs for PROGRAM to FILE without booting (for QEMU's -initrd).
     Pack(PackArgs),
     /// List the workloads the guest offers, with their parameters.
@@ -179,6 +183,53 @@ pub struct StatArgs {
     /// PROGRAM (a word with a '/' or naming an existing file) and its arguments
     #[arg(value_name = "WORKLOAD [KEY=VALUE]...|PROGRAM [ARGS]...")]
     pub workload: Vec<String>,
+}
+
+/// `mobius record [-o FILE] [--sample N] [run options] -- WORKLOAD|PROGRAM [ARGS...]`.
+#[derive(Debug, Clone, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RecordArgs {
+    /// Write the records to FILE
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "mobius.data"
+    )]
+    pub output: PathBuf,
+    /// Record one fault in N (the first, then every Nth)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+    /// The guest's record ring, in records (faults between two drains beyond it are dropped, counted)
+    #[arg(long, value_name = "RECORDS", default_value_t = mobius_shared::record::DEFAULT_RING,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(mobius_shared::record::MAX_RING)))]
+    pub ring: u32,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The workload and its KEY=VALUE parameters (see `mobius list`), or a
+    /// PROGRAM (a word with a '/' or naming an existing file) and its arguments
+    #[arg(value_name = "WORKLOAD [KEY=VALUE]...|PROGRAM [ARGS]...")]
+    pub workload: Vec<String>,
+}
+
+/// `mobius report [-i FILE] [--sort KEYS] [--svg OUT.svg]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The file `mobius record` wrote
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        default_value = "mobius.data"
+    )]
+    pub input: PathBuf,
+    /// Tables to print, comma separated, in that order: area, process, symbol [default: all three]
+    #[arg(short = 's', long = "sort", value_name = "KEYS", value_delimiter = ',')]
+    pub sort: Vec<String>,
+    /// Also draw a heat map of faults over address and time to OUT.svg
+    #[arg(long, value_name = "OUT.svg")]
+    pub svg: Option<PathBuf>,
 }
 
 /// Options shared by every subcommand that boots a guest.

@@ -42,6 +42,7 @@ mod config;
 pub mod devices;
 pub mod error;
 mod outcome;
+pub mod record;
 pub mod seccomp;
 pub mod stats;
 mod stop;

@@ -28,6 +28,8 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Run(args) => run(&args, process_start),
         Command::Stat(args) => command::stat(&args),
+        Command::Record(args) => mobius::record::command::record(&args),
+        Command::Report(args) => mobius::record::report::report(&args),
         Command::Pack(args) => pack(&args),
         Command::List => command::list(),
     };

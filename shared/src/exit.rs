@@ -56,6 +56,9 @@ pub mod host {
     /// unreadable file, a size that is not whole sectors, `,rw` on a file
     /// that cannot be written, an unknown option, too many disks.
     pub const BAD_DISK: i32 = 66;
+    /// `mobius report`: the data file is missing or unreadable, not a
+    /// `mobius record` file, of an unknown version, truncated or corrupt.
+    pub const BAD_RECORD_FILE: i32 = 67;
     /// `/dev/kvm` is missing or not accessible.
     pub const KVM_UNAVAILABLE: i32 = 69;
     /// Any other host-side failure (KVM ioctl failed, out of host memory...).

@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(first[0][0], 3);
         r.consume(1);
         let second = r.oldest(99);
-        assert_eq!(second.iter().map(|s| s[0]).collect::<alloc::vec::Vec<_>>(), [10, 11]);
+        assert_eq!(
+            second.iter().map(|s| s[0]).collect::<alloc::vec::Vec<_>>(),
+            [10, 11]
+        );
         r.discard(5);
         assert!(r.is_empty());
         assert_eq!(r.dropped, 4);

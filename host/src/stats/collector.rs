@@ -23,6 +23,10 @@ pub const MAX_RETAINED_SNAPSHOTS: usize = 3;
 /// Called with each snapshot as it is decoded (for `mobius stat -I`).
 pub type SnapshotCallback = Box<dyn FnMut(&Snapshot) + Send>;
 
+/// Called with each fault-record frame (magic `MbRc`, undecoded: see
+/// [`mobius_shared::record`]) for `mobius record`.
+pub type RecordFrameCallback = Box<dyn FnMut(&[u8]) + Send>;
+
 /// Collects snapshots from frames: one per virtio descriptor chain, or one
 /// per serial statistics line.
 #[derive(Default)]
@@ -38,6 +42,7 @@ pub struct StatsCollector {
     notifications: u64,
     warned: bool,
     on_snapshot: Option<SnapshotCallback>,
+    on_record_frame: Option<RecordFrameCallback>,
 }
 
 impl std::fmt::Debug for StatsCollector {
@@ -92,6 +97,12 @@ impl StatsCollector {
     }
 
     fn decode(&mut self, frame: &[u8]) {
+        if let Some(cb) = self.on_record_frame.as_mut() {
+            if mobius_shared::record::is_record_frame(frame) {
+                cb(frame);
+                return;
+            }
+        }
         match Snapshot::decode(frame) {
             Ok(snap) => self.keep(snap),
             Err(e) => self.reject(e),
@@ -112,6 +123,12 @@ impl StatsCollector {
             self.first = Some(snap.clone());
         }
         self.latest = Some(snap);
+    }
+
+    /// Hand every fault-record frame to `cb` instead of decoding it as a
+    /// snapshot (without one, such a frame counts as a bad magic).
+    pub fn set_record_callback(&mut self, cb: RecordFrameCallback) {
+        self.on_record_frame = Some(cb);
     }
 
     /// Call `cb` with every snapshot as soon as it is decoded.

@@ -59,34 +59,47 @@ pub fn summary_line(snap: Option<&Snapshot>) -> Option<String> {
 }
 
 /// What `stat` runs: its title, the guest command line, the initramfs.
-type Target = (String, String, Option<Vec<u8>>);
+pub(crate) type Target = (String, String, Option<Vec<u8>>);
 
 /// The workload words or PROGRAM after `--`: a word with a '/' or naming an
 /// existing file is a PROGRAM, packed into an initramfs; otherwise a
 /// built-in workload.
 fn target(args: &StatArgs) -> Result<Target, StatError> {
-    let program = match args.workload.first() {
+    target_of(&args.workload, &args.run, args.interval)
+}
+
+/// [`target`] for any subcommand that runs `workload` (`stat`, `record`).
+pub(crate) fn target_of(
+    workload: &[String],
+    run: &crate::cli::RunArgs,
+    interval: Option<u64>,
+) -> Result<Target, StatError> {
+    let program: Vec<OsString> = match workload.first() {
         Some(word) if is_program_word(OsStr::new(word)) => {
-            args.workload.iter().map(OsString::from).collect()
+            workload.iter().map(OsString::from).collect()
         }
         _ => Vec::new(),
     };
     let (title, line) = if program.is_empty() {
-        workload_cmdline(args)?
+        workload_cmdline(workload, run, interval)?
     } else {
-        let mut line = args.run.cmdline.trim().to_string();
-        if let Some(ms) = args.interval {
+        let mut line = run.cmdline.trim().to_string();
+        if let Some(ms) = interval {
             line.push_str(&format!(" stats_interval_ms={ms}"));
         }
-        (args.workload.join(" "), line.trim().to_string())
+        (workload.join(" "), line.trim().to_string())
     };
-    let initramfs = args.run.archive.spec(&program).build()?;
+    let initramfs = run.archive.spec(&program).build()?;
     Ok((title, line, initramfs))
 }
 
 /// Check the workload words and build the guest command line for them.
-fn workload_cmdline(args: &StatArgs) -> Result<(String, String), StatError> {
-    let Some((name, params)) = args.workload.split_first() else {
+fn workload_cmdline(
+    workload: &[String],
+    run: &crate::cli::RunArgs,
+    interval: Option<u64>,
+) -> Result<(String, String), StatError> {
+    let Some((name, params)) = workload.split_first() else {
         return Err(StatError::NoWorkload);
     };
     let w = workloads::find(name).ok_or_else(|| StatError::UnknownWorkload(name.clone()))?;
@@ -106,10 +119,10 @@ fn workload_cmdline(args: &StatArgs) -> Result<(String, String), StatError> {
         workload: name.clone(),
         why: e.to_string(),
     })?;
-    let title = args.workload.join(" ");
-    let mut line = args.run.cmdline.trim().to_string();
+    let title = workload.join(" ");
+    let mut line = run.cmdline.trim().to_string();
     line.push_str(&format!(" workload={name} {words}"));
-    if let Some(ms) = args.interval {
+    if let Some(ms) = interval {
         line.push_str(&format!(" stats_interval_ms={ms}"));
     }
     Ok((title, line.trim().to_string()))
