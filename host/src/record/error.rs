@@ -6,7 +6,7 @@ use mobius_shared::exit::host;
 /// A data file that cannot be read as one.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordFileError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot open: {source}")]
     Open {
         path: PathBuf,
         source: std::io::Error,

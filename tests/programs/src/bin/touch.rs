@@ -2,6 +2,9 @@
 //! private) or raw brk, check each reads as zero, write one byte per page,
 //! read them all back; then give the memory back (munmap / brk shrink) and,
 //! for brk, grow again and check the pages are zero-filled again.
+//! `touch read N`: the mmap case, but the pages are first filled by one
+//! `read` of `/dev/zero` into all N (the kernel faults them in, inside one
+//! system call).
 //! Prints `touched N pages`.
 
 use mobius_test_programs::sys::*;
@@ -18,6 +21,10 @@ fn pattern(i: usize) -> u8 {
 ///
 /// # Safety
 /// `[base, base + pages * PAGE_SIZE)` must be mapped read-write and unused.
+///
+/// Never inlined: `mobius report` names it as the function whose faults
+/// these are.
+#[inline(never)]
 unsafe fn touch(base: usize, pages: usize) -> Result<(), (usize, u8, u8)> {
     for i in 0..pages {
         let p = (base + i * PAGE_SIZE) as *mut u8;
@@ -49,13 +56,16 @@ fn report(what: &str, base: usize, r: Result<(), (usize, u8, u8)>) {
     }
 }
 
-fn with_mmap(pages: usize) {
+fn with_mmap(pages: usize, read_first: bool) {
     let len = pages * PAGE_SIZE;
     let base = mmap_anon(len, PROT_READ | PROT_WRITE);
     if is_err(base) {
         die(PROG, &format!("mmap({len}) = {base}"));
     }
     let base = base as usize;
+    if read_first {
+        fill_from_dev_zero(base, len);
+    }
     // SAFETY: the fresh mapping is ours and read-write.
     report("mmap", base, unsafe { touch(base, pages) });
     // SAFETY: unmapping our own mapping, no longer referenced.
@@ -63,6 +73,20 @@ fn with_mmap(pages: usize) {
     if r != 0 {
         die(PROG, &format!("munmap({base:#x}, {len}) = {r}"));
     }
+}
+
+/// One `read` of `/dev/zero` into `[base, base + len)`.
+fn fill_from_dev_zero(base: usize, len: usize) {
+    let fd = open(b"/dev/zero", O_RDONLY | O_CLOEXEC);
+    if is_err(fd) {
+        die(PROG, &format!("open /dev/zero = {fd}"));
+    }
+    // SAFETY: the buffer is our fresh read-write mapping of `len` bytes.
+    let n = unsafe { syscall3(SYS_READ, fd as usize, base, len) };
+    if n != len as isize {
+        die(PROG, &format!("read /dev/zero into {len} bytes = {n}"));
+    }
+    close(fd);
 }
 
 fn with_brk(pages: usize) {
@@ -105,16 +129,17 @@ fn with_brk(pages: usize) {
 fn main() {
     let a = args(PROG);
     if a.len() != 2 {
-        die(PROG, "usage: touch mmap|brk PAGES");
+        die(PROG, "usage: touch mmap|brk|read PAGES");
     }
     let pages = parse_num(PROG, "PAGES", &a[1]) as usize;
     if pages == 0 || pages > (1 << 20) {
         die(PROG, "PAGES must be 1..=1048576");
     }
     match a[0].as_str() {
-        "mmap" => with_mmap(pages),
+        "mmap" => with_mmap(pages, false),
+        "read" => with_mmap(pages, true),
         "brk" => with_brk(pages),
-        m => die(PROG, &format!("unknown mode {m:?} (mmap or brk)")),
+        m => die(PROG, &format!("unknown mode {m:?} (mmap, brk or read)")),
     }
     println!("touched {pages} pages");
 }
