@@ -14,7 +14,7 @@ CMDLINE    ?= workload=hello
 QEMU       ?= qemu-system-x86_64
 QEMU_ACCEL := $(shell test -w /dev/kvm && echo kvm || echo tcg)
 
-.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs bench-floods bench-fork profile toolchain lint fmt clean fuzz fuzz-smoke fuzz-tools
+.PHONY: run programs test guest qemu bench bench-boot bench-faults bench-programs bench-floods bench-fork bench-record profile toolchain lint fmt clean fuzz fuzz-smoke fuzz-tools
 
 ## The guest and host targets. rust-toolchain.toml names them, but rustup adds a
 ## toolchain file's targets only when it installs the toolchain: a machine that
@@ -53,7 +53,7 @@ qemu: guest
 	echo "make qemu: guest status $$s"; exit $$s
 
 ## All benchmarks: boot, then page faults (guest beside Linux).
-bench: bench-boot bench-faults bench-programs bench-floods bench-fork
+bench: bench-boot bench-faults bench-programs bench-floods bench-fork bench-record
 
 ## Page-fault benchmark: guest fault-bench beside Linux doing the same work.
 ## AREAS=100000 is issue 3's many-areas case (~2.5 min: creating and freeing
@@ -75,6 +75,13 @@ bench-programs: guest programs
 bench-fork: guest programs
 	$(CARGO) build --release -p mobius
 	python3 bench/fork.py --mobius $(MOBIUS) --programs $(PROGRAMS)
+
+## mobius record overhead (issue 11 item 4): faults/s under run, stat -I 100,
+## record and record --sample 16, on seq-touch and touch mmap 2000.
+RECORD_RUNS ?= 5
+bench-record: guest programs
+	$(CARGO) build --release -p mobius
+	python3 bench/record.py --mobius $(MOBIUS) --programs $(PROGRAMS) --runs $(RECORD_RUNS)
 
 ## Hostile-guest floods: the host's peak RSS after 1 s and 10 s of each
 ## flood, and its CPU per guest second (issue 12's measurements).

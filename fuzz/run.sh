@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
     # line (16 KiB of digits), and one byte more; libFuzzer's default is
     # the larger of 4096 and the largest seed.
     case $t in
-        stats_frame) len=(-max_len=8300) ;;
+        stats_frame | record_frame) len=(-max_len=8300) ;;
         stats_serial) len=(-max_len=16600) ;;
         *) len=() ;;
     esac

@@ -332,6 +332,41 @@ fn cpio_seeds(c: &Corpus, program: &[u8]) {
     }
 }
 
+/// Record frames as the guest sends them: empty and final, one record,
+/// and a full frame of every kind, access and area.
+fn record_seeds(c: &Corpus) {
+    use mobius_shared::record::{FaultRecord, FrameHeader, MAX_RECORDS_PER_FRAME};
+    for (name, n, last) in [("empty-final", 0u32, true), ("one", 1, false), ("full", MAX_RECORDS_PER_FRAME as u32, false)] {
+        let h = FrameHeader {
+            last,
+            seq: 0,
+            count: n,
+            dropped: 3,
+            seen: 1000,
+            tsc_khz: 2_596_000,
+            sample: 1,
+            ring: 4096,
+        };
+        let mut frame = h.to_bytes().to_vec();
+        for i in 0..n {
+            let r = FaultRecord {
+                tsc: 1_000_000 + u64::from(i) * 977,
+                addr: 0x5555_5555_4000 + u64::from(i) * 4096 + 8,
+                rip: if i % 3 == 0 { 0 } else { 0x5555_5555_e9cb },
+                area_base: 0x5555_5555_4000,
+                cycles: 1_500_000,
+                pid: 1 + i % 4,
+                kind: (i % FaultKind::COUNT as u32) as u8,
+                access: (i % 128) as u8,
+                area_type: (i % 6) as u8,
+                area_flags: (i % 8) as u8,
+            };
+            frame.extend_from_slice(&r.to_bytes());
+        }
+        c.put("record_frame", name, &frame);
+    }
+}
+
 fn main() {
     let dir = std::env::args_os()
         .nth(1)
@@ -341,6 +376,7 @@ fn main() {
     let kernel = elf_seeds(&c);
     cmdline_seeds(&c);
     stats_seeds(&c);
+    record_seeds(&c);
     cpio_seeds(&c, &kernel);
     println!("seeds written to {}", c.0.display());
 }

@@ -164,8 +164,12 @@ fn build_id(notes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Rust's legacy mangling (`_ZN4core3fmt5write17h0123456789abcdefE`) as
-/// a path (`core::fmt::write`), without the hash; anything else unchanged.
+/// a path (`core::fmt::write`), without the hash, and its v0 mangling
+/// ([`super::v0`]); anything else unchanged.
 pub fn demangle(name: &str) -> String {
+    if name.starts_with("_R") {
+        return super::v0::demangle(name).unwrap_or_else(|| name.to_string());
+    }
     let Some(mut rest) = name.strip_prefix("_ZN") else {
         return name.to_string();
     };

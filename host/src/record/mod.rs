@@ -9,8 +9,8 @@
 //! streams their records into the data file ([`file`]); the host keeps
 //! counts, never the records. `report` reads the file back and prints
 //! faults and cycles by area, by process and by function ([`report`]), the
-//! functions found in the programs' ELF symbols ([`elf`]), and draws a
-//! heat map ([`svg`]).
+//! functions found in the programs' ELF symbols ([`elf`], [`v0`]), and
+//! draws a heat map ([`svg`]).
 pub mod command;
 pub mod elf;
 pub mod error;
@@ -18,5 +18,6 @@ pub mod file;
 pub mod report;
 pub mod sink;
 pub mod svg;
+pub mod v0;
 
 pub use error::{RecordError, RecordFileError};

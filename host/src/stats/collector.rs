@@ -43,6 +43,7 @@ pub struct StatsCollector {
     warned: bool,
     on_snapshot: Option<SnapshotCallback>,
     on_record_frame: Option<RecordFrameCallback>,
+    record_frames: u64,
 }
 
 impl std::fmt::Debug for StatsCollector {
@@ -97,11 +98,14 @@ impl StatsCollector {
     }
 
     fn decode(&mut self, frame: &[u8]) {
-        if let Some(cb) = self.on_record_frame.as_mut() {
-            if mobius_shared::record::is_record_frame(frame) {
+        if mobius_shared::record::is_record_frame(frame) {
+            // Fault records (`record=N` on the command line): `mobius
+            // record`'s, counted and left alone by everyone else.
+            self.record_frames = self.record_frames.saturating_add(1);
+            if let Some(cb) = self.on_record_frame.as_mut() {
                 cb(frame);
-                return;
             }
+            return;
         }
         match Snapshot::decode(frame) {
             Ok(snap) => self.keep(snap),
@@ -125,8 +129,8 @@ impl StatsCollector {
         self.latest = Some(snap);
     }
 
-    /// Hand every fault-record frame to `cb` instead of decoding it as a
-    /// snapshot (without one, such a frame counts as a bad magic).
+    /// Hand every fault-record frame to `cb` (without one, such frames are
+    /// only counted: [`StatsCollector::record_frames`]).
     pub fn set_record_callback(&mut self, cb: RecordFrameCallback) {
         self.on_record_frame = Some(cb);
     }
@@ -197,6 +201,11 @@ impl StatsCollector {
         self.notifications = self.notifications.saturating_add(1);
     }
 
+    /// Fault-record frames seen ([`mobius_shared::record`]).
+    pub fn record_frames(&self) -> u64 {
+        self.record_frames
+    }
+
     /// Virtio notifications seen (0 when the guest used the serial fallback).
     pub fn notifications(&self) -> u64 {
         self.notifications
@@ -252,6 +261,26 @@ mod tests {
         let mut s = sample(n);
         s.reason = SnapshotReason::Interval;
         s
+    }
+
+    #[test]
+    fn record_frames_go_to_their_callback_or_are_only_counted() {
+        let record = mobius_shared::record::FrameHeader {
+            sample: 1,
+            ..Default::default()
+        }
+        .to_bytes();
+        let mut c = StatsCollector::new();
+        c.push_frame(&record);
+        assert_eq!((c.record_frames(), c.decoded()), (1, 0));
+        assert!(c.errors().summary().is_none(), "not a bad frame");
+        let got = Arc::new(Mutex::new(0usize));
+        let seen = Arc::clone(&got);
+        c.set_record_callback(Box::new(move |f| *seen.lock().expect("lock") += f.len()));
+        c.push_frame(&record);
+        c.push_frame(&frame(&sample(3)));
+        assert_eq!(*got.lock().expect("lock"), record.len());
+        assert_eq!((c.record_frames(), c.decoded()), (2, 1));
     }
 
     #[test]
