@@ -80,9 +80,47 @@ pub fn handle_locked<'a, M: Mmu>(
 ) -> FaultOutcome {
     let t0 = vm.now();
     if let Some(outcome) = vm.fault_fast(space, addr, access, t0) {
+        if super::record::on() && super::record::sampled() {
+            record_fast(&vm, space, addr, access, outcome, t0);
+        }
         return outcome;
     }
     handle_slow(vmm, vm, space, addr, access, t0)
+}
+
+/// Record a fault the short path resolved (only while recording): its
+/// cycles are taken again here, a few instructions after the statistics'.
+#[cold]
+#[inline(never)]
+fn record_fast<M: Mmu>(
+    vm: &super::vmm::Vmm<M>,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+    outcome: FaultOutcome,
+    t0: u64,
+) {
+    let Some(kind) = outcome.kind() else { return };
+    let pool = (kind == FaultKind::DemandZero).then_some(FaultKind::ZeroPoolHit);
+    let cycles = vm.now().saturating_sub(t0);
+    vm.record_fault_event(space, addr, access, kind, pool, t0, cycles);
+}
+
+/// Record a fault the long path resolved (only while recording).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn record_slow<M: Mmu>(
+    vm: &super::vmm::Vmm<M>,
+    space: SpaceId,
+    addr: VirtAddr,
+    access: Access,
+    kind: FaultKind,
+    pool: Option<FaultKind>,
+    t0: u64,
+    cycles: u64,
+) {
+    vm.record_fault_event(space, addr, access, kind, pool, t0, cycles);
 }
 
 /// Everything [`Vmm::fault_fast`](super::vmm::Vmm::fault_fast) declines,
@@ -117,7 +155,9 @@ fn handle_slow<'a, M: Mmu>(
     };
     let cycles = vm.record_fault(outcome, pool, t0);
     if let (true, Some(kind)) = (super::record::on(), outcome.kind()) {
-        vm.record_fault_event(space, addr, access, kind, pool, t0, cycles);
+        if super::record::sampled() {
+            record_slow(&vm, space, addr, access, kind, pool, t0, cycles);
+        }
     }
     outcome
 }

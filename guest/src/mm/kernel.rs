@@ -192,14 +192,8 @@ fn page_fault(frame: &trap::TrapFrame, cr2: u64) -> bool {
         user: e & 4 != 0,
         instruction: e & 16 != 0,
     };
-    let recording = crate::mm::record::on();
-    if recording {
-        crate::mm::record::set_trap_rip(frame.rip);
-    }
+    crate::mm::record::set_trap_rip(frame.rip);
     let outcome = crate::mm::fault::handle_locked(vmm, guard, current_space(), cr2, access);
-    if recording {
-        crate::mm::record::set_trap_rip(0);
-    }
     if !outcome.is_resolved() && !access.user {
         report::note_fault(cr2, access, outcome);
     }

@@ -3,9 +3,11 @@
 //! to and the kernel drains to the host (`crate::recorder`, in the kernel).
 //!
 //! With recording off (the default) the fault path pays one load and one
-//! predictable branch ([`on`]). With it on, a recorded fault costs the
-//! sampling countdown, the six stores of a record and the ring's indices:
-//! the record is built in registers, nothing is encoded. The fault path
+//! predictable branch ([`on`]), and the trap hooks one store of the
+//! instruction pointer ([`set_trap_rip`]). With it on, every fault pays
+//! the sampling countdown ([`sampled`]); a recorded one also the six
+//! stores of a record and the ring's indices: the record is built in
+//! registers, nothing is encoded. The fault path
 //! never sends anything: it only asks for a drain ([`drain_wanted`]) once
 //! the ring is half full, and the kernel drains at its next safe point. A
 //! record that finds the ring full is dropped and counted.
@@ -25,10 +27,16 @@ static ON: AtomicBool = AtomicBool::new(false);
 static DRAIN_WANTED: AtomicBool = AtomicBool::new(false);
 /// The running process, 0 for the kernel (set by the scheduler).
 static PID: AtomicU32 = AtomicU32::new(0);
-/// The instruction pointer of the CPU trap being handled, 0 outside one.
+/// The instruction pointer of the CPU trap that raised the fault being
+/// handled; 0 for a fault the kernel raises itself (a user copy).
 static TRAP_RIP: AtomicU64 = AtomicU64::new(0);
 /// Records lost because the ring was busy (a fault while it drained).
 static BUSY_DROPS: AtomicU64 = AtomicU64::new(0);
+/// Faults seen while recording, sampled or not.
+static SEEN: AtomicU64 = AtomicU64::new(0);
+/// Faults to skip before the next recorded one, and the sample period.
+static COUNTDOWN: AtomicU32 = AtomicU32::new(0);
+static SAMPLE: AtomicU32 = AtomicU32::new(1);
 static RING: Mutex<Option<Ring>> = Mutex::new(None);
 
 /// Whether faults are being recorded: the one check on the fault path.
@@ -54,6 +62,8 @@ pub fn start(sample: u32, capacity: u32, tsc_khz: u64) -> bool {
         return false;
     };
     *RING.lock() = Some(ring);
+    SAMPLE.store(sample, Ordering::Relaxed);
+    COUNTDOWN.store(0, Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
     true
 }
@@ -64,8 +74,10 @@ pub fn set_pid(pid: u32) {
     PID.store(pid, Ordering::Relaxed);
 }
 
-/// Set the instruction pointer of the trap being handled (0 when it ends).
-#[inline]
+/// Set the instruction pointer of the fault about to be handled: the
+/// trap's, or 0 for a fault the kernel raises itself. One store, whether
+/// recording or not (cheaper than asking).
+#[inline(always)]
 pub fn set_trap_rip(rip: u64) {
     TRAP_RIP.store(rip, Ordering::Relaxed);
 }
@@ -97,19 +109,41 @@ pub struct Fault {
     pub area: AreaTag,
 }
 
-/// Record `f` (call only when [`on`]): sampled, then appended, or dropped
-/// and counted when the ring is full or busy.
-#[cold]
-#[inline(never)]
+/// Count a fault (call only when [`on`]); whether it is the one in N to
+/// record (the first is). A few instructions: the fault path asks this
+/// before it builds anything.
+#[inline]
+pub fn sampled() -> bool {
+    SEEN.fetch_add(1, Ordering::Relaxed);
+    let (take, next) = sample_step(
+        COUNTDOWN.load(Ordering::Relaxed),
+        SAMPLE.load(Ordering::Relaxed),
+    );
+    COUNTDOWN.store(next, Ordering::Relaxed);
+    take
+}
+
+/// One step of the sampling countdown: whether to take this fault, and
+/// the next countdown.
+#[inline(always)]
+pub const fn sample_step(countdown: u32, sample: u32) -> (bool, u32) {
+    if countdown > 0 {
+        (false, countdown - 1)
+    } else {
+        (true, sample.saturating_sub(1))
+    }
+}
+
+/// Append `f` (a fault [`sampled`] chose) to the ring, or drop it and
+/// count it when the ring is full or busy. Inlined into the fault path's
+/// one out-of-line recording call.
+#[inline(always)]
 pub fn record(f: &Fault) {
     let Some(mut guard) = RING.try_lock() else {
         BUSY_DROPS.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let Some(ring) = guard.as_mut() else { return };
-    if !ring.sampled() {
-        return;
-    }
     let rip = TRAP_RIP.load(Ordering::Relaxed);
     let r = to_record(f, PID.load(Ordering::Relaxed), rip);
     if ring.push(r.to_words()) && ring.half_full() {
@@ -119,22 +153,17 @@ pub fn record(f: &Fault) {
 
 /// The wire record of `f` for process `pid`, raised at `rip` (0: not by a
 /// CPU trap).
+#[inline(always)]
 pub fn to_record(f: &Fault, pid: u32, rip: u64) -> FaultRecord {
     let a = f.access;
-    let mut bits = 0;
-    for (on, bit) in [
-        (a.write, access::WRITE),
-        (a.user, access::USER),
-        (a.instruction, access::EXEC),
-        (a.present, access::PRESENT),
-        (rip != 0, access::TRAP),
-        (f.pool == Some(FaultKind::ZeroPoolHit), access::POOL_HIT),
-        (f.pool == Some(FaultKind::ZeroPoolMiss), access::POOL_MISS),
-    ] {
-        if on {
-            bits |= bit;
-        }
-    }
+    let bit = |on: bool, bit: u8| if on { bit } else { 0 };
+    let bits = bit(a.write, access::WRITE)
+        | bit(a.user, access::USER)
+        | bit(a.instruction, access::EXEC)
+        | bit(a.present, access::PRESENT)
+        | bit(rip != 0, access::TRAP)
+        | bit(f.pool == Some(FaultKind::ZeroPoolHit), access::POOL_HIT)
+        | bit(f.pool == Some(FaultKind::ZeroPoolMiss), access::POOL_MISS);
     FaultRecord {
         tsc: f.t0,
         addr: f.addr,
@@ -157,9 +186,6 @@ pub struct Ring {
     /// Records waiting to be sent.
     len: usize,
     sample: u32,
-    /// Faults to skip before the next recorded one.
-    countdown: u32,
-    seen: u64,
     dropped: u64,
     seq: u32,
     tsc_khz: u64,
@@ -174,24 +200,10 @@ impl Ring {
             next: 0,
             len: 0,
             sample: sample.max(1),
-            countdown: 0,
-            seen: 0,
             dropped: 0,
             seq: 0,
             tsc_khz,
         })
-    }
-
-    /// Count a fault; whether it is the one in `sample` to record.
-    #[inline]
-    pub fn sampled(&mut self) -> bool {
-        self.seen = self.seen.wrapping_add(1);
-        if self.countdown > 0 {
-            self.countdown -= 1;
-            return false;
-        }
-        self.countdown = self.sample - 1;
-        true
     }
 
     /// Append a record; `false` (dropped, counted) when the ring is full.
@@ -243,7 +255,7 @@ impl Ring {
             dropped: self
                 .dropped
                 .wrapping_add(BUSY_DROPS.load(Ordering::Relaxed)),
-            seen: self.seen,
+            seen: SEEN.load(Ordering::Relaxed),
             tsc_khz: self.tsc_khz,
             sample: self.sample,
             ring: self.slots.len() as u32,
@@ -320,11 +332,20 @@ mod tests {
 
     #[test]
     fn samples_one_in_n_from_the_first() {
-        let mut r = Ring::new(8, 4, 0).expect("heap");
-        let taken: alloc::vec::Vec<bool> = (0..9).map(|_| r.sampled()).collect();
+        let mut countdown = 0;
+        let taken: alloc::vec::Vec<bool> = (0..9)
+            .map(|_| {
+                let (take, next) = sample_step(countdown, 4);
+                countdown = next;
+                take
+            })
+            .collect();
         let expect = [true, false, false, false, true, false, false, false, true];
         assert_eq!(taken, expect);
-        assert_eq!(r.seen, 9);
+        assert!(
+            (0..5).all(|_| sample_step(0, 1) == (true, 0)),
+            "every fault"
+        );
     }
 
     #[test]

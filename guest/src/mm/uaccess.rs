@@ -62,6 +62,8 @@ fn user_frame<M: Mmu>(
             instruction: false,
             present,
         };
+        // Not a CPU trap: a fault record gets no instruction pointer.
+        super::record::set_trap_rip(0);
         if !fault::handle(vmm, space, page, access).is_resolved() {
             return Err(BadAddress);
         }

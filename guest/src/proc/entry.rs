@@ -92,14 +92,8 @@ fn page_fault(frame: &mut TrapFrame) {
         user: true,
         instruction: e & 16 != 0,
     };
-    let recording = crate::mm::record::on();
-    if recording {
-        crate::mm::record::set_trap_rip(frame.rip);
-    }
+    crate::mm::record::set_trap_rip(frame.rip);
     let outcome = fault::handle(crate::kvmm::vmm(), space, cr2, access);
-    if recording {
-        crate::mm::record::set_trap_rip(0);
-    }
     if outcome.is_resolved() {
         return;
     }

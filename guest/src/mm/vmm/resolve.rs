@@ -169,16 +169,10 @@ impl Hint {
     /// The area as a fault record names it.
     fn area_tag(&self) -> record::AreaTag {
         use mobius_shared::record::area_flags as f;
-        let mut flags = 0;
-        for (on, bit) in [
-            (self.flags.is_user(), f::USER),
-            (self.may_write, f::WRITE),
-            (!self.no_exec, f::EXEC),
-        ] {
-            if on {
-                flags |= bit;
-            }
-        }
+        let bit = |on: bool, bit: u8| if on { bit } else { 0 };
+        let flags = bit(self.flags.is_user(), f::USER)
+            | bit(self.may_write, f::WRITE)
+            | bit(!self.no_exec, f::EXEC);
         record::AreaTag {
             base: self.base,
             area_type: self.area as u8,
@@ -287,17 +281,14 @@ impl<M: Mmu> Vmm<M> {
         } else {
             self.stats.record(kind, cycles);
         }
-        if record::on() {
-            let pool = (kind == FaultKind::DemandZero).then_some(FaultKind::ZeroPoolHit);
-            self.record_fault_event(space, addr, access, kind, pool, t0, cycles);
-        }
         Some(FaultOutcome::Resolved(kind))
     }
 
-    /// Hand a fault to the recorder (`mobius record`), with what the hint
-    /// knows of its area. Only called while recording.
-    #[cold]
-    #[inline(never)]
+    /// Hand a fault [`record::sampled`] chose to the recorder (`mobius
+    /// record`), with what the hint knows of its area.
+    /// Inlined into its two cold callers in `mm::fault`, so that a record
+    /// costs one call.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_fault_event(
         &self,
