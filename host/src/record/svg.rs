@@ -180,7 +180,7 @@ fn render(
     keys.sort();
     for (&(col, row, i), &n) in keys {
         let x = LEFT + col * CELL_W;
-        let y = band_y(i) + (row - 0) * ROW_H;
+        let y = band_y(i) + row * ROW_H;
         let _ = writeln!(
             s,
             r#"<rect class="cell" x="{x}" y="{y}" width="{CELL_W}" height="{ROW_H}" fill="{}" data-count="{n}"><title>{n} faults</title></rect>"#,
