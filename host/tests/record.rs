@@ -342,9 +342,9 @@ fn fault(tsc: u64, pid: u32, base: u64, addr: u64) -> FaultRecord {
 #[test]
 fn svg_cells_of_a_known_recording() {
     let dir = tempfile::tempdir().expect("tmp");
-    // Area A: one page, touched once per time column (120 columns): 120
-    // cells. Area B: 16 pages touched in the first instant: one column,
-    // each page in its own row or sharing one (12 rows for 16 pages).
+    // Area A: one page (a band of 2 rows, the top one used), touched once
+    // per time column (120 columns): 120 cells. Area B: 16 pages touched
+    // in the first instant: one column, 12 rows for its 16 pages.
     let mut recs: Vec<FaultRecord> = (0..120)
         .map(|i| fault(i * 1000, 1, 0x10000, 0x10000))
         .collect();
@@ -365,7 +365,7 @@ fn svg_cells_of_a_known_recording() {
     // 16 pages in 12 rows: row = page * 12 / 16, 12 distinct rows.
     assert_eq!(cells.len(), 120 + 12, "{text}");
     assert_eq!(cells.iter().sum::<u64>(), 136);
-    assert_eq!(attr(&text, "data-rows"), Some(1 + 12));
+    assert_eq!(attr(&text, "data-rows"), Some(2 + 12));
     let t = stdout(&rep);
     let r = rows(&t);
     assert_eq!(r[0].0, 120, "{t}");

@@ -25,10 +25,11 @@ const LEFT: u64 = 330;
 const TOP: u64 = 60;
 const BAND_GAP: u64 = 6;
 
-/// Rows of a band spanning `pages` pages: 2 + 2 log2(pages), at most 40.
+/// Rows of a band spanning `pages` pages: 2 + 2 log2(pages), at most 40,
+/// at most one per page but at least 2 (room for its label).
 pub fn band_rows(pages: u64) -> u64 {
     let log = 64 - pages.max(1).leading_zeros() as u64;
-    (2 + 2 * log).min(40).min(pages.max(1))
+    (2 + 2 * log).min(40).min(pages.max(2))
 }
 
 struct Layout {
@@ -267,7 +268,7 @@ mod tests {
 
     #[test]
     fn rows_grow_with_the_log_of_the_span() {
-        assert_eq!(band_rows(1), 1);
+        assert_eq!(band_rows(1), 2);
         assert_eq!(band_rows(2), 2);
         assert_eq!(band_rows(16), 12);
         assert_eq!(band_rows(2000), 24);
