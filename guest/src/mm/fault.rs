@@ -38,7 +38,11 @@ pub fn handle<M: Mmu>(
     if let Some(w) = READ_WAITS.get() {
         let mut waits = 0;
         while outcome == FaultOutcome::Retry && waits < MAX_READ_WAITS {
+            // Other threads trap while this one sleeps: keep its fault's
+            // instruction pointer for the fault recorder.
+            let rip = super::record::trap_rip();
             (w.wait)();
+            super::record::set_trap_rip(rip);
             outcome = handle_locked(vmm, vmm.lock(), space, addr, access);
             waits += 1;
         }

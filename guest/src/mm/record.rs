@@ -82,6 +82,12 @@ pub fn set_trap_rip(rip: u64) {
     TRAP_RIP.store(rip, Ordering::Relaxed);
 }
 
+/// The instruction pointer [`set_trap_rip`] stored last.
+#[inline]
+pub fn trap_rip() -> u64 {
+    TRAP_RIP.load(Ordering::Relaxed)
+}
+
 /// The ring, locked, if recording was started and nobody else holds it.
 pub fn try_ring() -> Option<MutexGuard<'static, Option<Ring>>> {
     RING.try_lock()
