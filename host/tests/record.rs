@@ -185,6 +185,12 @@ fn report_names_the_function_that_touched_the_pages() {
     );
     let (data, recs) = records(&path);
     assert_eq!(data.trailer.dropped, 0);
+    assert_eq!(
+        record_kinds(&recs),
+        summary_kinds(&stderr(&out)),
+        "{}",
+        explain(&out)
+    );
     assert!(
         data.trailer
             .processes
@@ -221,6 +227,93 @@ fn report_names_the_function_that_touched_the_pages() {
         rows(&text).iter().any(|(_, p)| p == "1 /bin/touch"),
         "{text}"
     );
+}
+
+/// The fault counts by kind of the run's one-line summary on stderr
+/// (`mobius: guest page faults: N (demand-zero 21, image 146, ...)`).
+fn summary_kinds(err: &str) -> Vec<(String, u64)> {
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("mobius: guest page faults: "))
+        .unwrap_or_else(|| panic!("no summary line in {err}"));
+    let inner = line
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or("");
+    let mut kinds: Vec<(String, u64)> = inner
+        .split(", ")
+        .filter_map(|kv| {
+            let (k, v) = kv.rsplit_once(' ')?;
+            Some((format!("faults.{k}"), v.parse().ok()?))
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// The records' counts by kind, named as the summary names them.
+fn record_kinds(recs: &[FaultRecord]) -> Vec<(String, u64)> {
+    let mut kinds: Vec<(String, u64)> = FaultKind::ALL
+        .iter()
+        .map(|k| {
+            let n = recs.iter().filter(|r| r.fault_kind() == *k).count() as u64;
+            (k.name().to_string(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn every_fault_of_a_pipeline_is_recorded_kind_by_kind() {
+    let test = "every_fault_of_a_pipeline_is_recorded_kind_by_kind";
+    if !kvm_or_skip(test) {
+        return;
+    }
+    let bb = Path::new("/bin/busybox");
+    if !bb.exists() {
+        if std::env::var("MOBIUS_REQUIRE_KVM").as_deref() == Ok("1") {
+            panic!("{test}: /bin/busybox missing (install busybox-static)");
+        }
+        eprintln!("{test}: skipped: no /bin/busybox");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    // Forks (copy-on-write, shared pages), execs and pipes: every fault
+    // path of the VMM and four processes.
+    let script = "seq 1 100 | sort -n | tail -n 1";
+    let (out, path) = record(
+        dir.path(),
+        "bb.data",
+        &["--", "/bin/busybox", "sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert_eq!(stdout(&out).trim(), "100");
+    let (data, recs) = records(&path);
+    assert_eq!(
+        (data.trailer.dropped, data.trailer.seen),
+        (0, recs.len() as u64)
+    );
+    // Exactly the faults the statistics counted, kind by kind.
+    assert_eq!(
+        record_kinds(&recs),
+        summary_kinds(&stderr(&out)),
+        "{}",
+        explain(&out)
+    );
+    let pids: BTreeSet<u32> = recs.iter().map(|r| r.pid).filter(|&p| p != 0).collect();
+    assert!(pids.len() >= 4, "{pids:?}");
+    for pid in &pids {
+        assert!(
+            data.trailer
+                .processes
+                .contains(&(*pid, "/bin/busybox".to_string())),
+            "{pid}: {:?}",
+            data.trailer.processes
+        );
+    }
 }
 
 #[test]
