@@ -83,7 +83,7 @@ fn seq_touch_records_every_fault_with_kind_and_address() {
         (t.records, t.seen, t.dropped, t.bad_frames),
         (2000, 2000, 0, 0)
     );
-    assert!(t.final_frame && t.tsc_khz > 0);
+    assert!(t.final_frame && data.header.tsc_khz > 0);
     assert_eq!(
         (data.header.sample, data.header.title.as_str()),
         (1, "seq-touch pages=2000")
@@ -400,17 +400,17 @@ fn synthetic(dir: &Path, records: &[FaultRecord]) -> PathBuf {
     let header = Header {
         sample: 1,
         ring: 64,
+        tsc_khz: 1000,
         title: "synthetic".into(),
         programs: Vec::new(),
     };
     let file = std::fs::File::create(&path).expect("create");
-    let mut w = Writer::new(file, &header).expect("header");
+    let mut w = Writer::new(file, &header);
     for r in records {
         w.records(&r.to_bytes());
     }
     let trailer = Trailer {
         seen: records.len() as u64,
-        tsc_khz: 1000,
         final_frame: true,
         ..Trailer::default()
     };

@@ -36,6 +36,7 @@ fn run_record(args: &RecordArgs) -> Result<i32, RecordError> {
     let header = Header {
         sample: args.sample,
         ring: args.ring,
+        tsc_khz: 0,
         title: title.clone(),
         programs: programs(args),
     };
@@ -45,10 +46,7 @@ fn run_record(args: &RecordArgs) -> Result<i32, RecordError> {
         source: e,
     })?;
     let fd = file.as_raw_fd();
-    let writer = Writer::new(file, &header).map_err(|e| RecordError::Write {
-        path: out.clone(),
-        source: e,
-    })?;
+    let writer = Writer::new(file, &header);
     let sink = Arc::new(Mutex::new(Sink::new(writer)));
     let mut config = args.run.config();
     config.cmdline = format!("{cmdline} record={} record_ring={}", args.sample, args.ring);

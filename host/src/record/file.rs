@@ -1,6 +1,7 @@
 //! The `mobius record` data file (`mobius.data`), version 1.
 //!
-//! A header written before the run, the records as they arrive (streamed
+//! A header (written with the first records, once the guest's first frame
+//! has told its TSC frequency), the records as they arrive (streamed
 //! through a `BufWriter`: the host never holds more than a buffer of them),
 //! and a trailer written when the run ends. Every integer is little-endian;
 //! a string is a `u32` byte length and that many UTF-8 bytes.
@@ -16,7 +17,8 @@
 //! | 20..24 | the guest's ring capacity in records |
 //! | 24..28 | bytes per record (48, [`mobius_shared::record::RECORD_LEN`]) |
 //! | 28..32 | `P`, the number of programs (at most 64) |
-//! | 32.. | the title (the workload words or PROGRAM and its arguments), a string |
+//! | 32..40 | the guest's TSC frequency in kHz, from its first record frame (0: unknown; no frame came) |
+//! | 40.. | the title (the workload words or PROGRAM and its arguments), a string |
 //! | | `P` programs, each: its guest path (string; `[kernel]` for the guest kernel), its host path (string, absolute; empty for the kernel bundled in `mobius`), its size (u64), FNV-1a 64 hash of its bytes (u64), then its GNU build id (string of raw bytes, empty when it has none) |
 //!
 //! Records: from byte `H` on, 48 bytes each, exactly as the guest sent them
@@ -33,11 +35,10 @@
 //! | 24..32 | faults the guest saw while recording (recorded, sampled out or dropped) |
 //! | 32..40 | record frames received |
 //! | 40..48 | record frames the host refused (malformed, unknown version) or found missing (a gap in the sequence numbers) |
-//! | 48..56 | the guest's TSC frequency in kHz (0: unknown) |
-//! | 56..60 | flags: bit 0, the guest's final frame arrived (its counts are the run's) |
-//! | 60..64 | the run's exit status (as `mobius` exits) |
-//! | 64..68 | `Q`, processes named (at most 1024) |
-//! | 68.. | `Q` processes, each: pid (u32), name (string: the path it was started as, as the guest's statistics carry it) |
+//! | 48..52 | flags: bit 0, the guest's final frame arrived (its counts are the run's) |
+//! | 52..56 | the run's exit status (as `mobius` exits) |
+//! | 56..60 | `Q`, processes named (at most 1024) |
+//! | 60.. | `Q` processes, each: pid (u32), name (string: the path it was started as, as the guest's statistics carry it) |
 //! | last 8 | `T`, the trailer's length, this field included |
 //!
 //! A reader checks the header, then the trailer from the end, then that the
@@ -62,7 +63,7 @@ const MAX_PROGRAMS: u32 = 64;
 const MAX_PROCESSES: u32 = 1024;
 const MAX_STRING: u32 = 64 * 1024;
 /// The trailer's fixed part, before the processes.
-const TRAILER_FIXED: u64 = 68;
+const TRAILER_FIXED: u64 = 60;
 
 /// A program whose instruction pointers the report resolves.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -84,6 +85,8 @@ pub const KERNEL: &str = "[kernel]";
 pub struct Header {
     pub sample: u32,
     pub ring: u32,
+    /// The guest's TSC frequency (0: unknown).
+    pub tsc_khz: u64,
     pub title: String,
     pub programs: Vec<Program>,
 }
@@ -96,7 +99,6 @@ pub struct Trailer {
     pub seen: u64,
     pub frames: u64,
     pub bad_frames: u64,
-    pub tsc_khz: u64,
     pub final_frame: bool,
     pub status: i32,
     pub processes: Vec<(u32, String)>,
@@ -126,6 +128,7 @@ impl Header {
         out.extend_from_slice(&(RECORD_LEN as u32).to_le_bytes());
         let programs = &self.programs[..self.programs.len().min(MAX_PROGRAMS as usize)];
         out.extend_from_slice(&(programs.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.tsc_khz.to_le_bytes());
         put_str(&mut out, self.title.as_bytes());
         for p in programs {
             put_str(&mut out, p.guest_path.as_bytes());
@@ -156,6 +159,7 @@ impl Header {
         if n > MAX_PROGRAMS {
             return Err(RecordFileError::Corrupt("header: too many programs"));
         }
+        let tsc_khz = c.u64()?;
         let title = c.string()?;
         let programs = (0..n)
             .map(|_| {
@@ -174,6 +178,7 @@ impl Header {
         Ok(Header {
             sample,
             ring,
+            tsc_khz,
             title,
             programs,
         })
@@ -190,7 +195,6 @@ impl Trailer {
             self.seen,
             self.frames,
             self.bad_frames,
-            self.tsc_khz,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -219,7 +223,6 @@ impl Trailer {
             seen: c.u64()?,
             frames: c.u64()?,
             bad_frames: c.u64()?,
-            tsc_khz: c.u64()?,
             final_frame: c.u32()? & 1 != 0,
             status: c.u32()? as i32,
             processes: Vec::new(),
@@ -279,42 +282,62 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Streams a data file: the header at once, records as they come, the
-/// trailer at the end. Write errors are kept (the first one) and reported
-/// by [`Writer::finish`]; nothing more is written after one.
+/// Streams a data file: the header with the first records (or at the
+/// end), records as they come, the trailer at the end. Write errors are
+/// kept (the first one) and reported by [`Writer::finish`]; nothing more is
+/// written after one.
 pub struct Writer<W: Write> {
     out: Option<BufWriter<W>>,
+    /// The header, until it is written.
+    header: Option<Header>,
     error: Option<std::io::Error>,
     records: u64,
     bytes: u64,
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(out: W, header: &Header) -> Result<Self, std::io::Error> {
-        let mut out = BufWriter::with_capacity(64 * 1024, out);
-        let head = header.to_bytes();
-        out.write_all(&head)?;
-        Ok(Writer {
-            out: Some(out),
+    pub fn new(out: W, header: &Header) -> Self {
+        Writer {
+            out: Some(BufWriter::with_capacity(64 * 1024, out)),
+            header: Some(header.clone()),
             error: None,
             records: 0,
-            bytes: head.len() as u64,
-        })
+            bytes: 0,
+        }
     }
 
-    /// Append records (whole ones, [`RECORD_LEN`] bytes each).
-    pub fn records(&mut self, bytes: &[u8]) {
+    /// The guest's TSC frequency, for the header if it is not written yet.
+    pub fn set_tsc_khz(&mut self, khz: u64) {
+        if let Some(h) = self.header.as_mut() {
+            h.tsc_khz = khz;
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
         let Some(out) = self.out.as_mut() else { return };
-        let whole = bytes.len() - bytes.len() % RECORD_LEN;
-        match out.write_all(&bytes[..whole]) {
-            Ok(()) => {
-                self.records += (whole / RECORD_LEN) as u64;
-                self.bytes += whole as u64;
-            }
+        match out.write_all(bytes) {
+            Ok(()) => self.bytes += bytes.len() as u64,
             Err(e) => {
                 self.error = Some(e);
                 self.out = None;
             }
+        }
+    }
+
+    fn write_header(&mut self) {
+        if let Some(h) = self.header.take() {
+            self.write(&h.to_bytes());
+        }
+    }
+
+    /// Append records (whole ones, [`RECORD_LEN`] bytes each).
+    pub fn records(&mut self, bytes: &[u8]) {
+        self.write_header();
+        let whole = bytes.len() - bytes.len() % RECORD_LEN;
+        let before = self.bytes;
+        self.write(&bytes[..whole]);
+        if self.bytes > before {
+            self.records += (whole / RECORD_LEN) as u64;
         }
     }
 
@@ -323,7 +346,7 @@ impl<W: Write> Writer<W> {
         self.records
     }
 
-    /// Bytes written so far (header and records).
+    /// Bytes written so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -331,21 +354,20 @@ impl<W: Write> Writer<W> {
     /// Write the trailer (its record count is the writer's) and flush;
     /// the output and the file's whole length.
     pub fn finish(mut self, trailer: &Trailer) -> Result<(W, u64), std::io::Error> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        let mut out = self
-            .out
-            .take()
-            .ok_or_else(|| std::io::Error::other("no output"))?;
+        self.write_header();
         let t = Trailer {
             records: self.records,
             ..trailer.clone()
         };
-        let tail = t.to_bytes();
-        out.write_all(&tail)?;
-        let len = self.bytes + tail.len() as u64;
-        Ok((out.into_inner().map_err(|e| e.into_error())?, len))
+        self.write(&t.to_bytes());
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| std::io::Error::other("no output"))?;
+        Ok((out.into_inner().map_err(|e| e.into_error())?, self.bytes))
     }
 }
 
@@ -462,6 +484,7 @@ mod tests {
         Header {
             sample: 16,
             ring: 4096,
+            tsc_khz: 2_000_000,
             title: "touch mmap 100".into(),
             programs: vec![Program {
                 guest_path: "/bin/touch".into(),
@@ -480,7 +503,6 @@ mod tests {
             seen: 99,
             frames: 3,
             bad_frames: 1,
-            tsc_khz: 2_000_000,
             final_frame: true,
             status: 139,
             processes: vec![(1, "/bin/touch".into()), (2, "/bin/sh".into())],
@@ -501,7 +523,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("mobius.data");
         let f = File::create(&path).expect("create");
-        let mut w = Writer::new(f, &header()).expect("header");
+        let mut w = Writer::new(f, &header());
         for i in 0..n {
             w.records(&record(i).to_bytes());
         }

@@ -402,7 +402,7 @@ fn header_text(data: &DataFile, agg: &Aggregate, s: &Symbolizer) -> String {
         "# Samples: {} of event 'page-faults' (1 in {} of {} faults seen; ring {} records)",
         t.records, h.sample, t.seen, h.ring
     );
-    let cycles = match t.tsc_khz {
+    let cycles = match h.tsc_khz {
         0 => format!("{} cycles", agg.total.cycles),
         khz => format!(
             "{} cycles, {:.3} ms at {khz} kHz",

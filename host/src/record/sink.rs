@@ -58,6 +58,7 @@ impl<W: Write> Sink<W> {
         c.tsc_khz = h.tsc_khz;
         c.final_frame |= h.last;
         if let Some(w) = self.writer.as_mut() {
+            w.set_tsc_khz(h.tsc_khz);
             w.records(f.record_bytes());
         }
     }
@@ -89,7 +90,6 @@ impl<W: Write> Sink<W> {
             seen: c.seen,
             frames: c.frames,
             bad_frames: c.bad_frames,
-            tsc_khz: c.tsc_khz,
             final_frame: c.final_frame,
             status,
             processes,
@@ -140,8 +140,7 @@ mod tests {
                 sample: 1,
                 ..Header::default()
             },
-        )
-        .expect("vec");
+        );
         let mut s = Sink::new(w);
         s.push(&frame(0, 3, false));
         s.push(&frame(2, 2, false)); // frame 1 missing
@@ -153,6 +152,9 @@ mod tests {
         assert!(c.final_frame);
         let (bytes, len) = s.finish(0, vec![(1, "/bin/x".into())]).expect("finish");
         assert_eq!(len as usize, bytes.len());
-        assert!(bytes.ends_with(&(68u64 + 4 + 4 + 6 + 8).to_le_bytes()));
+        assert!(bytes.ends_with(&(60u64 + 4 + 4 + 6 + 8).to_le_bytes()));
+        // The header carries the TSC frequency of the first frame.
+        let h_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4")) as usize;
+        assert_eq!(Header::parse(&bytes[..h_len]).expect("header").tsc_khz, 5);
     }
 }

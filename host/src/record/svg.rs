@@ -204,7 +204,7 @@ fn render(
 }
 
 fn axis(s: &mut String, data: &DataFile, y: u64, span: u64) {
-    let khz = data.trailer.tsc_khz;
+    let khz = data.header.tsc_khz;
     let _ = writeln!(
         s,
         r#"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="black"/>"#,
