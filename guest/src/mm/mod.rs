@@ -13,6 +13,8 @@
 //!   `map_shared`, `close_handle`, `unexport` on [`vmm::Vmm`].
 //! * in-guest tests: [`selftest::run`] (pass/fail counts).
 //! * idle: [`vmm::Vmm::zero_some`]; statistics: [`vmm::Vmm::fill_snapshot`].
+//! * fault records (`mobius record`): [`record::start`]; the fault path
+//!   appends to the ring behind [`record::on`], the kernel drains it.
 pub mod fault;
 pub mod frame;
 pub mod heap;

@@ -34,7 +34,10 @@ pub enum Table {
 pub fn report(args: &ReportArgs) -> i32 {
     match run_report(args) {
         Ok(text) => {
-            print!("{text}");
+            // A reader that stops early (`| head`) is not an error.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             0
         }
         Err(e) => {
