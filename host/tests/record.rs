@@ -499,7 +499,9 @@ fn bad_data_files_are_one_clean_error() {
     let mut v = good.clone();
     v[header_len + 44] = 99;
     check(Some(&v), "corrupt");
-    // A bad --sort is a usage error.
+    // No workload, or a bad --sort: usage errors.
+    let out = mobius().arg("record").output().expect("spawn mobius");
+    common::assert_error(&out, 2, "no workload given: mobius record");
     let out = report(&["-i", path.to_str().expect("utf-8"), "--sort", "dso"]);
     common::assert_error(&out, 2, "unknown --sort key 'dso'");
 }

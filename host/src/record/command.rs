@@ -31,6 +31,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn run_record(args: &RecordArgs) -> Result<i32, RecordError> {
+    if args.workload.is_empty() {
+        return Err(RecordError::NoWorkload);
+    }
     let (title, cmdline, initramfs) =
         target_of(&args.workload, &args.run, None).map_err(RecordError::from)?;
     let header = Header {

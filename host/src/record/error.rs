@@ -36,6 +36,10 @@ pub enum RecordError {
     },
     #[error("unknown --sort key '{0}' (area, process or symbol)")]
     BadSort(String),
+    #[error(
+        "no workload given: mobius record [options] -- WORKLOAD [KEY=VALUE...] | PROGRAM [ARGS...] (see mobius list)"
+    )]
+    NoWorkload,
     #[error(transparent)]
     Stat(#[from] crate::stats::StatError),
 }
@@ -46,7 +50,7 @@ impl RecordError {
         match self {
             RecordError::File { .. } => host::BAD_RECORD_FILE,
             RecordError::Write { .. } => host::HOST_ERROR,
-            RecordError::BadSort(_) => host::USAGE,
+            RecordError::BadSort(_) | RecordError::NoWorkload => host::USAGE,
             RecordError::Stat(e) => e.exit_status(),
         }
     }
