@@ -158,16 +158,7 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     n_enosys: 0,
 });
 
-const EMPTY_RECORD: ProcessRecord = ProcessRecord {
-    pid: 0,
-    parent: 0,
-    status: 0,
-    syscalls: 0,
-    enosys: 0,
-    faults: 0,
-    cpu_cycles: 0,
-    name: [0; procstats::NAME_LEN],
-};
+const EMPTY_RECORD: ProcessRecord = ProcessRecord::EMPTY;
 
 /// System calls, unimplemented ones, and ring-3 page faults of the running
 /// thread not yet charged to its process: bumped on the hot paths without
