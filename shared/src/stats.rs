@@ -121,7 +121,9 @@ pub enum FaultKind {
     Unresolved = 9,
     /// A frame that already exists was mapped: another space's page of a
     /// shared area, a copy-on-write page read after a fork, a FILE or
-    /// IMAGE page already read in. No frame allocated, nothing read.
+    /// IMAGE page already read in, a page of a `/tmp` file mapped
+    /// `MAP_SHARED` (the file's own page; a hole becomes a page of the
+    /// file). No frame allocated, nothing read.
     Shared = 10,
     /// A write to a page shared copy-on-write: copied into a new frame.
     Cow = 11,
