@@ -80,7 +80,7 @@ fn target(args: &StatArgs) -> Result<Target, StatError> {
         }
         (args.workload.join(" "), line.trim().to_string())
     };
-    let initramfs = args.run.archive.spec(&program).build()?;
+    let initramfs = args.run.archive.spec(&program, &args.run.disks).build()?;
     Ok((title, line, initramfs))
 }
 
