@@ -79,6 +79,10 @@ fn splits(space: SpaceId, start: u64, end: u64) -> bool {
 
 /// `ENOMEM` when `space` holds all the mappings a process may have.
 pub(super) fn room_for_mapping(space: SpaceId) -> Result<(), i64> {
+    // Nodes and page records live in the kernel heap.
+    if crate::heap::pressure() >= crate::heap::Pressure::Refuse {
+        return Err(-ENOMEM);
+    }
     if kvmm::vmm().lock().user_nodes(space) >= MAX_USER_NODES {
         Err(-ENOMEM)
     } else {
