@@ -507,7 +507,7 @@ mod tests {
         assert!(!is_disk_value_error(&e));
         assert_eq!(
             DiskConfig::parse("a,b").unwrap_err(),
-            "unknown disk option 'b' (the options are rw and ro)"
+            "unknown disk option 'b' (the options are rw, ro and root)"
         );
         assert_eq!(FailRange::parse("5"), Ok(FailRange { first: 5, last: 5 }));
     }
