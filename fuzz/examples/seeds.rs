@@ -287,6 +287,8 @@ fn cpio_seeds(c: &Corpus, program: &[u8]) {
         }],
         env: vec!["HOME=/".into(), "TERM=dumb".into()],
         initrd: None,
+        program_on_disk: false,
+        misplaced_root: None,
     };
     let packed = spec.build_archive().expect("mobius pack");
     std::fs::remove_dir_all(&dir).expect("clean up");

@@ -14,9 +14,11 @@ use mobius_shared::stats::{
     wire, FaultCounter, FaultKind, Snapshot, MAX_FRAME_LEN, WIRE_MAGIC, WIRE_VERSION,
 };
 
-/// The process block alone: read, write, read gives the same block.
+/// The process block alone: read, write, read gives the same block
+/// (version 5, which this side writes; version 4 must only not panic).
 fn check_block(bytes: &[u8]) {
-    let Ok(block) = ProcessBlock::read(bytes) else {
+    let _ = ProcessBlock::read(bytes, 4);
+    let Ok(block) = ProcessBlock::read(bytes, 5) else {
         return;
     };
     assert!(block.records().len() <= MAX_RECORDS);
@@ -24,7 +26,7 @@ fn check_block(bytes: &[u8]) {
     assert_eq!(block.wire_len(), bytes.len());
     let mut out = vec![0u8; block.wire_len()];
     assert_eq!(block.write(&mut out), Ok(bytes.len()));
-    assert_eq!(ProcessBlock::read(&out), Ok(block.clone()));
+    assert_eq!(ProcessBlock::read(&out, 5), Ok(block.clone()));
     for (i, (a, b)) in out.iter().zip(bytes).enumerate() {
         assert!(a == b || is_block_padding(&block, i), "byte {i}");
     }

@@ -353,6 +353,7 @@ fuzz_target!(|input: Input| {
     let config = DiskConfig {
         path: path.clone(),
         writable: input.writable,
+        root: false,
         fail,
     };
     let image = Arc::new(DiskImage::open(&config).expect("open the disk"));

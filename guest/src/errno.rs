@@ -11,6 +11,7 @@ pub const ENOTDIR: i64 = 20;
 pub const EISDIR: i64 = 21;
 pub const EINVAL: i64 = 22;
 pub const EMFILE: i64 = 24;
+pub const ENFILE: i64 = 23;
 pub const ENOTTY: i64 = 25;
 pub const ESPIPE: i64 = 29;
 pub const EROFS: i64 = 30;

@@ -2,7 +2,7 @@
 //! range of RAM right after the kernel image. The range is reserved from the
 //! frame allocator and never managed by the VMM, so the heap never faults.
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use spin::{Mutex, MutexGuard};
 
@@ -18,6 +18,50 @@ static HEAP: KernelHeap = KernelHeap(Mutex::new(ClassHeap::empty()));
 /// touches the allocator's state (each page first touched costs a shadow
 /// page fault on kvm_pvm).
 static RANGE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// How short the heap is: [`Pressure`] as a number, updated by every
+/// allocation and free (a few instructions) so the hot paths read one byte.
+static PRESSURE: AtomicU8 = AtomicU8::new(0);
+
+/// How short of memory the kernel heap is. Programs can fill the heap only
+/// through the kernel objects they make (processes, threads, mappings,
+/// descriptors, pipes, page records); past these levels the kernel stops
+/// making them for programs, so that the heap never runs out under the
+/// kernel itself (an allocation that fails in the kernel is a panic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pressure {
+    /// More than an eighth of the heap is free.
+    None = 0,
+    /// Less than an eighth free: new processes, threads, mappings, pipes
+    /// and descriptors are refused (`ENOMEM`, `EMFILE`...).
+    Refuse = 1,
+    /// Less than a sixteenth free: a program that needs kernel memory to
+    /// go on (a page fault that needs a page record) is killed instead.
+    Critical = 2,
+}
+
+/// The heap's pressure now.
+pub fn pressure() -> Pressure {
+    match PRESSURE.load(Ordering::Relaxed) {
+        0 => Pressure::None,
+        1 => Pressure::Refuse,
+        _ => Pressure::Critical,
+    }
+}
+
+/// Set [`PRESSURE`] from the heap's free bytes.
+fn note_usage(heap: &ClassHeap) {
+    let (used, free) = heap.usage();
+    let total = used + free;
+    let level = if free < total / 16 {
+        2
+    } else if free < total / 8 {
+        1
+    } else {
+        0
+    };
+    PRESSURE.store(level, Ordering::Relaxed);
+}
 
 impl KernelHeap {
     fn lock(&self) -> MutexGuard<'_, ClassHeap> {
@@ -40,13 +84,20 @@ impl KernelHeap {
 // back only what it handed out (the `GlobalAlloc` contract on the caller).
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.lock()
-            .alloc(layout)
-            .map_or(core::ptr::null_mut(), |(a, _)| a as *mut u8)
+        let mut heap = self.lock();
+        let got = heap.alloc(layout);
+        note_usage(&heap);
+        got.map_or(core::ptr::null_mut(), |(a, _)| a as *mut u8)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some((addr, known_zero)) = self.lock().alloc(layout) else {
+        let got = {
+            let mut heap = self.lock();
+            let got = heap.alloc(layout);
+            note_usage(&heap);
+            got
+        };
+        let Some((addr, known_zero)) = got else {
             return core::ptr::null_mut();
         };
         let p = addr as *mut u8;
@@ -58,8 +109,10 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let mut heap = self.lock();
         // SAFETY: the caller returns a block it got from us with `layout`.
-        unsafe { self.lock().dealloc(ptr as usize, layout) }
+        unsafe { heap.dealloc(ptr as usize, layout) }
+        note_usage(&heap);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {

@@ -57,7 +57,11 @@ impl RunCmd {
     /// files it names (none when it names none).
     pub fn config(&self) -> Result<RunConfig, InitramfsError> {
         let mut config = self.run.config();
-        config.initramfs = self.run.archive.spec(&self.program).build()?;
+        config.initramfs = self
+            .run
+            .archive
+            .spec(&self.program, &self.run.disks)
+            .build()?;
         Ok(config)
     }
 }
@@ -90,13 +94,23 @@ pub struct ArchiveArgs {
 }
 
 impl ArchiveArgs {
-    /// What to pack with `program` (PROGRAM and its arguments; may be empty).
-    pub fn spec(&self, program: &[OsString]) -> ArchiveSpec {
+    /// What to pack with `program` (PROGRAM and its arguments; may be
+    /// empty), for a run with `disks` (PROGRAM may be on the first one).
+    pub fn spec(&self, program: &[OsString], disks: &[DiskConfig]) -> ArchiveSpec {
         ArchiveSpec {
             program: program.to_vec(),
             files: self.files.clone(),
             env: self.env.clone(),
             initrd: self.initrd.clone(),
+            program_on_disk: initramfs::program_on_disk(
+                program.first().map(OsString::as_os_str),
+                disks,
+            ),
+            misplaced_root: disks
+                .iter()
+                .skip(1)
+                .find(|d| d.root)
+                .map(|d| d.path.clone()),
         }
     }
 }
@@ -256,8 +270,8 @@ pub struct RunArgs {
     /// Do not confine mobius with its seccomp filter (for debugging)
     #[arg(long)]
     pub no_seccomp: bool,
-    /// A virtio-blk disk backed by the file PATH (size a multiple of 512), read-only unless ',rw'; repeatable (at most 3)
-    #[arg(long = "disk", value_name = "PATH[,rw]", value_parser = DiskConfig::parse)]
+    /// A virtio-blk disk backed by the file PATH (size a multiple of 512), read-only unless ',rw'; repeatable (at most 3). The first disk's ext4 file system is at /mnt, or at / with ',root' or when PROGRAM is an absolute path that is not a host file (PROGRAM then runs from the disk)
+    #[arg(long = "disk", value_name = "PATH[,rw][,root]", value_parser = DiskConfig::parse)]
     pub disks: Vec<DiskConfig>,
     /// Make reads of these sectors of every --disk fail (VIRTIO_BLK_S_IOERR, counted); repeatable
     #[arg(long = "disk-fail", value_name = "SECTOR[-SECTOR]", value_parser = FailRange::parse, requires = "disks")]
@@ -492,16 +506,19 @@ mod tests {
                 DiskConfig {
                     path: "a.img".into(),
                     writable: false,
+                    root: false,
                     fail: fail.clone()
                 },
                 DiskConfig {
                     path: "b.img".into(),
                     writable: true,
+                    root: false,
                     fail: fail.clone()
                 },
                 DiskConfig {
                     path: "c.img".into(),
                     writable: false,
+                    root: false,
                     fail
                 },
             ]
@@ -541,7 +558,7 @@ mod tests {
         assert!(!is_disk_value_error(&e));
         assert_eq!(
             DiskConfig::parse("a,b").unwrap_err(),
-            "unknown disk option 'b' (the options are rw and ro)"
+            "unknown disk option 'b' (the options are rw, ro and root)"
         );
         assert_eq!(FailRange::parse("5"), Ok(FailRange { first: 5, last: 5 }));
     }
@@ -581,7 +598,7 @@ mod tests {
         assert_eq!(guests, ["/data.txt", "/etc/in.txt"]);
         assert_eq!(a.env, ["HOME=/", "K=a=b"]);
         assert_eq!(a.initrd, Some(PathBuf::from("user.cpio")));
-        let spec = a.spec(&args.program);
+        let spec = a.spec(&args.program, &[]);
         assert_eq!(spec.program.len(), 5);
 
         // Bad words are usage errors at parse time.

@@ -105,7 +105,7 @@ fn run(cmd: &RunCmd, process_start: Instant) -> i32 {
 /// `mobius pack`: write the initramfs for a program run, boot nothing.
 fn pack(args: &PackArgs) -> i32 {
     use std::io::Write;
-    let archive = match args.archive.spec(&args.program).build_archive() {
+    let archive = match args.archive.spec(&args.program, &[]).build_archive() {
         Ok(archive) => archive,
         Err(e) => {
             let e = mobius::Error::from(e);

@@ -215,6 +215,89 @@ fn big_file_and_programs_on_the_disk() {
     assert_eq!(stdout(&o), want, "{}", explain(&o));
 }
 
+/// `mobius run --disk IMG -- /bin/prog` (issue 10 item 5): a guest path
+/// that is not a host file runs from the disk, mounted at `/`, its pages
+/// read from the disk; `,root` does the same for a path the host also has;
+/// the initramfs (with `--file`s) is at `/initrd`; a missing program is
+/// status 127 with a clear line.
+#[test]
+fn programs_run_from_the_root_disk() {
+    if !ready("programs_run_from_the_root_disk") {
+        return;
+    }
+    let scratch = Scratch::new();
+    let img = image(&scratch);
+    let run = |disk: &str, extra: &[&str], words: &[&str]| {
+        mobius()
+            .args(["run", "--timeout", "120s", "--disk", disk])
+            .args(extra)
+            .arg("--")
+            .args(words)
+            .output()
+            .expect("run mobius")
+    };
+    let disk = img.to_str().expect("UTF-8 path");
+    let o = run(disk, &[], &["/bin/readfile", "/hello.txt", "/big.bin"]);
+    let hello = sum(b"hello from ext4\n");
+    let s = sum(&big_pattern());
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("/hello.txt: 16 bytes, sum {hello}\n/big.bin: 1048576 bytes, sum {s}\n"),
+        "{}",
+        explain(&o)
+    );
+    // /bin/busybox exists on this host too: ',root' says it is the disk's.
+    let note = scratch.path().join("note.txt");
+    std::fs::write(&note, "from the host\n").expect("write");
+    let file = format!("{}:/note.txt", note.display());
+    let script = "cat /hello.txt /initrd/note.txt; ls /; grep -c ' / ' /proc/mounts";
+    let o = run(
+        &format!("{disk},root"),
+        &["--file", &file],
+        &["/bin/busybox", "sh", "-c", script],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("hello from ext4\nfrom the host\n"),
+        "{}",
+        explain(&o)
+    );
+    for name in [
+        "big.bin",
+        "bin",
+        "dev",
+        "hello.txt",
+        "initrd",
+        "proc",
+        "sub",
+        "tmp",
+    ] {
+        assert!(
+            out.lines().any(|l| l.split_whitespace().any(|w| w == name)),
+            "{name}: {out}"
+        );
+    }
+    assert!(out.ends_with("\n1\n"), "one file system at /: {out}");
+    // A program the disk does not have: 127, and the guest path named.
+    let o = run(disk, &[], &["/bin/not-there"]);
+    assert_eq!(o.status.code(), Some(127), "{}", explain(&o));
+    assert!(stderr(&o).contains("/bin/not-there"), "{}", explain(&o));
+    // ',root' on a disk that is not the first: a clear error, no boot.
+    let o = run(
+        disk,
+        &["--disk", &format!("{disk},root")],
+        &["/bin/busybox"],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", explain(&o));
+    assert!(
+        stderr(&o).contains("only the first --disk"),
+        "{}",
+        explain(&o)
+    );
+}
+
 /// A superblock without its magic: the disk does not load, `/mnt` is a
 /// directory whose lookups fail with EIO, the run ends normally.
 #[test]

@@ -270,3 +270,41 @@ fn harness_calls_behave_as_on_linux() {
     assert_eq!(status(&o), Some(0), "{}", explain(&o));
     assert_eq!(stdout(&o), expected::HARNESS, "{}", explain(&o));
 }
+
+/// 150 live processes at once, each blocked reading a pipe: the scheduler
+/// must not walk every thread on each switch and timer tick. Before it
+/// kept its sleepers apart, ~100 such children left no time for ring 3
+/// (each tick's walk outlasted the slice) and the run never ended.
+#[test]
+fn many_blocked_children_leave_the_parent_its_time() {
+    if !kvm_or_skip("many_blocked_children_leave_the_parent_its_time") {
+        return;
+    }
+    let o = run(&[], "c-forkwait", &["150"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "forkwait: 150 children, 150 reaped, 150 cleanly\n",
+        "{}",
+        explain(&o)
+    );
+}
+
+/// A fork bomb in a small guest (16 MiB: a 4 MiB kernel heap) fills the
+/// kernel heap with processes: past the heap's reserve `fork` fails with
+/// ENOMEM instead of the kernel panicking, and every child still exits
+/// and is reaped.
+#[test]
+fn a_fork_bomb_gets_enomem_and_the_kernel_goes_on() {
+    if !kvm_or_skip("a_fork_bomb_gets_enomem_and_the_kernel_goes_on") {
+        return;
+    }
+    let o = run(&["--memory", "16M"], "c-forkwait", &["max"]);
+    assert_eq!(status(&o), Some(0), "{}", explain(&o));
+    assert_eq!(
+        stdout(&o),
+        "forkwait: fork failed with ENOMEM after 100+ children; all reaped cleanly\n",
+        "{}",
+        explain(&o)
+    );
+}

@@ -79,13 +79,16 @@ fn per_process_shows_parent_and_child_in_every_form() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows.len(), 2, "{text}");
-    // pid ppid status(2 words) syscalls enosys page-faults cpu-msec name
+    // pid ppid status(2 words) syscalls enosys page-faults cpu-msec command
     assert_eq!(rows[0][..4], ["1", "0", "exit", "0"], "{text}");
     assert_eq!(rows[1][..4], ["2", "1", "exit", "3"], "{text}");
+    // Each process's command line: the program as given, and the child
+    // that spawn runs as `/bin/spawn exit 3`.
+    let given = program("spawn").to_str().expect("UTF-8 path").to_string();
+    let commands = [format!("{given} status 3"), "/bin/spawn exit 3".to_string()];
     let mut sum = 0;
-    for r in &rows {
-        assert_eq!(r.len(), 9, "{r:?}");
-        assert_eq!(r[8], "/bin/spawn", "{text}");
+    for (r, command) in rows.iter().zip(&commands) {
+        assert_eq!(r[8..].join(" "), *command, "{text}");
         let calls: u64 = r[4].replace(',', "").parse().expect("syscalls");
         assert!(calls > 0, "{text}");
         sum += calls;
@@ -108,6 +111,7 @@ fn per_process_shows_parent_and_child_in_every_form() {
         assert_eq!(p["status"], format!("exit {code}"), "{p}");
         assert!(p["signal"].is_null(), "{p}");
         assert_eq!(p["name"], "/bin/spawn", "{p}");
+        assert_eq!(p["command"], commands[pid as usize - 1], "{p}");
         assert!(p["syscalls"].as_u64().is_some_and(|n| n > 0), "{p}");
         assert!(p["page-faults"].as_u64().is_some_and(|n| n > 0), "{p}");
         assert!(p["cpu-cycles"].as_u64().is_some_and(|n| n > 0), "{p}");
@@ -127,7 +131,8 @@ fn per_process_shows_parent_and_child_in_every_form() {
     assert_eq!(procs.len(), 2, "{text}");
     assert_eq!(procs[0][1..4], ["1", "0", "exit 0"], "{text}");
     assert_eq!(procs[1][1..4], ["2", "1", "exit 3"], "{text}");
-    assert!(procs.iter().all(|p| p.len() == 9 && p[8] == "/bin/spawn"));
+    assert!(procs.iter().all(|p| p.len() == 10 && p[8] == "/bin/spawn"));
+    assert_eq!([procs[0][9], procs[1][9]], [&commands[0], &commands[1]]);
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub const MODLIST_ENTRY_SIZE: u64 = 32;
 pub const ARGV_FILE: &str = ".mobius/argv";
 /// Environment of the program (see the module documentation).
 pub const ENV_FILE: &str = ".mobius/env";
+/// Present (empty) when the program is a path on the first disk, whose
+/// file system the guest then mounts at `/` (the archive goes to
+/// [`ARCHIVE_MOUNT_WITH_ROOT_DISK`]): `mobius run --disk IMG -- /bin/prog`.
+pub const ROOT_DISK_FILE: &str = ".mobius/root-disk";
+/// Where the archive is mounted when the first disk is the root.
+pub const ARCHIVE_MOUNT_WITH_ROOT_DISK: &str = "/initrd";
 /// Where the host puts the program named on its command line:
 /// `PROGRAM_DIR/<file name>`.
 pub const PROGRAM_DIR: &str = "bin";

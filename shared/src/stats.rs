@@ -1,7 +1,7 @@
 //! Fault statistics: the counters the guest keeps and the wire format that
 //! carries them to the host.
 //!
-//! # Wire format (version 4)
+//! # Wire format (version 5)
 //!
 //! A frame is a fixed layout read at fixed offsets. Every integer is
 //! unsigned and little-endian; `u64` fields are 8 bytes at the offsets given.
@@ -9,11 +9,11 @@
 //! | bytes | type | what |
 //! |---|---|---|
 //! | 0..4 | u32 | [`WIRE_MAGIC`] `0x7453624d`: the bytes `4d 62 53 74`, ASCII `MbSt` |
-//! | 4..6 | u16 | [`WIRE_VERSION`], 4: `04 00` (a decoder also reads version 3, which never has the process block) |
+//! | 4..6 | u16 | [`WIRE_VERSION`], 5: `05 00` (a decoder also reads version 4, whose process records have no command line, and version 3, which never has the process block) |
 //! | 6 | u8 | [`SnapshotReason`]: 0 interval (`-I`), 1 exit (the final one); any other value: malformed |
-//! | 7 | u8 | flags: bit 0 [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows the counters; bit 1 [`wire::FLAG_PROCESSES`] (2, version 4 only): a process block ([`crate::procstats`]) ends the frame; any other bit: malformed |
+//! | 7 | u8 | flags: bit 0 [`wire::FLAG_HISTOGRAMS`] (1): the histogram block follows the counters; bit 1 [`wire::FLAG_PROCESSES`] (2, versions 4 and 5): a process block ([`crate::procstats`]) ends the frame; any other bit: malformed |
 //! | 8..12 | u32 | sequence number of the snapshot within the run, from 0 |
-//! | 12..16 | u32 | version 4: [`FrameStats::free_errors`], saturated at `u32::MAX`; version 3: zero (a decoder rejects anything else) |
+//! | 12..16 | u32 | versions 4 and 5: [`FrameStats::free_errors`], saturated at `u32::MAX`; version 3: zero (a decoder rejects anything else) |
 //! | 16..24 | u64 | run id (`run_id=` on the command line, 0 if none) |
 //! | 24..32 | u64 | TSC frequency in kHz (0: unknown) |
 //! | 32..40 | u64 | TSC when the snapshot was taken |
@@ -33,7 +33,7 @@
 //! bytes with flags 0, or [`wire::FULL_LEN`] (3664) with flags 1 (version 3:
 //! 288 and 2848); with it,
 //! that many plus the process block, whose own head gives its length
-//! (`32 + 16 E + 64 R`, see [`crate::procstats`]). Any other length is
+//! (`32 + 16 E + 128 R`, or `32 + 16 E + 64 R` in version 4, see [`crate::procstats`]). Any other length is
 //! malformed, and one longer than [`MAX_FRAME_LEN`] (8192) is dropped unread. Magic and
 //! version come first and stay there forever, so a decoder rejects what it
 //! does not understand before reading the rest (check the magic, then the
@@ -57,7 +57,7 @@
 //!
 //! So a line is 14 + 2 × 336 + 1 = 687 bytes, or 7343 with histograms.
 //! The final snapshot of a run without histograms starts
-//! `mobius-stats: 4d62537404000100` (magic, version 4, reason 1, flags 0),
+//! `mobius-stats: 4d62537405000100` (magic, version 5, reason 1, flags 0),
 //! then bytes 8..16, `0000000000000000` for the first snapshot (sequence
 //! number 0, then the zero word).
 //!
@@ -77,16 +77,15 @@
 //! lie in the guest's memory (the guest keeps them in this very layout and
 //! hands their addresses to the device as descriptors).
 
-use serde::{Deserialize, Serialize};
-
 use crate::procstats::ProcessBlock;
 
 /// First field of every frame: "MbSt".
 pub const WIRE_MAGIC: u32 = 0x7453_624d;
 /// Version of the frame layout. Bump on any change to it.
 /// v2: postcard with sparse histograms; v3: the fixed layout above; v4:
-/// the same plus an optional process block ([`crate::procstats`]).
-pub const WIRE_VERSION: u16 = 4;
+/// the same plus an optional process block ([`crate::procstats`]); v5:
+/// process records carry the command line.
+pub const WIRE_VERSION: u16 = 5;
 /// The oldest version a decoder still reads (v3 frames: no process block).
 pub const WIRE_VERSION_MIN: u16 = 3;
 /// Upper bound of a frame in bytes; the host drops longer ones unread.
@@ -97,7 +96,7 @@ pub const MAX_FRAME_LEN: usize = 8192;
 pub const HISTOGRAM_BUCKETS: usize = 32;
 
 /// The kinds of page fault the Möbius VMM distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum FaultKind {
     /// First touch of a NORMAL page: a zeroed frame was mapped.
@@ -122,7 +121,9 @@ pub enum FaultKind {
     Unresolved = 9,
     /// A frame that already exists was mapped: another space's page of a
     /// shared area, a copy-on-write page read after a fork, a FILE or
-    /// IMAGE page already read in. No frame allocated, nothing read.
+    /// IMAGE page already read in, a page of a `/tmp` file mapped
+    /// `MAP_SHARED` (the file's own page; a hole becomes a page of the
+    /// file). No frame allocated, nothing read.
     Shared = 10,
     /// A write to a page shared copy-on-write: copied into a new frame.
     Cow = 11,
@@ -190,7 +191,7 @@ pub const fn histogram_bucket(cycles: u64) -> usize {
 }
 
 /// Count and latency of one fault kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FaultCounter {
     pub count: u64,
     /// Sum of the TSC cycles spent in faults of this kind.
@@ -200,7 +201,7 @@ pub struct FaultCounter {
 }
 
 /// Physical frame accounting (4 KiB frames).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FrameStats {
     pub total: u64,
     pub free: u64,
@@ -210,12 +211,12 @@ pub struct FrameStats {
     /// Times an allocation found no frame.
     pub exhausted: u64,
     /// Frees (and shares) of frames that were not in use: a kernel bug,
-    /// counted in every build (version 4: bytes 12..16 of the header).
+    /// counted in every build (versions 4 and 5: bytes 12..16 of the header).
     pub free_errors: u64,
 }
 
 /// Address-space (node tree) statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NodeStats {
     /// Nodes in all address spaces (empty, reserved and mapped).
     pub nodes: u64,
@@ -229,7 +230,7 @@ pub struct NodeStats {
 }
 
 /// Why the snapshot was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotReason {
     /// Periodic snapshot (`--interval`).
     Interval,
@@ -238,7 +239,7 @@ pub enum SnapshotReason {
 }
 
 /// One statistics snapshot, the unit of the wire format.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// Always [`WIRE_MAGIC`].
     pub magic: u32,
@@ -435,7 +436,8 @@ impl Snapshot {
         }
         if has_block {
             let block = frame.get(expected..).ok_or(WireError::Malformed)?;
-            snap.processes = Some(ProcessBlock::read(block).map_err(|_| WireError::Malformed)?);
+            snap.processes =
+                Some(ProcessBlock::read(block, version).map_err(|_| WireError::Malformed)?);
         }
         snap.version = version;
         Ok(snap)
@@ -650,7 +652,7 @@ mod tests {
         assert_eq!(broken(6, 2), Err(WireError::Malformed)); // reason
         assert_eq!(broken(7, 2), Err(WireError::Malformed)); // flags
         assert_eq!(broken(7, 0), Err(WireError::Malformed)); // length vs flags
-                                                             // Bytes 12..16: the free-error count in version 4.
+                                                             // Bytes 12..16: the free-error count since version 4.
         assert_eq!(broken(12, 7).map(|s| s.frames.free_errors), Ok(7));
         assert_eq!(
             Snapshot::decode(&good[..good.len() - 1]),
@@ -685,7 +687,7 @@ mod tests {
             hex[2 * i] = HEX[usize::from(b >> 4)];
             hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
-        assert_eq!(&hex, b"4d625374040001000000000000000000");
+        assert_eq!(&hex, b"4d625374050001000000000000000000");
         assert_eq!(14 + 2 * frame.len() + 1, 687);
     }
 
@@ -762,6 +764,7 @@ mod tests {
             ..ProcessRecord::default()
         };
         r.set_name("/bin/hello");
+        r.set_command(b"hello\0world\0");
         block.push(r);
         s.processes = Some(block);
         let mut buf = [0u8; MAX_FRAME_LEN];
@@ -774,6 +777,15 @@ mod tests {
             Snapshot::decode(&frame[..frame.len() - 1]),
             Err(WireError::Malformed)
         );
+        // A version-4 frame: the same, records of 64 bytes without the
+        // command line.
+        let block_at = frame.len() - crate::procstats::HEAD_LEN - crate::procstats::RECORD_LEN;
+        let mut f4 = frame[..block_at + crate::procstats::HEAD_LEN + 64].to_vec();
+        f4[4] = 4;
+        let v4 = Snapshot::decode(&f4).expect("v4 decodes");
+        let rec = v4.processes.as_ref().expect("block").records()[0];
+        assert_eq!((rec.pid, rec.syscalls, rec.name()), (1, 77, "/bin/hello"));
+        assert_eq!(v4.version, 4);
         // A version-3 frame (ten kinds, no block, bytes 12..16 zero) still
         // decodes.
         let mut v3 = sample();

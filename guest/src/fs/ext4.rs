@@ -179,8 +179,9 @@ fn volume() -> Result<&'static Volume, Errno> {
 }
 
 /// The root of the first disk's file system, if there is a disk: the
-/// file system, or a directory failing with `EIO` when it does not load.
-pub fn mount_first_disk() -> Option<NodeRef> {
+/// file system, or a directory failing with `EIO` when it does not load
+/// (`at`, where it goes, names it in the report).
+pub fn mount_first_disk(at: &str) -> Option<NodeRef> {
     let disk = virtio_blk::disk(DISK)?;
     match Ext4::load(Box::new(DiskReader(disk))) {
         Ok(fs) => {
@@ -198,7 +199,7 @@ pub fn mount_first_disk() -> Option<NodeRef> {
         Err(e) => {
             ERRORS.fetch_add(1, Ordering::Relaxed);
             let line = format!(
-                "mobius-guest: /mnt: disk {DISK} is not a readable ext4 file system: {e}\n"
+                "mobius-guest: {at}: disk {DISK} is not a readable ext4 file system: {e}\n"
             );
             crate::console::write_program_output(crate::console::Stream::Err, line.as_bytes());
             Some(Arc::new(Broken))

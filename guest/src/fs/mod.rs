@@ -12,6 +12,7 @@ pub mod pipe;
 #[cfg(target_os = "none")]
 pub mod procfs;
 pub mod tmpfs;
+mod tmpfs_block;
 pub mod vfs;
 
 /// `st_dev` of each file system.

@@ -95,11 +95,24 @@ impl Pipe {
     /// Queue as much of `data` as fits; a write of at most [`PIPE_BUF`]
     /// bytes goes in whole or not at all.
     pub fn write(&self, data: &[u8]) -> WriteResult {
+        self.write_within(data, true)
+    }
+
+    /// [`Self::write`], where the buffer may take more kernel memory only
+    /// when `may_grow` (the kernel heap is not short) and the allocation
+    /// succeeds; otherwise the pipe is as full as its buffer is now.
+    pub fn write_within(&self, data: &[u8], may_grow: bool) -> WriteResult {
         let mut s = self.state.lock();
         if s.readers == 0 {
             return WriteResult::Broken;
         }
-        let room = CAPACITY - s.buf.len();
+        let len = s.buf.len();
+        let wanted = (CAPACITY - len).min(data.len());
+        if may_grow {
+            // On failure the pipe has only the room its buffer has.
+            let _ = s.buf.try_reserve(wanted);
+        }
+        let room = s.buf.capacity().min(CAPACITY).saturating_sub(len);
         if room == 0 || (data.len() <= PIPE_BUF && room < data.len()) {
             return WriteResult::WouldBlock;
         }
@@ -191,6 +204,23 @@ mod tests {
         assert_eq!(w.pipe.write(&[1u8; 200]), WriteResult::WouldBlock);
         drop(r);
         assert_eq!(w.pipe.write(b"x"), WriteResult::Broken);
+    }
+
+    #[test]
+    fn a_pipe_that_may_not_grow_takes_only_the_room_it_has() {
+        let (r, w) = PipeEnd::pair(nothing);
+        assert_eq!(w.pipe.write_within(b"x", false), WriteResult::WouldBlock);
+        assert_eq!(w.pipe.write_within(b"hello", true), WriteResult::Written(5));
+        let mut out = [0u8; 5];
+        assert_eq!(r.pipe.read(&mut out), ReadResult::Data(5));
+        // The buffer keeps its allocation: that much fits without growing.
+        let room = w.pipe.state.lock().buf.capacity().min(CAPACITY);
+        assert!(room >= 5);
+        assert_eq!(
+            w.pipe.write_within(&alloc::vec![1u8; room], false),
+            WriteResult::Written(room)
+        );
+        assert_eq!(w.pipe.write_within(b"y", false), WriteResult::WouldBlock);
     }
 
     #[test]

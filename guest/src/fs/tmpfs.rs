@@ -1,9 +1,12 @@
 //! A writable file system in kernel memory, mounted at `/tmp`: regular
 //! files, directories, symbolic and hard links, nothing kept across boots.
 //!
-//! File data lives in separate 4 KiB blocks of the kernel heap (sparse: a
-//! hole costs nothing and reads as zeroes), each taken with a fallible
-//! allocation, so a full heap is `ENOSPC` and never a kernel panic. The
+//! File data lives in separate 4 KiB blocks, whole pages of the kernel heap
+//! ([`super::tmpfs_block`]; sparse: a hole costs nothing and reads as
+//! zeroes), each taken with a fallible allocation, so a full heap is
+//! `ENOSPC` and never a kernel panic. A `MAP_SHARED` mapping of a file maps
+//! its blocks themselves ([`TmpBacking`]), so mappings, `read` and `write`
+//! all see the same bytes. The
 //! whole file system holds at most the page and inode budget it was made
 //! with (`statfs` reports both), so programs writing to `/tmp` cannot
 //! starve the kernel of the memory it needs for everything else.
@@ -17,6 +20,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
 
+use super::tmpfs_block::{Block, Budget, BLOCK};
 use super::vfs::{
     DirEntry, Errno, FsStats, Meta, Node, NodeRef, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
@@ -24,7 +28,6 @@ use crate::errno::{EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTE
 
 /// `TMPFS_MAGIC` of `statfs`.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
-const BLOCK: usize = 4096;
 /// Largest file (Linux's `MAX_LFS_FILESIZE` is larger; past the budget a
 /// file could not be filled anyway).
 const MAX_FILE: u64 = 1 << 40;
@@ -32,9 +35,9 @@ const MAX_FILE: u64 = 1 << 40;
 /// One mounted instance: its budget and what is used of it.
 pub struct TmpFs {
     dev: u64,
-    limit_blocks: u64,
     limit_inodes: u64,
-    blocks: AtomicU64,
+    /// Blocks in use, wherever they are held (files, shared mappings).
+    blocks: Arc<Budget>,
     inodes: AtomicU64,
     next_ino: AtomicU64,
 }
@@ -44,9 +47,11 @@ pub struct TmpFs {
 pub fn new(dev: u64, limit_blocks: u64, limit_inodes: u64) -> NodeRef {
     let fs = Arc::new(TmpFs {
         dev,
-        limit_blocks,
         limit_inodes,
-        blocks: AtomicU64::new(0),
+        blocks: Arc::new(Budget {
+            used: AtomicU64::new(0),
+            limit: limit_blocks,
+        }),
         inodes: AtomicU64::new(0),
         next_ino: AtomicU64::new(1),
     });
@@ -64,7 +69,7 @@ pub fn new_fs() -> NodeRef {
 
 enum Body {
     /// Blocks by index, and the size in bytes.
-    File(BTreeMap<u64, Vec<u8>>, u64),
+    File(BTreeMap<u64, Arc<Block>>, u64),
     Dir(BTreeMap<String, Arc<TmpNode>>),
     Symlink(String),
 }
@@ -166,24 +171,9 @@ impl TmpNode {
         Ok(())
     }
 
-    /// Take one block from the budget and the heap.
-    fn new_block(&self) -> Result<Vec<u8>, Errno> {
-        let used = self.fs.blocks.fetch_add(1, Ordering::Relaxed);
-        if used >= self.fs.limit_blocks {
-            self.fs.blocks.fetch_sub(1, Ordering::Relaxed);
-            return Err(ENOSPC);
-        }
-        let mut b = Vec::new();
-        if b.try_reserve_exact(BLOCK).is_err() {
-            self.fs.blocks.fetch_sub(1, Ordering::Relaxed);
-            return Err(ENOSPC);
-        }
-        b.resize(BLOCK, 0);
-        Ok(b)
-    }
-
-    fn release_blocks(&self, n: usize) {
-        self.fs.blocks.fetch_sub(n as u64, Ordering::Relaxed);
+    /// Take one zeroed block from the budget and the heap.
+    fn new_block(&self) -> Result<Arc<Block>, Errno> {
+        Block::new(&self.fs.blocks).ok_or(ENOSPC)
     }
 
     fn is_dir(&self) -> bool {
@@ -210,26 +200,20 @@ impl TmpNode {
 
 impl Drop for TmpNode {
     fn drop(&mut self) {
-        if let Body::File(blocks, _) = &*self.body.lock() {
-            self.fs
-                .blocks
-                .fetch_sub(blocks.len() as u64, Ordering::Relaxed);
-        }
+        // Its blocks give themselves back to the budget as they go.
         self.fs.inodes.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Zero `blocks` from byte `from` on, dropping whole blocks past it;
-/// returns how many blocks were dropped.
-fn cut(blocks: &mut BTreeMap<u64, Vec<u8>>, from: u64) -> usize {
+/// Zero `blocks` from byte `from` on, dropping whole blocks past it.
+fn cut(blocks: &mut BTreeMap<u64, Arc<Block>>, from: u64) {
     let first_whole = from.div_ceil(BLOCK as u64);
-    let gone = blocks.split_off(&first_whole).len();
+    drop(blocks.split_off(&first_whole));
     if !from.is_multiple_of(BLOCK as u64) {
-        if let Some(b) = blocks.get_mut(&(from / BLOCK as u64)) {
-            b[(from % BLOCK as u64) as usize..].fill(0);
+        if let Some(b) = blocks.get(&(from / BLOCK as u64)) {
+            b.zero_from((from % BLOCK as u64) as usize);
         }
     }
-    gone
 }
 
 impl Node for TmpNode {
@@ -268,7 +252,7 @@ impl Node for TmpNode {
             let step = (BLOCK - within).min(n - done);
             let dst = &mut buf[done..done + step];
             match blocks.get(&index) {
-                Some(block) => dst.copy_from_slice(&block[within..within + step]),
+                Some(block) => block.read(within, dst),
                 None => dst.fill(0),
             }
             done += step;
@@ -298,7 +282,7 @@ impl Node for TmpNode {
                     Err(_) => break,
                 },
             };
-            block[within..within + step].copy_from_slice(&buf[done..done + step]);
+            block.write(within, &buf[done..done + step]);
             done += step;
             *size = (*size).max(offset + done as u64);
         }
@@ -314,8 +298,7 @@ impl Node for TmpNode {
             return Err(if self.is_dir() { EISDIR } else { EINVAL });
         };
         if len < *size {
-            let gone = cut(blocks, len);
-            self.release_blocks(gone);
+            cut(blocks, len);
         }
         *size = len;
         Ok(())
@@ -448,13 +431,13 @@ impl Node for TmpNode {
     }
 
     fn fs_stats(&self) -> FsStats {
-        let used = self.fs.blocks.load(Ordering::Relaxed);
+        let used = self.fs.blocks.used.load(Ordering::Relaxed);
         let inodes = self.fs.inodes.load(Ordering::Relaxed);
         FsStats {
             magic: TMPFS_MAGIC,
             block_size: BLOCK as u64,
-            blocks: self.fs.limit_blocks,
-            blocks_free: self.fs.limit_blocks.saturating_sub(used),
+            blocks: self.fs.blocks.limit,
+            blocks_free: self.fs.blocks.limit.saturating_sub(used),
             files: self.fs.limit_inodes,
             files_free: self.fs.limit_inodes.saturating_sub(inodes),
             flags: 0,
@@ -463,7 +446,12 @@ impl Node for TmpNode {
 
     fn backing(&self) -> Option<Arc<dyn crate::mm::vmm::FileBacking>> {
         let me = self.self_arc()?;
-        me.is_file_node().then(|| Arc::new(TmpBacking(me)) as _)
+        me.is_file_node().then(|| {
+            Arc::new(TmpBacking {
+                node: me,
+                pinned: Mutex::new(BTreeMap::new()),
+            }) as _
+        })
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -471,20 +459,81 @@ impl Node for TmpNode {
     }
 }
 
-/// A tmpfs file as the backing of a private file mapping: pages are read
-/// from the file when first touched (later writes to the file are not seen
-/// by pages already read, as with any private mapping).
-struct TmpBacking(Arc<TmpNode>);
+impl TmpNode {
+    /// The block holding byte `offset` of this file, made (zeroed) if it
+    /// was a hole; `None` past the end of the file or when the budget or
+    /// the heap is exhausted.
+    fn block_at(&self, offset: u64) -> Option<Arc<Block>> {
+        let mut b = self.body.lock();
+        let Body::File(blocks, size) = &mut *b else {
+            return None;
+        };
+        if offset >= *size {
+            return None;
+        }
+        match blocks.entry(offset / BLOCK as u64) {
+            Entry::Occupied(o) => Some(o.get().clone()),
+            Entry::Vacant(v) => Some(v.insert(self.new_block().ok()?).clone()),
+        }
+    }
+}
+
+/// The physical address of a block (kernel heap pages are in the identity
+/// or direct map).
+#[cfg(target_os = "none")]
+fn phys_of(block: &Block) -> Option<u64> {
+    crate::arch::x86_64::direct::virt_to_phys(block.addr())
+}
+
+/// Host builds have no physical memory to map: shared pages are refused.
+#[cfg(not(target_os = "none"))]
+fn phys_of(_: &Block) -> Option<u64> {
+    None
+}
+
+/// A tmpfs file as the backing of one `mmap` of it.
+///
+/// A private mapping reads pages from the file when first touched (later
+/// writes to the file are not seen by pages already read, as with any
+/// private mapping). A shared mapping maps the file's blocks themselves,
+/// each kept here (`pinned`) for as long as the mapping lives, so the
+/// mapping, `read`, `write` and other mappings see the same bytes. A page
+/// that a `truncate` cuts off stays with the mappings that hold it (Linux
+/// would raise `SIGBUS` on it instead) and stays counted in the budget
+/// until they go.
+struct TmpBacking {
+    node: Arc<TmpNode>,
+    /// Blocks handed to shared mappings, by block index: at most one per
+    /// page of the mapping.
+    pinned: Mutex<BTreeMap<u64, Arc<Block>>>,
+}
 
 impl crate::mm::vmm::FileBacking for TmpBacking {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, crate::mm::vmm::FileError> {
-        self.0
+        self.node
             .read_at(offset, buf)
             .map_err(|_| crate::mm::vmm::FileError)
     }
 
     fn len(&self) -> u64 {
-        self.0.meta().size
+        self.node.meta().size
+    }
+
+    fn shared_page(&self, offset: u64) -> Option<Result<u64, crate::mm::vmm::FileError>> {
+        let index = offset / BLOCK as u64;
+        let mut pinned = self.pinned.lock();
+        let block = match pinned.get(&index) {
+            Some(b) => b.clone(),
+            None => match self.node.block_at(offset) {
+                Some(b) => pinned.entry(index).or_insert(b).clone(),
+                None => return Some(Err(crate::mm::vmm::FileError)),
+            },
+        };
+        Some(phys_of(&block).ok_or(crate::mm::vmm::FileError))
+    }
+
+    fn shares_pages(&self) -> bool {
+        cfg!(target_os = "none")
     }
 }
 

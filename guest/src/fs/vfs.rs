@@ -5,7 +5,8 @@
 //! What is mounted where is fixed at boot by [`mount_defaults`]: the
 //! initramfs at `/` (read-only), a writable in-memory file system at `/tmp`,
 //! the process file system at `/proc`, the devices at `/dev`, and the first
-//! virtio-blk disk's ext4 file system (read-only) at `/mnt`.
+//! virtio-blk disk's ext4 file system (read-only) at `/mnt`; or, when the
+//! program is on that disk, the disk at `/` and the initramfs at `/initrd`.
 //!
 //! Errors are positive Linux errno values (`ENOENT`, ...); the system-call
 //! layer negates them.
@@ -205,16 +206,27 @@ pub fn mount_points_in(dir: &str) -> Vec<String> {
 
 /// The standard namespace: the initramfs (if any) at `/`, `/tmp`, `/proc`,
 /// `/dev`, and the first disk's ext4 file system at `/mnt` when there is a
-/// disk.
+/// disk. With `root_disk` (the program is on the disk) the disk is at `/`
+/// and the initramfs at `/initrd`; without a disk the initramfs stays at
+/// `/` (and the program is not found).
 #[cfg(target_os = "none")]
-pub fn mount_defaults() {
-    mount("/", super::initramfs::root());
+pub fn mount_defaults(root_disk: bool) {
+    use mobius_shared::initramfs::ARCHIVE_MOUNT_WITH_ROOT_DISK;
+    let disk_at = if root_disk { "/" } else { "/mnt" };
+    match super::ext4::mount_first_disk(disk_at) {
+        Some(disk) if root_disk => {
+            mount("/", disk);
+            mount(ARCHIVE_MOUNT_WITH_ROOT_DISK, super::initramfs::root());
+        }
+        Some(disk) => {
+            mount("/", super::initramfs::root());
+            mount("/mnt", disk);
+        }
+        None => mount("/", super::initramfs::root()),
+    }
     mount("/tmp", super::tmpfs::new_fs());
     mount("/proc", super::procfs::root());
     mount("/dev", super::devfs::root());
-    if let Some(root) = super::ext4::mount_first_disk() {
-        mount("/mnt", root);
-    }
 }
 
 /// `path` taken from directory `base` (absolute), as an absolute path

@@ -19,6 +19,7 @@ const SIGTRAP: u8 = 5;
 const SIGBUS: u8 = 7;
 const SIGFPE: u8 = 8;
 const SIGSEGV: u8 = 11;
+const SIGKILL: u8 = 9;
 
 /// Install the hooks: every trap from ring 3, and the timer in ring 0.
 pub fn install() {
@@ -92,6 +93,11 @@ fn page_fault(frame: &mut TrapFrame) {
         user: true,
         instruction: e & 16 != 0,
     };
+    if crate::heap::pressure() == crate::heap::Pressure::Critical {
+        // A fault may need kernel memory (page records, page tables'
+        // bookkeeping) that the heap no longer has to spare.
+        kill(frame, SIGKILL, &format!("out of kernel memory at {cr2:#x}"));
+    }
     crate::mm::record::set_trap_rip(frame.rip);
     let outcome = fault::handle(crate::kvmm::vmm(), space, cr2, access);
     if outcome.is_resolved() {
@@ -170,6 +176,7 @@ fn signal_name(signal: u8) -> &'static str {
         SIGBUS => "SIGBUS",
         SIGFPE => "SIGFPE",
         SIGSEGV => "SIGSEGV",
+        SIGKILL => "SIGKILL",
         _ => "signal",
     }
 }

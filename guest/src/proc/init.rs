@@ -15,7 +15,7 @@ use crate::fs::vfs;
 use crate::mm::kernel;
 use crate::mm::vmm::{FileBacking, SpaceId};
 use crate::syscall::{E2BIG, EACCES, EIO, ELOOP, ENOENT, ENOEXEC, ENOMEM};
-use mobius_shared::initramfs::{ARGV_FILE, ENV_FILE};
+use mobius_shared::initramfs::{ARGV_FILE, ENV_FILE, ROOT_DISK_FILE};
 
 /// Shell status of a program that was not found / could not be executed.
 const NOT_FOUND: u8 = 127;
@@ -223,7 +223,7 @@ pub fn run_program() -> Option<ExitStatus> {
     let env = archive.find(ENV_FILE).map(|e| e.data).unwrap_or_default();
     let envp: Vec<&[u8]> = env.split(|&b| b == 0).filter(|w| !w.is_empty()).collect();
     let name = String::from_utf8_lossy(path).into_owned();
-    vfs::mount_defaults();
+    vfs::mount_defaults(archive.find(ROOT_DISK_FILE).is_some());
     user::init();
     super::entry::install();
     let started = match load_program(&name, "/", &argv, &envp) {

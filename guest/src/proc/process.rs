@@ -184,9 +184,10 @@ impl Process {
             enosys: self.stats.enosys,
             faults: self.stats.faults,
             cpu_cycles: self.stats.cpu_cycles,
-            name: [0; procstats::NAME_LEN],
+            ..ProcessRecord::EMPTY
         };
         r.set_name(&self.name);
+        r.set_command(&self.cmdline);
         r
     }
 

@@ -17,10 +17,10 @@
 //! ([`super::process::exit_if_killed`]), so that everything its kernel
 //! stack holds is released the ordinary way.
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mobius_shared::procstats::{self, EnosysCount, ProcessBlock, ProcessRecord};
 use spin::{Mutex, MutexGuard};
@@ -119,6 +119,11 @@ pub struct Table {
     pub processes: BTreeMap<Pid, Process>,
     pub threads: BTreeMap<Tid, Thread>,
     run_queue: VecDeque<Tid>,
+    /// The threads blocked with a deadline, by deadline: the scheduler
+    /// looks here instead of at every thread (each switch and timer tick
+    /// would otherwise walk the whole table, in emulated ring 0). An entry
+    /// whose thread was woken some other way stays until it runs again.
+    sleepers: BTreeSet<(u64, Tid)>,
     current: Option<Tid>,
     next_id: u32,
     /// Stacks of threads that ended, freed later from a live stack (a
@@ -140,6 +145,7 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     processes: BTreeMap::new(),
     threads: BTreeMap::new(),
     run_queue: VecDeque::new(),
+    sleepers: BTreeSet::new(),
     current: None,
     next_id: 1,
     dead_stacks: Vec::new(),
@@ -158,16 +164,16 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     n_enosys: 0,
 });
 
-const EMPTY_RECORD: ProcessRecord = ProcessRecord {
-    pid: 0,
-    parent: 0,
-    status: 0,
-    syscalls: 0,
-    enosys: 0,
-    faults: 0,
-    cpu_cycles: 0,
-    name: [0; procstats::NAME_LEN],
-};
+const EMPTY_RECORD: ProcessRecord = ProcessRecord::EMPTY;
+
+/// Whether any process has set an `ITIMER_REAL` timer in this run: until
+/// then the scheduler does not look at the processes' timers at all.
+static ALARMS_USED: AtomicBool = AtomicBool::new(false);
+
+/// Note that a process set a timer ([`ALARMS_USED`]).
+pub fn note_alarm_set() {
+    ALARMS_USED.store(true, Ordering::Relaxed);
+}
 
 /// System calls, unimplemented ones, and ring-3 page faults of the running
 /// thread not yet charged to its process: bumped on the hot paths without
@@ -317,6 +323,9 @@ impl Table {
         }
         match self.threads.remove(&tid) {
             Some(th) => {
+                if let Some(d) = th.deadline {
+                    self.sleepers.remove(&(d, tid));
+                }
                 fpu::free(th.slot);
                 fpu::free_signal(th.slot);
                 self.dead_stacks.push(th.stack);
@@ -393,12 +402,8 @@ impl Table {
         if !was_empty || self.run_queue.is_empty() || self.current.is_none() {
             return;
         }
-        let sleepers = self
-            .threads
-            .values()
-            .filter(|th| matches!(th.state, State::Blocked(_)))
-            .filter_map(|th| th.deadline);
-        let earliest = sleepers.chain(self.alarms()).min();
+        let sleepers = self.sleepers.first().map(|&(d, _)| d);
+        let earliest = sleepers.into_iter().chain(self.alarms()).min();
         match earliest {
             Some(d) => arm_until(d),
             None => apic::arm_oneshot(ns_to_ticks(SLICE_NS)),
@@ -407,14 +412,19 @@ impl Table {
 
     /// The TSC deadlines of the processes' `ITIMER_REAL` timers.
     fn alarms(&self) -> impl Iterator<Item = u64> + '_ {
+        let any = ALARMS_USED.load(Ordering::Relaxed);
         self.processes
             .values()
+            .take(if any { usize::MAX } else { 0 })
             .filter_map(|p| p.alarm.map(|a| a.at))
     }
 
     /// Send SIGALRM to every process whose timer has expired (and set the
     /// next expiry of a periodic one).
     fn fire_alarms(&mut self, now: u64) {
+        if !ALARMS_USED.load(Ordering::Relaxed) {
+            return;
+        }
         let mut expired = Vec::new();
         for p in self.processes.values_mut() {
             let Some(a) = p.alarm else { continue };
@@ -433,20 +443,22 @@ impl Table {
     /// timers; returns the earliest deadline still pending.
     fn wake_expired(&mut self, now: u64) -> Option<u64> {
         self.fire_alarms(now);
-        let mut earliest: Option<u64> = None;
-        for (tid, th) in self.threads.iter_mut() {
-            let (State::Blocked(_), Some(d)) = (th.state, th.deadline) else {
+        while let Some(&(d, tid)) = self.sleepers.first() {
+            if d > now {
+                break;
+            }
+            self.sleepers.pop_first();
+            let Some(th) = self.threads.get_mut(&tid) else {
                 continue;
             };
-            if d <= now {
+            if matches!(th.state, State::Blocked(_)) && th.deadline == Some(d) {
                 th.state = State::Runnable;
                 th.wake = Wake::TimedOut;
                 th.deadline = None;
-                self.run_queue.push_back(*tid);
-            } else {
-                earliest = Some(earliest.map_or(d, |e: u64| e.min(d)));
+                self.run_queue.push_back(tid);
             }
         }
+        let earliest = self.sleepers.first().map(|&(d, _)| d);
         self.alarms().chain(earliest).min()
     }
 
@@ -476,9 +488,7 @@ impl Table {
 
     /// Whether no thread can run and none sleeps: nothing will ever wake.
     fn stuck(&self) -> bool {
-        self.run_queue.is_empty()
-            && self.threads.values().all(|t| t.deadline.is_none())
-            && self.alarms().next().is_none()
+        self.run_queue.is_empty() && self.sleepers.is_empty() && self.alarms().next().is_none()
     }
 }
 
@@ -709,9 +719,10 @@ pub fn on_timer() {
 pub fn rearm_timer() {
     let t = TABLE.lock();
     let earliest = t
-        .threads
-        .values()
-        .filter_map(|th| th.deadline)
+        .sleepers
+        .first()
+        .map(|&(d, _)| d)
+        .into_iter()
         .chain(t.alarms())
         .min();
     if let Some(d) = earliest {
@@ -744,6 +755,9 @@ pub fn block(wait: Wait, deadline: Option<u64>) -> Wake {
             th.state = State::Blocked(wait);
             th.deadline = deadline;
         }
+        if let Some(d) = deadline {
+            t.sleepers.insert((d, tid));
+        }
         (save, next)
     };
     // SAFETY: as in `yield_now`: a blocked thread is never removed without
@@ -751,10 +765,17 @@ pub fn block(wait: Wait, deadline: Option<u64>) -> Wake {
     unsafe { go(save, next) };
     let mut t = TABLE.lock();
     let tid = t.current;
-    match tid.and_then(|tid| t.threads.get_mut(&tid)) {
+    let Some(tid) = tid else {
+        return Wake::Interrupted;
+    };
+    match t.threads.get_mut(&tid) {
         Some(th) => {
-            th.deadline = None;
-            th.wake
+            let left = th.deadline.take();
+            let wake = th.wake;
+            if let Some(d) = left {
+                t.sleepers.remove(&(d, tid));
+            }
+            wake
         }
         None => Wake::Interrupted,
     }

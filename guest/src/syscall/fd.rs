@@ -61,6 +61,11 @@ pub fn pipe2(a: Args) -> i64 {
     let Some((_, _, space)) = task::current() else {
         return -EFAULT;
     };
+    // A pipe's buffer lives in the kernel heap (Linux: ENFILE when the
+    // system's file table is full).
+    if crate::heap::pressure() >= crate::heap::Pressure::Refuse {
+        return -super::ENFILE;
+    }
     let nonblock = flags & O_NONBLOCK != 0;
     let cloexec = flags & O_CLOEXEC != 0;
     let (r, w) = PipeEnd::pair(pipe_changed);
@@ -246,7 +251,8 @@ pub fn write_pipe(pipe: &Pipe, nonblock: bool, space: SpaceId, buf: u64, len: u6
         }
         let mut off = 0;
         while off < n {
-            match pipe.write(&chunk[off..n]) {
+            let may_grow = crate::heap::pressure() < crate::heap::Pressure::Critical;
+            match pipe.write_within(&chunk[off..n], may_grow) {
                 WriteResult::Written(k) => {
                     off += k;
                     pipe_changed(pipe.id);

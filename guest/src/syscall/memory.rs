@@ -79,6 +79,10 @@ fn splits(space: SpaceId, start: u64, end: u64) -> bool {
 
 /// `ENOMEM` when `space` holds all the mappings a process may have.
 pub(super) fn room_for_mapping(space: SpaceId) -> Result<(), i64> {
+    // Nodes and page records live in the kernel heap.
+    if crate::heap::pressure() >= crate::heap::Pressure::Refuse {
+        return Err(-ENOMEM);
+    }
     if kvmm::vmm().lock().user_nodes(space) >= MAX_USER_NODES {
         Err(-ENOMEM)
     } else {
@@ -116,12 +120,17 @@ pub fn mmap(a: Args) -> i64 {
     } else {
         None
     };
-    if let Some((_, writable)) = &file {
+    if let Some((backing, writable)) = &file {
         if flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 {
-            // A shared writable mapping would have to write its pages back
-            // to the file; no file system here does that yet (the
-            // initramfs is read-only; /tmp files are mapped privately).
-            return if *writable { -ENODEV } else { -EACCES };
+            // A shared writable mapping writes into the file's own pages
+            // (/tmp); a file system without them (the read-only initramfs
+            // and disk) refuses it.
+            if !*writable {
+                return -EACCES;
+            }
+            if !backing.shares_pages() {
+                return -ENODEV;
+            }
         }
     }
     let file = file.map(|(f, _)| f);
@@ -145,9 +154,13 @@ pub fn mmap(a: Args) -> i64 {
         Err(_) if !fixed && wanted != 0 => place(&mut vm, 0),
         r => r,
     };
-    let shared_anon = flags & MAP_SHARED != 0 && file.is_none() && area_flags(prot).is_some();
+    // Shared anonymous memory, and shared mappings of files whose pages can
+    // be mapped themselves, stay one area across fork (no copy-on-write).
+    let shared = flags & MAP_SHARED != 0
+        && area_flags(prot).is_some()
+        && file.as_ref().is_none_or(|f| f.shares_pages());
     match result {
-        Ok(at) if shared_anon => match vm.mark_shared(space, at) {
+        Ok(at) if shared => match vm.mark_shared(space, at) {
             Ok(()) => at as i64,
             Err(e) => errno(e),
         },

@@ -36,6 +36,10 @@ pub fn clone(frame: &TrapFrame, a: Args) -> i64 {
         Ok(c) => c,
         Err(e) => return e,
     };
+    // Each process or thread costs kernel heap: none past the reserve.
+    if crate::heap::pressure() >= crate::heap::Pressure::Refuse {
+        return -super::ENOMEM;
+    }
     let mut child = frame.clone();
     child.rax = 0;
     if stack != 0 {

@@ -54,6 +54,9 @@ fn swap(new: Option<Setting>) -> Result<Setting, i64> {
             interval: tsc::cycles_to_ns(a.every),
         });
         if let Some(s) = new {
+            if s.value != 0 {
+                crate::proc::task::note_alarm_set();
+            }
             p.alarm = (s.value != 0).then(|| Alarm {
                 at: now.saturating_add(tsc::ns_to_cycles(s.value)),
                 every: match s.interval {

@@ -89,7 +89,7 @@ pub(crate) fn target_of(
         }
         (workload.join(" "), line.trim().to_string())
     };
-    let initramfs = run.archive.spec(&program).build()?;
+    let initramfs = run.archive.spec(&program, &run.disks).build()?;
     Ok((title, line, initramfs))
 }
 

@@ -4,7 +4,7 @@
 /// What `c-files` prints when every file call behaved (natively in a
 /// scratch directory and in the guest's `/tmp`).
 pub const FILES: &str = "basics: size 8195\nappend: 8 bytes\ntruncate: 3 then 1\n\
-dirs: 3 entries then 1, 2 dots\nlinks: ok\nstatfs: ok\nmmap: ok\nproc: ok\nfiles: all ok\n";
+dirs: 3 entries then 1, 2 dots\nlinks: ok\nstatfs: ok\nmmap: ok\nmmap shared: ok\nproc: ok\nfiles: all ok\n";
 
 /// What `c-harness` prints (natively and in the guest).
 pub const HARNESS: &str = "mremap grow: ok, moved 1, contents kept, new pages zero 1\n\

@@ -9,6 +9,10 @@
  * 5. symlink/readlink, link (st_nlink 2), an unlinked open file still reads.
  * 6. statfs reports blocks and a writable file system.
  * 7. mmap MAP_PRIVATE of a file sees its bytes; writes stay private.
+ *    MAP_SHARED: stores reach read(2) and another mapping, write(2)
+ *    reaches the mapping, a fork child's stores reach the parent, the data
+ *    outlives the mapping; past the end of the file is SIGBUS; a writable
+ *    shared mapping of a read-only descriptor is EACCES.
  * 8. /proc: MemAvailable in meminfo, self/exe names this program,
  *    sys/kernel/pid_max is at least 32768.
  * Prints one line per check and "files: all ok". */
@@ -24,6 +28,8 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static int failed;
@@ -176,6 +182,48 @@ static void mapping(const char *dir) {
     printf("mmap: ok\n");
 }
 
+static void shared_mapping(const char *dir) {
+    int fd = open(at(dir, "s"), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    check(fd >= 0 && ftruncate(fd, 8192) == 0, "create s");
+    /* Three pages over a two-page file: the third is past its end. */
+    char *p = mmap(0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *q = mmap(0, 8192, PROT_READ, MAP_SHARED, fd, 0);
+    check(p != MAP_FAILED && q != MAP_FAILED, "mmap shared");
+    if (p == MAP_FAILED || q == MAP_FAILED) return;
+    char buf[8] = {0};
+    memcpy(p + 4096 + 10, "store", 5);
+    check(pread(fd, buf, 5, 4096 + 10) == 5 && memcmp(buf, "store", 5) == 0, "store reaches read");
+    check(memcmp(q + 4096 + 10, "store", 5) == 0, "store reaches another mapping");
+    check(pwrite(fd, "write", 5, 100) == 5 && memcmp(p + 100, "write", 5) == 0, "write reaches the mapping");
+    pid_t child = fork();
+    if (child == 0) {
+        memcpy(p + 200, "child", 5);
+        _exit(0);
+    }
+    int status = 0;
+    check(waitpid(child, &status, 0) == child && WIFEXITED(status), "child");
+    check(memcmp(p + 200, "child", 5) == 0, "a child's store reaches the parent");
+    child = fork();
+    if (child == 0) {
+        p[2 * 4096] = 1; /* past the end of the file */
+        _exit(0);
+    }
+    check(waitpid(child, &status, 0) == child && WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+          "past the end is SIGBUS");
+    check(msync(p, 8192, MS_SYNC) == 0, "msync");
+    munmap(p, 3 * 4096);
+    munmap(q, 8192);
+    close(fd);
+    fd = open(at(dir, "s"), O_RDONLY);
+    check(pread(fd, buf, 5, 200) == 5 && memcmp(buf, "child", 5) == 0, "the data outlives the mapping");
+    errno = 0;
+    check(mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EACCES,
+          "EACCES for a read-only descriptor");
+    close(fd);
+    unlink(at(dir, "s"));
+    printf("mmap shared: ok\n");
+}
+
 static void proc_files(const char *argv0) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[256];
@@ -208,6 +256,7 @@ int main(int argc, char **argv) {
     links(argv[1]);
     fs_stats(argv[1]);
     mapping(argv[1]);
+    shared_mapping(argv[1]);
     proc_files(argv[0]);
     printf(failed ? "files: FAILED\n" : "files: all ok\n");
     return failed;

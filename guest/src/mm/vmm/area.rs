@@ -31,6 +31,21 @@ pub trait FileBacking: Send + Sync {
     fn id(&self) -> Option<usize> {
         None
     }
+    /// For a `MAP_SHARED` mapping: the physical page that holds the file's
+    /// bytes from `offset` (page aligned), the file's own page that `read`,
+    /// `write` and every shared mapping use, kept alive for as long as this
+    /// backing lives. `None`: the file has no such pages (its pages are
+    /// read in as for a private mapping). `Some(Err)`: past the end of the
+    /// file, or no page could be had; the access is a bus error (as on
+    /// Linux).
+    fn shared_page(&self, _offset: u64) -> Option<Result<PhysAddr, FileError>> {
+        None
+    }
+    /// Whether [`Self::shared_page`] gives pages (a writable `MAP_SHARED`
+    /// mapping is possible).
+    fn shares_pages(&self) -> bool {
+        false
+    }
 }
 
 /// A read from a [`FileBacking`] failed.

@@ -529,6 +529,7 @@ impl<M: Mmu> Vmm<M> {
     fn file_fault(&mut self, space: SpaceId, t: Target, access: Access) -> Step {
         let d = self.descs.get(t.desc).expect("live");
         let r = d.records.get(t.index);
+        let shared = d.shared;
         let (file, offset, bytes, kind, read_only) = match &d.kind {
             AreaKind::File { file, offset } => {
                 let off = offset + t.index * PAGE_SIZE;
@@ -562,6 +563,15 @@ impl<M: Mmu> Vmm<M> {
             // Read in already (another mapping, or mapped again after a
             // protection change): no read.
             return done(self.map_page(&t, r & rec::ADDR, FaultKind::Shared));
+        }
+        if shared {
+            if let Some(page) = file.shared_page(offset) {
+                // MAP_SHARED: the file's own page, not owned by the area.
+                return done(match page {
+                    Ok(phys) => self.map_recorded(t, phys, rec::FRAME, FaultKind::Shared),
+                    Err(_) => FaultOutcome::ReadFailed,
+                });
+            }
         }
         if bytes == 0 {
             // Past the data: a zero-filled page, no read (a demand-zero

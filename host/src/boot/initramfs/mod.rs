@@ -74,6 +74,10 @@ pub enum InitramfsError {
     EnvNul,
     #[error("--env only applies to a PROGRAM: mobius run [options] -- PROGRAM [ARGS...]")]
     EnvWithoutProgram,
+    #[error("--disk {0},root: only the first --disk can hold the root file system")]
+    RootDiskNotFirst(String),
+    #[error("program {0}: a program on the root disk is named by its absolute path, e.g. /bin/sh")]
+    DiskProgramNotAbsolute(String),
     #[error(
         "the program's arguments and environment take {size} bytes; at most {ARGS_MAX} are allowed"
     )]

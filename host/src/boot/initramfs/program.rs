@@ -1,7 +1,7 @@
 //! What a run puts in its archive: the program, `--file`s, `--env`, argv
 //! ([`ArchiveSpec`]), checked on the host.
 
-use mobius_shared::initramfs::{ARGS_MAX, ARGV_FILE, ENV_FILE, PROGRAM_DIR};
+use mobius_shared::initramfs::{ARGS_MAX, ARGV_FILE, ENV_FILE, PROGRAM_DIR, ROOT_DISK_FILE};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -158,6 +158,27 @@ pub struct ArchiveSpec {
     pub env: Vec<String>,
     /// The user's own newc archive; the host's entries go after its entries.
     pub initrd: Option<PathBuf>,
+    /// PROGRAM is a path on the first disk, which the guest mounts at `/`
+    /// ([`program_on_disk`]): nothing of it is read on the host.
+    pub program_on_disk: bool,
+    /// A `--disk` marked `,root` that is not the first one (its path).
+    pub misplaced_root: Option<PathBuf>,
+}
+
+/// Whether PROGRAM (`word`, the first word after `--`) is on the first of
+/// `disks` rather than on the host: that disk is marked `,root`, or there
+/// is a disk and `word` is an absolute path that names nothing on the
+/// host (`mobius run --disk rootfs.ext4 -- /bin/prog`).
+pub fn program_on_disk(
+    word: Option<&OsStr>,
+    disks: &[crate::devices::virtio::disk::DiskConfig],
+) -> bool {
+    let Some(word) = word else { return false };
+    match disks.first() {
+        Some(d) if d.root => true,
+        Some(_) => word.as_bytes().starts_with(b"/") && !Path::new(word).exists(),
+        None => false,
+    }
 }
 
 impl ArchiveSpec {
@@ -167,6 +188,27 @@ impl ArchiveSpec {
             && self.files.is_empty()
             && self.env.is_empty()
             && self.initrd.is_none()
+    }
+
+    /// The control files (argv, environment) of a program on the root
+    /// disk: its guest path is the word as given.
+    fn disk_program_control(&self) -> Result<(Vec<u8>, Vec<u8>), InitramfsError> {
+        let word = self
+            .program
+            .first()
+            .ok_or_else(|| InitramfsError::NoSuchProgram(String::new()))?;
+        let guest = word
+            .to_str()
+            .filter(|w| w.starts_with('/'))
+            .ok_or_else(|| InitramfsError::DiskProgramNotAbsolute(word.to_string_lossy().into()))?
+            .to_string();
+        let argv = encode_argv(&guest, &self.program)?;
+        let env = encode_env(&self.env)?;
+        let size = argv.len().saturating_add(env.len());
+        if size > ARGS_MAX {
+            return Err(InitramfsError::ArgsTooLarge { size });
+        }
+        Ok((argv, env))
     }
 
     /// The archive, or `None` when there is nothing to pack.
@@ -195,8 +237,14 @@ impl ArchiveSpec {
             }
             None => Initramfs::new(),
         };
+        if let Some(path) = &self.misplaced_root {
+            return Err(InitramfsError::RootDiskNotFirst(path.display().to_string()));
+        }
         let mut control = None;
-        if let Some(word) = self.program.first() {
+        if self.program_on_disk {
+            control = Some(self.disk_program_control()?);
+            fs.add_file(ROOT_DISK_FILE, &[], CONTROL_MODE)?;
+        } else if let Some(word) = self.program.first() {
             if !is_program_word(word) {
                 return Err(InitramfsError::NoSuchProgram(
                     word.to_string_lossy().into_owned(),

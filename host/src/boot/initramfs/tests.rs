@@ -1,6 +1,6 @@
 //! Tests of the archive writer and of what a run packs.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
@@ -382,8 +382,75 @@ fn program_spec(d: &Dir) -> (ArchiveSpec, PathBuf) {
         ],
         env: vec!["HOME=/".into(), "K=a=b".into()],
         initrd: None,
+        program_on_disk: false,
+        misplaced_root: None,
     };
     (spec, prog)
+}
+
+fn disk(root: bool) -> crate::devices::virtio::disk::DiskConfig {
+    crate::devices::virtio::disk::DiskConfig {
+        path: "rootfs.ext4".into(),
+        writable: false,
+        root,
+        fail: Vec::new(),
+    }
+}
+
+#[test]
+fn a_program_on_the_root_disk_is_named_not_packed() {
+    let d = Dir::new();
+    let (spec, prog) = program_spec(&d);
+    let word = |w: &str| Some(OsStr::new(w).to_owned());
+    // Which words name a program on the disk.
+    let on_disk = |w: &str, disks: &[_]| program_on_disk(word(w).as_deref(), disks);
+    assert!(on_disk("/bin/not-on-this-host-xyz", &[disk(false)]));
+    assert!(!on_disk("/bin/not-on-this-host-xyz", &[]), "no disk");
+    assert!(
+        !on_disk(prog.to_str().unwrap(), &[disk(false)]),
+        "a host file"
+    );
+    assert!(!on_disk("relative/prog", &[disk(false)]));
+    assert!(
+        on_disk(prog.to_str().unwrap(), &[disk(true)]),
+        ",root forces it"
+    );
+    assert!(!program_on_disk(None, &[disk(true)]));
+    // The archive: argv names the guest path; nothing is read on the host.
+    let on = ArchiveSpec {
+        program: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],
+        files: vec![],
+        program_on_disk: true,
+        ..spec.clone()
+    };
+    let e = parse(&on.build_archive().unwrap());
+    assert_eq!(
+        names(&e),
+        [
+            ".mobius",
+            ".mobius/root-disk",
+            ".mobius/argv",
+            ".mobius/env"
+        ]
+    );
+    let argv = e.iter().find(|x| x.name == ".mobius/argv").unwrap();
+    assert_eq!(argv.data, b"/bin/sh\0/bin/sh\0-c\0echo hi\0");
+    // A relative word cannot name a disk path; only the first disk is root.
+    let relative = ArchiveSpec {
+        program: vec!["sh".into()],
+        ..on.clone()
+    };
+    assert!(matches!(
+        relative.build().unwrap_err(),
+        InitramfsError::DiskProgramNotAbsolute(w) if w == "sh"
+    ));
+    let misplaced = ArchiveSpec {
+        misplaced_root: Some("b.img".into()),
+        ..on
+    };
+    let e = misplaced.build().unwrap_err();
+    assert!(matches!(&e, InitramfsError::RootDiskNotFirst(p) if p == "b.img"));
+    assert!(e.to_string().contains("only the first --disk"), "{e}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn disk(writable: bool, fail: Vec<FailRange>) -> (tempfile::NamedTempFile, Arc<D
     let config = DiskConfig {
         path: f.path().to_path_buf(),
         writable,
+        root: false,
         fail,
     };
     let image = DiskImage::open(&config).expect("open");

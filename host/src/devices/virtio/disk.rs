@@ -17,12 +17,15 @@ use mobius_shared::virtio_mmio::MAX_DISKS;
 pub struct DiskConfig {
     pub path: PathBuf,
     pub writable: bool,
+    /// `,root`: the guest mounts this disk's file system at `/` and runs
+    /// PROGRAM from it (only the first disk may be the root).
+    pub root: bool,
     pub fail: Vec<FailRange>,
 }
 
 impl DiskConfig {
-    /// Parse `PATH[,OPTION]...`; the one option is `rw` (`ro`, the
-    /// default, is accepted too). A path with a comma cannot be given.
+    /// Parse `PATH[,OPTION]...`; the options are `rw` (`ro`, the default,
+    /// is accepted too) and `root`. A path with a comma cannot be given.
     pub fn parse(s: &str) -> Result<DiskConfig, String> {
         let mut parts = s.split(',');
         let path = parts.next().unwrap_or_default();
@@ -30,13 +33,15 @@ impl DiskConfig {
             return Err("expected PATH[,rw] with a non-empty PATH".into());
         }
         let mut writable = false;
+        let mut root = false;
         for option in parts {
             match option {
                 "rw" => writable = true,
                 "ro" => writable = false,
+                "root" => root = true,
                 other => {
                     return Err(format!(
-                        "unknown disk option '{other}' (the options are rw and ro)"
+                        "unknown disk option '{other}' (the options are rw, ro and root)"
                     ))
                 }
             }
@@ -44,6 +49,7 @@ impl DiskConfig {
         Ok(DiskConfig {
             path: PathBuf::from(path),
             writable,
+            root,
             fail: Vec::new(),
         })
     }
@@ -274,6 +280,7 @@ mod tests {
         DiskConfig {
             path: path.to_path_buf(),
             writable,
+            root: false,
             fail: Vec::new(),
         }
     }

@@ -7,17 +7,20 @@
 //! fields to a counter line; `--per-process` adds lines of their own after
 //! the counters:
 //!
+//! * the table: one line per process, its command line last (the
+//!   program's path when the guest sent none: wire version 4);
 //! * `-x SEP`: lines that start with `#` (perf's comment lines, as its
 //!   `# started on` line, which its readers skip): `#process`, then pid,
 //!   parent pid, status, system calls, ENOSYS calls, ring-3 page faults,
-//!   CPU msec (`%.2f`, empty when the TSC frequency is unknown), name; and
-//!   one `#enosys` line per unimplemented number: number, name (empty when
-//!   unknown), calls. Nothing is quoted; the name comes last and may hold
-//!   SEP.
+//!   CPU msec (`%.2f`, empty when the TSC frequency is unknown), name (the
+//!   last 16 bytes of the program's path), command line (empty from a
+//!   version-4 guest); and one `#enosys` line per unimplemented number:
+//!   number, name (empty when unknown), calls. Nothing is quoted; the
+//!   command line comes last and may hold SEP (split at most 9 times).
 //! * `-j`: one object per process, `{"pid" : 1, "ppid" : 0, "status" :
 //!   "exit 0", "exit-code" : 0, "signal" : null, "syscalls" : 117, "enosys" :
 //!   0, "page-faults" : 95, "cpu-msec" : 1.250000, "cpu-cycles" : 2500000,
-//!   "name" : "/bin/hello"}`, then one per unimplemented number,
+//!   "name" : "/bin/hello", "command" : "/bin/hello -n world"}`, then one per unimplemented number,
 //!   `{"syscall" : 435, "name" : "clone3", "enosys" : 2}` (`name` null when
 //!   Linux has none; `syscall` null and `name` `(others)` for the calls of
 //!   numbers past the block's room): objects without `counter-value`, told
@@ -215,6 +218,7 @@ struct Fields {
     faults: u64,
     msec: Option<f64>,
     name: String,
+    command: String,
 }
 
 fn fields(r: &ProcessRecord, tsc_khz: u64) -> Fields {
@@ -229,6 +233,7 @@ fn fields(r: &ProcessRecord, tsc_khz: u64) -> Fields {
         faults: r.faults,
         msec: cpu_msec(r.cpu_cycles, tsc_khz),
         name: clean(r.name()),
+        command: clean(&r.command().to_string()),
     }
 }
 
@@ -243,7 +248,7 @@ pub fn table(title: &str, b: &ProcessBlock, tsc_khz: u64, runs: usize) -> String
         "enosys",
         "page-faults",
         "cpu-msec",
-        "name",
+        "command",
     ];
     let rows: Vec<[String; 8]> = by_pid(b)
         .into_iter()
@@ -257,7 +262,11 @@ pub fn table(title: &str, b: &ProcessBlock, tsc_khz: u64, runs: usize) -> String
                 grouped_u64(f.enosys),
                 grouped_u64(f.faults),
                 f.msec.map_or_else(|| "-".into(), |ms| grouped(ms, 2)),
-                f.name,
+                if f.command.is_empty() {
+                    f.name
+                } else {
+                    f.command
+                },
             ]
         })
         .collect();
@@ -316,6 +325,7 @@ pub fn csv(b: &ProcessBlock, tsc_khz: u64, sep: &str) -> String {
             f.faults.to_string(),
             msec,
             f.name,
+            f.command,
         ];
         let _ = writeln!(out, "{}", cells.join(sep));
     }
@@ -351,7 +361,7 @@ pub fn json(b: &ProcessBlock, tsc_khz: u64) -> String {
             out,
             "{{\"pid\" : {}, \"ppid\" : {}, \"status\" : {}, \"exit-code\" : {}, \"signal\" : {}, \
              \"syscalls\" : {}, \"enosys\" : {}, \"page-faults\" : {}, \"cpu-msec\" : {}, \
-             \"cpu-cycles\" : {}, \"name\" : {}}}",
+             \"cpu-cycles\" : {}, \"name\" : {}, \"command\" : {}}}",
             or_null((!others).then_some(r.pid), |v| v.to_string()),
             or_null((!others).then_some(r.parent), |v| v.to_string()),
             string(&status.text()),
@@ -363,6 +373,7 @@ pub fn json(b: &ProcessBlock, tsc_khz: u64) -> String {
             or_null(cpu_msec(r.cpu_cycles, tsc_khz), |ms| format!("{ms:.6}")),
             r.cpu_cycles,
             string(r.name()),
+            string(&r.command().to_string()),
         );
     }
     for e in enosys(b) {
@@ -412,9 +423,14 @@ mod tests {
         b.enosys_numbers[0] = EnosysCount { nr: 435, count: 2 };
         b.enosys_numbers[1] = EnosysCount { nr: 400, count: 1 };
         // In the order they ended; shown by pid.
+        // Two with command lines, two without (as a version-4 guest sent).
+        let mut first = record(1, 0, 0, "/bin/spawn");
+        first.set_command(b"/bin/spawn segv\0");
+        let mut segv = record(3, 2, 139, "/bin/segv");
+        segv.set_command(b"segv\0write, \x1b[31m\0");
         b.push(record(2, 1, 3, "/bin/spawn"));
-        b.push(record(1, 0, 0, "/bin/spawn"));
-        b.push(record(3, 2, 139, "/bin/segv"));
+        b.push(first);
+        b.push(segv);
         b.push(record(4, 1, RUNNING, "/bin/hello"));
         b
     }
@@ -482,7 +498,7 @@ mod tests {
                 "enosys",
                 "page-faults",
                 "cpu-msec",
-                "name"
+                "command"
             ]
         );
         assert_eq!(
@@ -496,18 +512,23 @@ mod tests {
                 "1",
                 "40",
                 "1.25",
-                "/bin/spawn"
+                "/bin/spawn",
+                "segv"
             ]
         );
         assert_eq!(words(lines[4])[2..4], ["exit", "3"]);
         assert_eq!(words(lines[5])[2..4], ["killed", "SIGSEGV"]);
+        // The command line, control characters replaced; the path without one.
+        assert!(lines[5].ends_with("  segv write, ?[31m"), "{t}");
+        assert!(lines[4].ends_with("  /bin/spawn"), "{t}");
         assert_eq!(words(lines[6])[2], "running");
         assert_eq!(lines.len(), 8, "{t}");
-        // Columns line up: every row as long up to the name column.
-        let name_col = lines[2].find("name").expect("header");
-        for l in &lines[3..7] {
+        // Columns line up: every row as long up to the command column.
+        let name_col = lines[2].find("command").expect("header");
+        for l in [lines[3], lines[4], lines[6]] {
             assert_eq!(&l[name_col..name_col + 5], "/bin/", "{t}");
         }
+        assert_eq!(&lines[5][name_col..name_col + 5], "segv ", "{t}");
         let repeated = table("x", &block(), 0, 3);
         assert!(repeated.contains("'x' (the last of 3 runs)"), "{repeated}");
         assert!(repeated.lines().nth(3).is_some_and(|l| l.contains(" - ")));
@@ -544,7 +565,7 @@ mod tests {
         assert_eq!(w[..3], ["-", "-", "-"], "{others}");
         assert!(others.ends_with("(others)"), "{others}");
         // The name column lines up, whatever the widths.
-        let name_col = lines[1].find("name").expect("header");
+        let name_col = lines[1].find("command").expect("header");
         for l in &lines[2..] {
             let name = l.get(name_col..).unwrap_or_default();
             assert!(name == "/bin/?[31mred?x" || name == "(others)", "{t}");
@@ -561,7 +582,7 @@ mod tests {
         let csv = csv(&b, 1, ";");
         assert_eq!(csv.lines().count(), MAX_RECORDS);
         assert!(csv.lines().all(|l| l.starts_with("#process;")));
-        assert!(csv.lines().all(|l| l.split(';').count() == 9), "{csv}");
+        assert!(csv.lines().all(|l| l.split(';').count() == 10), "{csv}");
     }
 
     #[test]
@@ -582,6 +603,9 @@ mod tests {
         assert_eq!(v[0]["cpu-msec"].as_f64(), Some(1.25));
         assert_eq!(v[0]["cpu-cycles"], 2_500_000);
         assert_eq!(v[0]["name"], "/bin/spawn");
+        assert_eq!(v[0]["command"], "/bin/spawn segv");
+        assert_eq!(v[1]["command"], "");
+        assert_eq!(v[2]["command"], "segv write, \u{1b}[31m");
         assert_eq!(v[2]["signal"], "SIGSEGV");
         assert!(v[2]["exit-code"].is_null());
         assert_eq!(v[3]["status"], "running");
@@ -601,10 +625,14 @@ mod tests {
     fn csv_lines_are_perf_comments_in_table_order() {
         let text = csv(&block(), 2_000_000, ",");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "#process,1,0,exit 0,101,1,40,1.25,/bin/spawn");
+        assert_eq!(
+            lines[0],
+            "#process,1,0,exit 0,101,1,40,1.25,/bin/spawn,/bin/spawn segv"
+        );
+        assert_eq!(lines[1], "#process,2,1,exit 3,102,1,40,1.25,/bin/spawn,");
         assert_eq!(
             lines[2],
-            "#process,3,2,killed SIGSEGV,103,1,40,1.25,/bin/segv"
+            "#process,3,2,killed SIGSEGV,103,1,40,1.25,/bin/segv,segv write, ?[31m"
         );
         assert_eq!(lines[4], "#enosys,435,clone3,2");
         assert_eq!(lines[5], "#enosys,400,,1");
