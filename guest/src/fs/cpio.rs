@@ -587,6 +587,15 @@ fn parse_member(data: &[u8], offset: usize) -> Result<Member<'_>, CpioError> {
         }
     }
     let next = align4(data_end).ok_or(overflow)?;
+    // Only files and links have contents: the data of anything else (a
+    // directory's is padding that puts the next file's data on a page
+    // boundary, as the host writes it) is skipped, as Linux skips it.
+    let kind = fields[F_MODE] & S_IFMT;
+    let data = if kind == S_IFREG || kind == S_IFLNK {
+        contents
+    } else {
+        &[]
+    };
     Ok(Member::Entry(
         Entry {
             name: normalise(name),
@@ -594,7 +603,7 @@ fn parse_member(data: &[u8], offset: usize) -> Result<Member<'_>, CpioError> {
             ino: fields[F_INO],
             mtime: fields[F_MTIME],
             nlink: fields[F_NLINK],
-            data: contents,
+            data,
         },
         next,
     ))

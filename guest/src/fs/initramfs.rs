@@ -10,7 +10,11 @@ use spin::Once;
 
 use super::cpio::{Archive, CpioError, Entry, Index, IMPLICIT_DIR_MODE};
 use super::vfs::{DirEntry, Errno, FsStats, Meta, Node, NodeRef, ST_RDONLY, S_IFMT};
+#[cfg(target_os = "none")]
+use crate::arch::x86_64::direct;
 use crate::errno::{EINVAL, EISDIR, ENOENT, ENOTDIR};
+#[cfg(target_os = "none")]
+use crate::mm::paging::{PhysAddr, PAGE_SIZE};
 use crate::mm::vmm::{FileBacking, FileError};
 
 static ARCHIVE: Once<Archive<'static>> = Once::new();
@@ -60,6 +64,19 @@ impl FileBacking for InitramfsFile {
     /// The archive never changes: where a file's bytes lie says which it is.
     fn id(&self) -> Option<usize> {
         Some(self.0.as_ptr() as usize)
+    }
+
+    /// The archive lies in frames the allocator never hands out, read-only
+    /// for the life of the kernel; the host starts the data of a program
+    /// on a page boundary (and the module on one), so its whole pages are
+    /// frames of their own. (Only in the kernel: on the host, where the
+    /// tests run, nothing is physical.)
+    #[cfg(target_os = "none")]
+    fn frame_in_place(&self, offset: u64) -> Option<PhysAddr> {
+        let start = usize::try_from(offset).ok()?;
+        let page = self.0.get(start..start.checked_add(PAGE_SIZE as usize)?)?;
+        let phys = direct::virt_to_phys(page.as_ptr() as u64)?;
+        phys.is_multiple_of(PAGE_SIZE).then_some(phys)
     }
 }
 

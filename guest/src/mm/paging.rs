@@ -119,6 +119,31 @@ pub trait Mmu {
         Ok(true)
     }
 
+    /// Map `frames[i]` at `first + i * PAGE_SIZE` with `attrs` for every
+    /// `Some`, where nothing is mapped yet (at most 64 pages, which the
+    /// caller keeps inside one 2 MiB block whose page table exists: a page
+    /// of it is mapped). Pages that cannot be mapped that way are skipped.
+    /// Returns a mask of the pages mapped (bit `i`: `frames[i]`). The
+    /// default maps page by page; an MMU can do it in one walk.
+    fn map_block(
+        &mut self,
+        root: PhysAddr,
+        first: VirtAddr,
+        frames: &[Option<PhysAddr>],
+        attrs: PageAttrs,
+        tables: &mut dyn TableFrames,
+    ) -> u64 {
+        let mut mapped = 0;
+        for (i, f) in frames.iter().enumerate().take(64) {
+            let Some(frame) = *f else { continue };
+            let page = first + i as u64 * PAGE_SIZE;
+            if self.map(root, page, frame, attrs, tables).is_ok() {
+                mapped |= 1 << i;
+            }
+        }
+        mapped
+    }
+
     /// Whether the CPU runs on `root` right now (it is in CR3): such a
     /// space must not be torn down.
     fn is_live(&self, root: PhysAddr) -> bool {

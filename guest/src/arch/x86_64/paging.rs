@@ -324,6 +324,47 @@ impl Mmu for X86Mmu {
         Ok(())
     }
 
+    /// One walk to the page table, then one entry written per page: no
+    /// table is allocated (the block's table must exist) and no TLB entry
+    /// flushed (a not-present entry is never cached, SDM 4.10.2.3).
+    fn map_block(
+        &mut self,
+        root: PhysAddr,
+        first: VirtAddr,
+        frames: &[Option<PhysAddr>],
+        attrs: PageAttrs,
+        _tables: &mut dyn TableFrames,
+    ) -> u64 {
+        let n = frames.len().min(64);
+        let last = first.wrapping_add((n as u64).saturating_sub(1) * PAGE_SIZE);
+        let Ok(idx) = Self::check(first) else {
+            return 0;
+        };
+        if n == 0 || first >> 21 != last >> 21 || Self::check(last).is_err() {
+            return 0;
+        }
+        let Ok([_, _, Some(pd), Some(pt)]) = Self::walk(root, &idx) else {
+            return 0;
+        };
+        let bits = self.leaf_bits(attrs);
+        let mut mapped = 0u64;
+        let mut added = 0;
+        for (i, f) in frames[..n].iter().enumerate() {
+            let Some(frame) = *f else { continue };
+            let slot = idx[3] + i;
+            if read_entry(pt, slot) & PRESENT != 0 {
+                continue;
+            }
+            write_entry(pt, slot, (frame & ADDR_MASK) | bits);
+            mapped |= 1 << i;
+            added += 1;
+        }
+        if added > 0 {
+            Self::adjust_count(pd, idx[2], 2, added);
+        }
+        mapped
+    }
+
     fn unmap(
         &mut self,
         root: PhysAddr,

@@ -46,6 +46,16 @@ pub trait FileBacking: Send + Sync {
     fn shares_pages(&self) -> bool {
         false
     }
+    /// The physical frame that holds the file's bytes `[offset, offset +
+    /// PAGE_SIZE)` (`offset` page aligned), when they fill that one frame
+    /// exactly and stay there unchanged for as long as the kernel runs, in
+    /// memory no allocator hands out (the initramfs, whose host aligns the
+    /// data of programs to pages). Read-only mappings of the page may then
+    /// map that frame in place: nothing copied, no frame allocated, never
+    /// freed. `None` (the default): the page is copied into a frame.
+    fn frame_in_place(&self, _offset: u64) -> Option<PhysAddr> {
+        None
+    }
 }
 
 /// A read from a [`FileBacking`] failed.
