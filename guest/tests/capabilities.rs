@@ -755,6 +755,44 @@ fn page_tables_freed_when_empty_and_spaces_torn_down() {
     invariants(&vmm);
 }
 
+/// `destroy_space` frees the page tables whole, mappings still in them:
+/// every table and frame comes back, whatever was mapped where (pages in
+/// many tables, an area shared with another space, a reservation), and
+/// the other space keeps the shared area's pages.
+#[test]
+fn teardown_frees_tables_whole_and_keeps_shared_areas() {
+    let vmm = setup(512);
+    let baseline_tables = vmm.lock().mmu().live_tables();
+    let total_free = free_frames(&vmm);
+    let a = vmm.lock().create_space().unwrap();
+    let b = vmm.lock().create_space().unwrap();
+    // Pages in three directories and two PML4 slots, one area shared.
+    let spread = [USER_START, USER_START + (1 << 30) + 5 * P, 0x7f00_0000_0000];
+    for base in spread {
+        let at = vmm.lock().alloc(a, 3, base, URW).unwrap();
+        for i in 0..3 {
+            write(&vmm, a, at + i * P, &[i as u8 + 1], true).unwrap();
+        }
+    }
+    let shared = vmm.lock().alloc(a, 2, 0x7e00_0000_0000, URW).unwrap();
+    write(&vmm, a, shared + P, &[0x5A], true).unwrap();
+    let h = vmm.lock().share(a, shared, "kept").unwrap();
+    let in_b = vmm.lock().map_shared(b, &h, 0, URW).unwrap();
+    vmm.lock().close_handle(h).unwrap();
+    vmm.lock().reserve(a, 16, 0x7d00_0000_0000).unwrap();
+    vmm.lock().destroy_space(a).unwrap();
+    assert_eq!(read(&vmm, b, in_b + P, 1, true).unwrap(), vec![0x5A]);
+    invariants_with(&vmm, &[]);
+    vmm.lock().unexport("kept").unwrap();
+    vmm.lock().free(b, in_b).unwrap();
+    // b's root is all that is left of the two spaces.
+    assert_eq!(vmm.lock().mmu().live_tables(), baseline_tables + 1);
+    vmm.lock().destroy_space(b).unwrap();
+    assert_eq!(vmm.lock().mmu().live_tables(), baseline_tables);
+    assert_eq!(free_frames(&vmm), total_free);
+    invariants(&vmm);
+}
+
 #[test]
 fn million_page_area_allocates_nothing_up_front() {
     let vmm = setup(64);

@@ -243,27 +243,28 @@ impl Mmu for X86Mmu {
             // The private directory's low entries point at the boot
             // identity map's tables, which every root shares: unhook them
             // so that only this root's own tables are freed.
-            let pdpt = read_entry(root, IDENTITY_SLOT) & ADDR_MASK;
-            let pd = read_entry(pdpt, 0) & ADDR_MASK;
-            for i in 0..(LOW_IDENTITY_END >> 21) as usize {
+            let slot0 = read_entry(root, IDENTITY_SLOT);
+            let pdpt = slot0 & ADDR_MASK;
+            let pd_entry = read_entry(pdpt, 0);
+            let pd = pd_entry & ADDR_MASK;
+            let low = LOW_IDENTITY_END >> 21;
+            for i in 0..low as usize {
                 write_entry(pd, i, 0);
             }
+            // ...and take them out of its live-entry count.
+            write_entry(pdpt, 0, with_count(pd_entry, count(pd_entry) - low));
         }
         let first = if private_low { 0 } else { 1 };
         for slot in first..KERNEL_SLOT {
             let e = read_entry(root, slot);
             if e & PRESENT != 0 {
-                free_subtree(e & ADDR_MASK, 1, frames);
+                free_subtree(e & ADDR_MASK, 1, count(e), frames);
             }
         }
-        // The shared slots (identity, kernel, direct map) are copies of the
-        // template's entries: cleared, not followed.
-        for slot in 0..ENTRIES {
-            if read_entry(root, slot) != 0 {
-                write_entry(root, slot, 0);
-            }
-        }
-        frames.free_table(root);
+        // The shared slots (identity, kernel, direct map) are copies of
+        // the template's entries, not followed; the root goes back as it
+        // is, to be zeroed off this path like a page table.
+        frames.free_dirty_table(root);
     }
 
     fn map(
@@ -490,23 +491,31 @@ impl Mmu for X86Mmu {
     }
 }
 
-/// Free a user-half table and everything below it (not the leaf frames).
-/// A page table (level 3) goes to the dirty list as it is (the idle loop
-/// zeroes it, off this path); a directory's entries are read anyway to
-/// find its children, so the ones left are cleared and it goes back as a
-/// zero frame.
-fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
+/// Free a user-half table and everything below it (not the leaf frames),
+/// `live` the count of its present entries kept in the entry that points
+/// at it (the scan stops after that many). A page table (level 3) goes to
+/// the dirty list as it is, leaf entries and all (the idle loop zeroes
+/// it, off this path); a directory's entries are read anyway to find its
+/// children, so they are cleared and it goes back as a zero frame.
+fn free_subtree(table_phys: PhysAddr, level: usize, live: u64, frames: &mut dyn TableFrames) {
     if level == 3 {
         frames.free_dirty_table(table_phys);
         return;
     }
+    let mut left = live;
     for i in 0..ENTRIES {
+        if left == 0 {
+            break;
+        }
         let e = read_entry(table_phys, i);
         if e == 0 {
             continue;
         }
-        if e & PRESENT != 0 && e & HUGE == 0 {
-            free_subtree(e & ADDR_MASK, level + 1, frames);
+        if e & PRESENT != 0 {
+            left -= 1;
+            if e & HUGE == 0 {
+                free_subtree(e & ADDR_MASK, level + 1, count(e), frames);
+            }
         }
         write_entry(table_phys, i, 0);
     }

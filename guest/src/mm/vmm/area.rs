@@ -446,6 +446,27 @@ impl PageRecords {
         })
     }
 
+    /// Call `f(index, record)` for every non-zero record in page order:
+    /// [`PageRecords::iter`] as plain loops over the chunks (the teardown
+    /// paths walk every record; on kvm_pvm each ring-0 instruction counts).
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        let mut chunk = |key: u64, c: &[u64]| {
+            for (i, &r) in c.iter().enumerate() {
+                if r != 0 {
+                    f(key * CHUNK + i as u64, r);
+                }
+            }
+        };
+        if let Some(c) = self.first.get() {
+            chunk(0, c);
+        }
+        if let Some(m) = self.more.as_deref() {
+            for (k, &p) in &m.keys {
+                chunk(*k, &m.chunks[p as usize]);
+            }
+        }
+    }
+
     /// Number of pages with a frame.
     pub fn frames(&self) -> usize {
         self.iter().filter(|(_, r)| r & rec::FRAME != 0).count()
@@ -658,6 +679,9 @@ mod tests {
         assert_eq!(r.get(999), (999 << 12) | rec::FRAME);
         let got: Vec<u64> = r.iter().map(|(i, _)| i).collect();
         assert_eq!(got, [5, 64, 130, 700, 701, 702, 999]);
+        let mut each = Vec::new();
+        r.for_each(|i, rec| each.push((i, rec)));
+        assert_eq!(each, r.iter().collect::<Vec<_>>());
         // The last chunk of an area is short: no slot past the end.
         assert_eq!(r.slot_mut(1000), None);
     }

@@ -334,6 +334,11 @@ impl<M: Mmu> Vmm<M> {
     /// Free every user-half area and reservation of `space`, then its page
     /// tables and root (process teardown, fixes B36). Refuses the kernel
     /// space and the space live in CR3 (`SpaceLive`).
+    ///
+    /// The page tables go whole, with the mappings still in them: nothing
+    /// is unmapped page by page (no CPU runs on the space, and no TLB
+    /// holds its entries: it is not in CR3). Then each area loses the
+    /// space's reference, and the last reference frees its frames.
     pub fn destroy_space(&mut self, space: SpaceId) -> Result<(), VmError> {
         if space == KERNEL_SPACE {
             return Err(VmError::BadHandle);
@@ -341,20 +346,13 @@ impl<M: Mmu> Vmm<M> {
         if self.mmu.is_live(self.space(space)?.root) {
             return Err(VmError::SpaceLive);
         }
-        let bases: Vec<VirtAddr> = self
-            .space(space)?
-            .user
-            .iter()
-            .filter(|(_, n)| n.kind != NodeKind::Empty)
-            .map(|(b, _)| b)
-            .collect();
-        for base in bases {
-            self.free(space, base)?;
-        }
         self.hint = None;
         let s = self.spaces[space.0 as usize].take().expect("checked");
         self.mmu
             .free_root(s.root, &mut PoolTables(&mut self.frames));
+        for desc in s.user.mapped_descs() {
+            self.drop_ref(desc);
+        }
         Ok(())
     }
 
@@ -646,11 +644,12 @@ impl<M: Mmu> Vmm<M> {
             return;
         }
         let mut tables = PoolTables(&mut self.frames);
-        for (i, r) in d.records.iter() {
+        let mmu = &mut self.mmu;
+        d.records.for_each(|i, r| {
             if r & rec::FRAME != 0 {
-                self.mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
+                mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
             }
-        }
+        });
     }
 
     /// Drop one reference; the last one frees the area's owned frames.
@@ -664,12 +663,13 @@ impl<M: Mmu> Vmm<M> {
         if d.records.is_untouched() {
             return;
         }
-        for (_, r) in d.records.iter() {
+        let (frames, mmu) = (&mut self.frames, &mut self.mmu);
+        d.records.for_each(|_, r| {
             if r & rec::OWNED != 0 {
-                let freed = self.frames.free(r & rec::ADDR, &mut self.mmu);
+                let freed = frames.free(r & rec::ADDR, mmu);
                 debug_assert!(freed.is_ok(), "area frame not in use: {freed:?}");
             }
-        }
+        });
     }
 
     // ----- lookup ---------------------------------------------------------

@@ -101,6 +101,14 @@ impl NodeTree {
         })
     }
 
+    /// The areas the nodes map, in address order (one per mapped node).
+    pub fn mapped_descs(&self) -> impl Iterator<Item = DescId> + '_ {
+        self.nodes.values().filter_map(|n| match n.kind {
+            NodeKind::Mapped { desc, .. } => Some(desc),
+            _ => None,
+        })
+    }
+
     /// Number of nodes, empty ones included.
     pub fn len(&self) -> usize {
         self.nodes.len() + self.empties.len()
