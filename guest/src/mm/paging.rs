@@ -79,8 +79,9 @@ pub trait TableFrames {
 pub trait Mmu {
     /// Create a new, empty root whose kernel half is shared with every other root.
     fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError>;
-    /// Free a root created by `new_root` and every user-half table below it.
-    /// Mappings must already be gone; frames they pointed to are not touched.
+    /// Free a root created by `new_root` and every user-half table below it,
+    /// whatever they still map; frames they point to are not touched. No
+    /// CPU may run on the root (it is not live).
     fn free_root(&mut self, root: PhysAddr, frames: &mut dyn TableFrames);
     /// Map one page. Invalidates the TLB entry where needed.
     fn map(
@@ -91,6 +92,22 @@ pub trait Mmu {
         attrs: PageAttrs,
         frames: &mut dyn TableFrames,
     ) -> Result<(), MapError>;
+    /// Free the page table that maps `page` of the user half of `root`,
+    /// with whatever it still maps (the frames are not touched), and the
+    /// directories this leaves empty; `false` if there is none. Only for
+    /// a space being torn down that no CPU runs on (no TLB flush): it lets
+    /// the VMM free a dying space's tables where it knows pages are
+    /// mapped, so that [`Mmu::free_root`] finds little left to look for.
+    /// The default does nothing (`free_root` then frees everything).
+    fn free_page_table(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frames: &mut dyn TableFrames,
+    ) -> bool {
+        let _ = (root, page, frames);
+        false
+    }
     /// Unmap one page and return the frame it mapped; page tables left empty
     /// by this are freed (except the root and shared kernel-half tables).
     fn unmap(

@@ -348,11 +348,37 @@ impl<M: Mmu> Vmm<M> {
         }
         self.hint = None;
         let s = self.spaces[space.0 as usize].take().expect("checked");
+        // One pass over each area's records: free the page table of each
+        // 2 MiB block where the records say pages are mapped (a mapped page
+        // always has a record), and the frames of areas that lose their
+        // last reference with the space.
+        for (base, desc) in s.user.mapped() {
+            let d = self.descs.get_mut(desc).expect("live desc");
+            d.refs -= 1;
+            let last = d.refs == 0;
+            let (frames, mmu) = (&mut self.frames, &mut self.mmu);
+            let mut last_block = u64::MAX;
+            d.records.for_each(|i, r| {
+                if r & rec::FRAME == 0 {
+                    return;
+                }
+                let page = base + i * PAGE_SIZE;
+                if page >> 21 != last_block {
+                    last_block = page >> 21;
+                    mmu.free_page_table(s.root, page, &mut PoolTables(&mut *frames));
+                }
+                if last && r & rec::OWNED != 0 {
+                    let freed = frames.free(r & rec::ADDR, &mut *mmu);
+                    debug_assert!(freed.is_ok(), "area frame not in use: {freed:?}");
+                }
+            });
+            if last {
+                self.descs.remove(desc);
+            }
+        }
+        // Then whatever tables are left, and the root.
         self.mmu
             .free_root(s.root, &mut PoolTables(&mut self.frames));
-        for desc in s.user.mapped_descs() {
-            self.drop_ref(desc);
-        }
         Ok(())
     }
 

@@ -101,10 +101,10 @@ impl NodeTree {
         })
     }
 
-    /// The areas the nodes map, in address order (one per mapped node).
-    pub fn mapped_descs(&self) -> impl Iterator<Item = DescId> + '_ {
-        self.nodes.values().filter_map(|n| match n.kind {
-            NodeKind::Mapped { desc, .. } => Some(desc),
+    /// The mapped nodes' bases and areas, in address order.
+    pub fn mapped(&self) -> impl Iterator<Item = (VirtAddr, DescId)> + '_ {
+        self.nodes.iter().filter_map(|(b, n)| match n.kind {
+            NodeKind::Mapped { desc, .. } => Some((*b, desc)),
             _ => None,
         })
     }
