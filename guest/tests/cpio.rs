@@ -695,3 +695,31 @@ fn directory_data_is_padding_and_skipped() {
     assert_eq!(index.find("/bin").unwrap().data.len(), 0);
     assert_eq!(names(&index.read_dir("bin")), ["hello"]);
 }
+
+/// The index built while the archive is checked is the archive's index.
+#[test]
+fn index_built_in_the_checking_pass() {
+    let bytes = sample();
+    let (a, index) = Archive::new_indexed(&bytes).unwrap();
+    assert_eq!(a, Archive::new(&bytes).unwrap());
+    let again = a.index();
+    for path in [
+        "",
+        "bin",
+        "bin/hello",
+        "/bin/sh",
+        "etc/passwd",
+        "usr",
+        "usr/lib/a.txt",
+        "no",
+    ] {
+        assert_eq!(index.find(path), again.find(path), "{path}");
+        assert_eq!(index.find(path), a.find(path), "{path}");
+        assert_eq!(index.is_dir(path), a.is_dir(path), "{path}");
+        assert_eq!(index.read_dir(path), a.read_dir(path), "{path}");
+    }
+    assert_eq!(
+        Archive::new_indexed(&bytes[..bytes.len() - 8]).unwrap_err(),
+        Archive::new(&bytes[..bytes.len() - 8]).unwrap_err()
+    );
+}

@@ -19,10 +19,12 @@ use crate::mm::vmm::{FileBacking, FileError};
 
 static ARCHIVE: Once<Archive<'static>> = Once::new();
 
-/// Check the archive at `data` and make it the guest's initramfs.
+/// Check the archive at `data` and make it the guest's initramfs, its
+/// members indexed by path in the same pass.
 pub fn init(data: &'static [u8]) -> Result<(), CpioError> {
-    let archive = Archive::new(data)?;
+    let (archive, index) = Archive::new_indexed(data)?;
     ARCHIVE.call_once(|| archive);
+    INDEX.call_once(|| index);
     Ok(())
 }
 
@@ -33,10 +35,14 @@ pub fn archive() -> Option<&'static Archive<'static>> {
 
 static INDEX: Once<Index<'static>> = Once::new();
 
-/// The initramfs's members by path, built on the first look-up (empty
-/// without an initramfs).
+/// The initramfs's members by path (empty without an initramfs).
 fn index() -> &'static Index<'static> {
-    INDEX.call_once(|| archive().map(|a| a.index()).unwrap_or_default())
+    INDEX.call_once(Index::default)
+}
+
+/// The member at `path` ([`Archive::find`], through the index).
+pub fn find(path: &str) -> Option<Entry<'static>> {
+    index().find(path)
 }
 
 /// A file's bytes in the initramfs as the backing of FILE and IMAGE areas.
