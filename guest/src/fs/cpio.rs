@@ -18,6 +18,7 @@
 //! skipped, so `"/bin/x"`, `"bin/x"`, `"./bin/x"`, `"bin//x/"` are one path and
 //! `"."`, `"/"`, `""` name the root. `..` is not resolved (it is an ordinary
 //! component here).
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -352,7 +353,7 @@ impl<'a> IndexBuilder<'a> {
             self.link_data.insert((e.ino, e.mode), e.data);
         }
         // A later member of the same name wins.
-        self.members.insert(canonical(e.name), e);
+        self.members.insert(canonical(e.name).into_owned(), e);
     }
 
     fn finish(mut self) -> Index<'a> {
@@ -371,8 +372,13 @@ impl<'a> IndexBuilder<'a> {
     }
 }
 
-/// `p`'s components joined by `/` (the index's key).
-fn canonical(p: &str) -> String {
+/// `p`'s components joined by `/` (the index's key): `p` itself when it
+/// is in that form already (no empty or `.` component), as the kernel's
+/// own paths are, without building a string.
+fn canonical(p: &str) -> Cow<'_, str> {
+    if is_canonical(p) {
+        return Cow::Borrowed(p);
+    }
     let mut out = String::new();
     for c in components(p) {
         if !out.is_empty() {
@@ -380,13 +386,32 @@ fn canonical(p: &str) -> String {
         }
         out.push_str(c);
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Whether `p` is `""` or components joined by single `/`s, none `.`.
+fn is_canonical(p: &str) -> bool {
+    let b = p.as_bytes();
+    if b.is_empty() {
+        return true;
+    }
+    let mut start = 0;
+    for i in 0..=b.len() {
+        if i == b.len() || b[i] == b'/' {
+            let c = &b[start..i];
+            if c.is_empty() || c == b"." {
+                return false;
+            }
+            start = i + 1;
+        }
+    }
+    true
 }
 
 impl<'a> Index<'a> {
     /// See [`Archive::find`].
     pub fn find(&self, path: &str) -> Option<Entry<'a>> {
-        self.members.get(&canonical(path)).copied()
+        self.members.get(&*canonical(path)).copied()
     }
 
     /// The members strictly under directory `key` (canonical), with the
@@ -414,7 +439,7 @@ impl<'a> Index<'a> {
         if key.is_empty() {
             return true;
         }
-        match self.members.get(&key) {
+        match self.members.get(&*key) {
             Some(e) => e.is_dir(),
             None => self.under(&key).next().is_some(),
         }
@@ -653,7 +678,30 @@ fn parse_member(data: &[u8], offset: usize) -> Result<Member<'_>, CpioError> {
 
 #[cfg(test)]
 mod tests {
-    use super::hex8;
+    use super::{canonical, hex8};
+    use alloc::borrow::Cow;
+
+    /// Canonical paths are used as they are; others are rebuilt.
+    #[test]
+    fn canonical_borrows_when_it_can() {
+        for p in ["", "bin", "bin/hello", ".mobius/argv", "a/..", "a/.b"] {
+            assert!(matches!(canonical(p), Cow::Borrowed(q) if q == p), "{p}");
+        }
+        for (p, want) in [
+            ("/", ""),
+            (".", ""),
+            ("/bin", "bin"),
+            ("bin/", "bin"),
+            ("./bin//x", "bin/x"),
+            ("bin/./x", "bin/x"),
+            ("bin/.", "bin"),
+        ] {
+            assert!(
+                matches!(canonical(p), Cow::Owned(ref q) if q == want),
+                "{p}"
+            );
+        }
+    }
 
     /// The digit-at-a-time reading `hex8` replaces.
     fn reference(field: &[u8]) -> Option<u32> {

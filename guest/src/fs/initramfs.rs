@@ -167,11 +167,12 @@ impl Node for InitNode {
             return Err(ENOTDIR);
         }
         let index = index();
-        let path = if self.path.is_empty() {
-            String::from(name)
-        } else {
-            format!("{}/{name}", self.path)
-        };
+        let mut path = String::with_capacity(self.path.len() + 1 + name.len());
+        if !self.path.is_empty() {
+            path.push_str(&self.path);
+            path.push('/');
+        }
+        path.push_str(name);
         let entry = index.find(&path);
         if entry.is_none() && !index.is_dir(&path) {
             return Err(ENOENT);
