@@ -366,6 +366,27 @@ impl PageRecords {
         chunk.get_mut((index % CHUNK) as usize)
     }
 
+    /// The records of pages `[index, index + len)` to read and update in
+    /// place, if they lie in one chunk that exists (a chunk holds 64
+    /// aligned pages: an aligned run of 16 lies in one).
+    pub fn run_mut(&mut self, index: u64, len: usize) -> Option<&mut [u64]> {
+        let start = (index % CHUNK) as usize;
+        if start + len > CHUNK as usize {
+            return None;
+        }
+        self.slot_mut(index)?;
+        let key = index / CHUNK;
+        let chunk = match key {
+            0 => self.first.get_mut()?,
+            _ => {
+                let more = self.more.as_deref_mut()?;
+                let p = more.position(key)?;
+                &mut *more.chunks[p]
+            }
+        };
+        chunk.get_mut(start..start + len)
+    }
+
     /// Set a record in an area of `pages` pages.
     pub fn set(&mut self, index: u64, pages: u64, value: u64) {
         if let Some(r) = self.slot_mut(index) {
@@ -674,6 +695,13 @@ mod tests {
         assert_eq!(r.slot_mut(130).copied(), Some((130 << 12) | rec::FRAME));
         assert_eq!(r.slot_mut(131).copied(), Some(0));
         assert_eq!(r.slot_mut(300), None, "no chunk for page 300 yet");
+        assert_eq!(r.run_mut(300, 4), None);
+        assert_eq!(r.run_mut(60, 8), None, "two chunks");
+        let run = r.run_mut(128, 16).expect("chunk of 130");
+        assert_eq!(run[2], (130 << 12) | rec::FRAME);
+        run[3] = 0x8000 | rec::FRAME;
+        assert_eq!(r.get(131), 0x8000 | rec::FRAME);
+        r.set(131, pages, 0);
         *r.slot_mut(702).expect("chunk of 700") = 0x9000 | rec::FRAME;
         assert_eq!(r.get(702), 0x9000 | rec::FRAME);
         assert_eq!(r.get(999), (999 << 12) | rec::FRAME);

@@ -566,6 +566,14 @@ impl<M: Mmu> Vmm<M> {
                 return done(outcome);
             }
         }
+        if let Some(all) = file.as_bytes() {
+            // In memory: nothing to wait for, so no reason to drop the
+            // lock; copy straight into a frame and map it, in one go.
+            let page = usize::try_from(offset)
+                .ok()
+                .and_then(|start| all.get(start..start.checked_add(bytes as usize)?));
+            return done(self.copy_in(t, page, kind, cache_key));
+        }
         let d = self.descs.get_mut(t.desc).expect("live");
         d.records.set(t.index, d.pages, rec::READING);
         Step::Read(ReadPlan {
@@ -580,6 +588,43 @@ impl<M: Mmu> Vmm<M> {
             access,
             cache_key,
         })
+    }
+
+    /// A FILE/IMAGE page whose bytes lie in memory (`data`, `None` if the
+    /// file is shorter than its area says): copied into a fresh frame
+    /// (zero-filled past the data), recorded as the area's own, mapped
+    /// and, for a read-only image page, cached.
+    fn copy_in(
+        &mut self,
+        t: Target,
+        data: Option<&[u8]>,
+        kind: FaultKind,
+        cache_key: Option<super::cache::PageKey>,
+    ) -> FaultOutcome {
+        let pages = self.descs.get(t.desc).expect("live").pages;
+        let Some(data) = data else {
+            let d = self.descs.get_mut(t.desc).expect("live");
+            d.records.set(t.index, pages, rec::FAILED);
+            return FaultOutcome::ReadFailed;
+        };
+        let frame = match self.frames.alloc_any() {
+            Some(f) => f,
+            None if self.cache_trim(0) > 0 => match self.frames.alloc_any() {
+                Some(f) => f,
+                None => return FaultOutcome::OutOfFrames,
+            },
+            None => return FaultOutcome::OutOfFrames,
+        };
+        if data.len() < PAGE_SIZE as usize {
+            // The part past the file's bytes reads as zeroes.
+            self.mmu.zero_frame(frame);
+        }
+        self.mmu.write_frame(frame, 0, data);
+        let outcome = self.map_recorded(t, frame, rec::FRAME | rec::OWNED, kind);
+        if let (FaultOutcome::Resolved(_), Some(key)) = (outcome, cache_key) {
+            self.cache_put(key, frame);
+        }
+        outcome
     }
 
     /// Map `frame`, which holds page `t` of a read-only image section in
@@ -608,24 +653,31 @@ impl<M: Mmu> Vmm<M> {
     /// page tables, which the faulting page's map made already) and they
     /// are not faults: only the page that faulted is counted.
     fn fault_around(&mut self, t: &Target, file: &dyn FileBacking, s: &Section) {
-        let d = self.descs.get(t.desc).expect("live");
-        let pages = d.pages;
+        let d = self.descs.get_mut(t.desc).expect("live");
         let first_page = s.offset / PAGE_SIZE;
         // Pages of the section whose bytes fill a whole page of the file.
         let full_end = first_page + s.file_size / PAGE_SIZE;
         let start = (t.index & !(FAULT_AROUND - 1)).max(first_page);
         let end = ((t.index | (FAULT_AROUND - 1)) + 1)
             .min(full_end)
-            .min(pages);
+            .min(d.pages);
+        if end <= start + 1 {
+            return;
+        }
+        let n = (end - start) as usize;
+        // The block lies in one chunk of records, which the faulting
+        // page's record has just made.
+        let Some(records) = d.records.run_mut(start, n) else {
+            return;
+        };
         let mut frames = [None; FAULT_AROUND as usize];
         let mut any = false;
-        for i in start..end {
-            if i == t.index || d.records.get(i) != 0 {
-                continue;
+        for (k, r) in records.iter().enumerate() {
+            if *r == 0 {
+                let offset = s.file_offset + (start + k as u64 - first_page) * PAGE_SIZE;
+                frames[k] = file.frame_in_place(offset);
+                any |= frames[k].is_some();
             }
-            let offset = s.file_offset + (i - first_page) * PAGE_SIZE;
-            frames[(i - start) as usize] = file.frame_in_place(offset);
-            any |= frames[(i - start) as usize].is_some();
         }
         if !any {
             return;
@@ -634,14 +686,15 @@ impl<M: Mmu> Vmm<M> {
         let mapped = self.mmu.map_block(
             t.root,
             base + start * PAGE_SIZE,
-            &frames[..(end - start) as usize],
+            &frames[..n],
             t.attrs - PageAttrs::WRITABLE,
             &mut PoolTables(&mut self.frames),
         );
         let d = self.descs.get_mut(t.desc).expect("live");
-        for (k, f) in frames.iter().enumerate() {
+        let records = d.records.run_mut(start, n).expect("checked above");
+        for (k, f) in frames[..n].iter().enumerate() {
             if let Some(frame) = f.filter(|_| mapped & (1 << k) != 0) {
-                d.records.set(start + k as u64, pages, frame | rec::FRAME);
+                records[k] = frame | rec::FRAME;
             }
         }
     }
