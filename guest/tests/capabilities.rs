@@ -975,17 +975,19 @@ fn in_memory_file_pages_are_copied_straight_and_zero_filled() {
 struct InPlace {
     data: Vec<u8>,
     base: u64,
+    /// Whether it answers `frames_in_place` (runs of pages) too.
+    runs: bool,
 }
 
 impl InPlace {
     /// Put `data`'s whole pages into the reserved frames from `base`.
-    fn new(vmm: &TestVmm, data: Vec<u8>, base: u64) -> Self {
+    fn new(vmm: &TestVmm, data: Vec<u8>, base: u64, runs: bool) -> Self {
         for (i, page) in data.chunks_exact(P as usize).enumerate() {
             vmm.lock()
                 .mmu_mut()
                 .write_frame(base + i as u64 * P, 0, page);
         }
-        InPlace { data, base }
+        InPlace { data, base, runs }
     }
 }
 
@@ -1005,6 +1007,10 @@ impl FileBacking for InPlace {
     fn frame_in_place(&self, offset: u64) -> Option<u64> {
         (offset.is_multiple_of(P) && offset + P <= self.len()).then(|| self.base + offset)
     }
+    fn frames_in_place(&self, offset: u64, pages: usize) -> Option<u64> {
+        let whole = offset.is_multiple_of(P) && offset + pages as u64 * P <= self.len();
+        (self.runs && whole).then(|| self.base + offset)
+    }
 }
 
 /// Read-only image pages that lie whole in place are mapped there, read
@@ -1015,13 +1021,20 @@ impl FileBacking for InPlace {
 /// space down gives back every frame and frees none of the file's.
 #[test]
 fn read_only_image_pages_map_in_place_with_fault_around() {
+    // Frames asked for page by page, and for a block at once.
+    for runs in [false, true] {
+        image_pages_in_place(runs);
+    }
+}
+
+fn image_pages_in_place(runs: bool) {
     let vmm = setup(128);
     let free_at_start = free_frames(&vmm);
     let text_bytes = 20 * P + 100;
     let data: Vec<u8> = (0..text_bytes + 2 * P).map(|i| (i % 251) as u8).collect();
     // Frames far above the 128 frames of RAM: no allocator hands them out.
     let base = 1 << 30;
-    let file = Arc::new(InPlace::new(&vmm, data.clone(), base));
+    let file = Arc::new(InPlace::new(&vmm, data.clone(), base, runs));
     let text = Section {
         offset: 0,
         size: text_bytes,

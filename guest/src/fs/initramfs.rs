@@ -79,9 +79,16 @@ impl FileBacking for InitramfsFile {
     /// tests run, nothing is physical.)
     #[cfg(target_os = "none")]
     fn frame_in_place(&self, offset: u64) -> Option<PhysAddr> {
+        self.frames_in_place(offset, 1)
+    }
+
+    /// The archive is one physically contiguous module.
+    #[cfg(target_os = "none")]
+    fn frames_in_place(&self, offset: u64, pages: usize) -> Option<PhysAddr> {
         let start = usize::try_from(offset).ok()?;
-        let page = self.0.get(start..start.checked_add(PAGE_SIZE as usize)?)?;
-        let phys = direct::virt_to_phys(page.as_ptr() as u64)?;
+        let len = pages.checked_mul(PAGE_SIZE as usize)?;
+        let run = self.0.get(start..start.checked_add(len)?)?;
+        let phys = direct::virt_to_phys(run.as_ptr() as u64)?;
         phys.is_multiple_of(PAGE_SIZE).then_some(phys)
     }
 }

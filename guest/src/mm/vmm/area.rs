@@ -56,6 +56,13 @@ pub trait FileBacking: Send + Sync {
     fn frame_in_place(&self, _offset: u64) -> Option<PhysAddr> {
         None
     }
+    /// [`FileBacking::frame_in_place`] for `pages` consecutive pages at
+    /// once: the frame of the first, when every one of them lies in place
+    /// and they are consecutive frames (page `i` at the first plus `i`
+    /// pages). `None` (the default): ask page by page.
+    fn frames_in_place(&self, _offset: u64, _pages: usize) -> Option<PhysAddr> {
+        None
+    }
 }
 
 /// A read from a [`FileBacking`] failed.

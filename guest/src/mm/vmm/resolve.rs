@@ -672,10 +672,15 @@ impl<M: Mmu> Vmm<M> {
         };
         let mut frames = [None; FAULT_AROUND as usize];
         let mut any = false;
+        let offset = |k: usize| s.file_offset + (start + k as u64 - first_page) * PAGE_SIZE;
+        // Usually the whole block lies in place, in consecutive frames.
+        let run = file.frames_in_place(offset(0), n);
         for (k, r) in records.iter().enumerate() {
             if *r == 0 {
-                let offset = s.file_offset + (start + k as u64 - first_page) * PAGE_SIZE;
-                frames[k] = file.frame_in_place(offset);
+                frames[k] = match run {
+                    Some(first) => Some(first + k as u64 * PAGE_SIZE),
+                    None => file.frame_in_place(offset(k)),
+                };
                 any |= frames[k].is_some();
             }
         }
