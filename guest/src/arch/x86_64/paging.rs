@@ -281,6 +281,16 @@ impl Mmu for X86Mmu {
         frames: &mut dyn TableFrames,
     ) -> Result<(), MapError> {
         let idx = Self::check(page)?;
+        // The usual case: the page table is there already.
+        if let Ok([_, _, Some(pd), Some(pt)]) = Self::walk(root, &idx) {
+            if read_entry(pt, idx[3]) & PRESENT != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            write_entry(pt, idx[3], (frame & ADDR_MASK) | self.leaf_bits(attrs));
+            Self::adjust_count(pd, idx[2], 2, 1);
+            tlb::flush(X86VirtAddr::new_truncate(page));
+            return Ok(());
+        }
         if idx[0] == IDENTITY_SLOT && !self.has_private_low(root) {
             self.make_private_low(root, frames)?;
         }
