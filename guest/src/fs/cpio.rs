@@ -565,13 +565,13 @@ fn hex8(field: &[u8]) -> Option<u32> {
     let at_least = |v: u64, lo: u8| v.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
     let above = |v: u64, hi: u8| v.wrapping_add(ONES * u64::from(0x7f - hi)) & HIGH;
     let digit = at_least(x, b'0') & !above(x, b'9');
-    let lower = x | ONES * 0x20;
+    let lower = x | (ONES * 0x20);
     let letter = at_least(lower, b'a') & !above(lower, b'f');
     if x & HIGH != 0 || (digit | letter) != HIGH {
         return None;
     }
     // Each byte's value: its low nibble, plus 9 for a letter.
-    let nibbles = (x & ONES * 0x0f) + (letter >> 7) * 9;
+    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
     // The first digit is the lowest byte and the most significant digit:
     // pair the bytes up, then the pairs, then the halves.
     let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
