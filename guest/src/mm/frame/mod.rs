@@ -52,6 +52,12 @@ pub trait FrameZeroing: Send {
     fn eager(&self) -> bool {
         false
     }
+    /// Make `frame` read as zeroes without the CPU writing it (the host
+    /// discards it), if this hook can; `false` if it cannot.
+    fn zero_without_cpu(&mut self, frame: PhysAddr) -> bool {
+        let _ = frame;
+        false
+    }
 }
 
 /// Zeroing with the CPU through [`Mmu::zero_frame`]; batched, never eager.
@@ -78,6 +84,11 @@ impl<F: FnMut(u64) + Send> FrameZeroing for DiscardZeroing<F> {
     }
 
     fn eager(&self) -> bool {
+        true
+    }
+
+    fn zero_without_cpu(&mut self, frame: PhysAddr) -> bool {
+        (self.discard)(frame / PAGE_SIZE);
         true
     }
 }
@@ -460,13 +471,20 @@ impl FrameAllocator {
         Ok(())
     }
 
-    /// Return a frame whose contents are unknown to the dirty list (the idle
-    /// loop zeroes it), whatever the zeroing hook says: a page table freed
-    /// with its address space, off the zeroing path of the caller.
+    /// Return a frame whose contents are unknown (a page table freed with
+    /// its address space, entries and all): to the zero pool at once when
+    /// the zeroing hook needs no CPU work for it (the host's discard: one
+    /// port write), else to the dirty list (the idle loop zeroes it, off
+    /// the caller's path). Either way the next table comes from the pool,
+    /// not from frames never used before, when the hook allows.
     pub fn free_dirty(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
         self.check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        self.push(ListKind::Dirty, phys);
+        if self.zeroing.zero_without_cpu(phys) {
+            self.push(ListKind::Zero, phys);
+        } else {
+            self.push(ListKind::Dirty, phys);
+        }
         Ok(())
     }
 
