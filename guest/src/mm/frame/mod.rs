@@ -220,7 +220,9 @@ impl FrameAllocator {
         let mut fa = FrameAllocator {
             regions,
             reserved,
-            records: Vec::new(),
+            // Room for the frames a small program's run hands out, so the
+            // records are not copied to a bigger vector again and again.
+            records: Vec::with_capacity(128),
             first_record: 0,
             total_indices: next.min(NIL as u64),
             dirty: FreeList::EMPTY,
