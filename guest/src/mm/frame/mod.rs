@@ -362,7 +362,13 @@ impl FrameAllocator {
     }
 
     fn push(&mut self, which: ListKind, phys: PhysAddr) {
-        let index = self.index_of(phys).expect("managed frame") as u32;
+        let index = self.index_of(phys).expect("managed frame");
+        self.push_index(which, index);
+    }
+
+    /// [`FrameAllocator::push`] for a frame whose index is known.
+    fn push_index(&mut self, which: ListKind, index: u64) {
+        let index = index as u32;
         let head = self.list(which).head;
         let slot = self.slot(index as u64);
         let rec = &mut self.records[slot];
@@ -456,19 +462,20 @@ impl FrameAllocator {
     /// frees it). It goes to the zero pool at once when the zeroing hook is
     /// eager, else to the dirty list.
     pub fn free(&mut self, phys: PhysAddr, mmu: &mut dyn Mmu) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        if let Some(rec) = self.record_mut(phys) {
-            if rec.shares > 0 {
-                rec.shares -= 1;
-                return Ok(());
-            }
+        let slot = self.slot(index);
+        let rec = &mut self.records[slot];
+        if rec.shares > 0 {
+            rec.shares -= 1;
+            return Ok(());
         }
         if self.zeroing.eager() {
             self.zeroing.zero(phys, mmu);
-            self.push(ListKind::Zero, phys);
+            self.push_index(ListKind::Zero, index);
         } else {
-            self.push(ListKind::Dirty, phys);
+            self.push_index(ListKind::Dirty, index);
         }
         Ok(())
     }
@@ -480,28 +487,36 @@ impl FrameAllocator {
     /// the caller's path). Either way the next table comes from the pool,
     /// not from frames never used before, when the hook allows.
     pub fn free_dirty(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
         if self.zeroing.zero_without_cpu(phys) {
-            self.push(ListKind::Zero, phys);
+            self.push_index(ListKind::Zero, index);
         } else {
-            self.push(ListKind::Dirty, phys);
+            self.push_index(ListKind::Dirty, index);
         }
         Ok(())
     }
 
     /// Return a frame the caller knows reads as zero (an empty page table).
     pub fn free_zeroed(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        self.push(ListKind::Zero, phys);
+        self.push_index(ListKind::Zero, index);
         Ok(())
     }
 
-    fn check_freeable(&self, phys: PhysAddr) -> Result<(), FrameError> {
-        let rec = self.record(phys).ok_or(FrameError::NotManaged)?;
+    /// The frame's index if it may be freed: managed, in use, not pinned
+    /// (found once, for the caller to use again).
+    fn check_freeable(&self, phys: PhysAddr) -> Result<u64, FrameError> {
+        let index = self.index_of(phys).ok_or(FrameError::NotManaged)?;
+        let rec = index
+            .checked_sub(self.first_record)
+            .and_then(|i| self.records.get(i as usize))
+            .ok_or(FrameError::NotManaged)?;
         match (rec.state, rec.pins) {
-            (FrameState::Used, 0) => Ok(()),
+            (FrameState::Used, 0) => Ok(index),
             (FrameState::Used, _) => Err(FrameError::Pinned),
             _ => Err(FrameError::NotUsed),
         }
