@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use mobius_guest::mm::paging::{PageAttrs, PAGE_SIZE};
+use mobius_guest::mm::paging::{Mmu, PageAttrs, PAGE_SIZE};
 use mobius_guest::mm::vmm::*;
 use mobius_shared::stats::FaultKind;
 
@@ -755,6 +755,44 @@ fn page_tables_freed_when_empty_and_spaces_torn_down() {
     invariants(&vmm);
 }
 
+/// `destroy_space` frees the page tables whole, mappings still in them:
+/// every table and frame comes back, whatever was mapped where (pages in
+/// many tables, an area shared with another space, a reservation), and
+/// the other space keeps the shared area's pages.
+#[test]
+fn teardown_frees_tables_whole_and_keeps_shared_areas() {
+    let vmm = setup(512);
+    let baseline_tables = vmm.lock().mmu().live_tables();
+    let total_free = free_frames(&vmm);
+    let a = vmm.lock().create_space().unwrap();
+    let b = vmm.lock().create_space().unwrap();
+    // Pages in three directories and two PML4 slots, one area shared.
+    let spread = [USER_START, USER_START + (1 << 30) + 5 * P, 0x7f00_0000_0000];
+    for base in spread {
+        let at = vmm.lock().alloc(a, 3, base, URW).unwrap();
+        for i in 0..3 {
+            write(&vmm, a, at + i * P, &[i as u8 + 1], true).unwrap();
+        }
+    }
+    let shared = vmm.lock().alloc(a, 2, 0x7e00_0000_0000, URW).unwrap();
+    write(&vmm, a, shared + P, &[0x5A], true).unwrap();
+    let h = vmm.lock().share(a, shared, "kept").unwrap();
+    let in_b = vmm.lock().map_shared(b, &h, 0, URW).unwrap();
+    vmm.lock().close_handle(h).unwrap();
+    vmm.lock().reserve(a, 16, 0x7d00_0000_0000).unwrap();
+    vmm.lock().destroy_space(a).unwrap();
+    assert_eq!(read(&vmm, b, in_b + P, 1, true).unwrap(), vec![0x5A]);
+    invariants_with(&vmm, &[]);
+    vmm.lock().unexport("kept").unwrap();
+    vmm.lock().free(b, in_b).unwrap();
+    // b's root is all that is left of the two spaces.
+    assert_eq!(vmm.lock().mmu().live_tables(), baseline_tables + 1);
+    vmm.lock().destroy_space(b).unwrap();
+    assert_eq!(vmm.lock().mmu().live_tables(), baseline_tables);
+    assert_eq!(free_frames(&vmm), total_free);
+    invariants(&vmm);
+}
+
 #[test]
 fn million_page_area_allocates_nothing_up_front() {
     let vmm = setup(64);
@@ -929,6 +967,163 @@ fn in_memory_file_pages_are_copied_straight_and_zero_filled() {
     assert!(second[904..].iter().all(|b| *b == 0), "tail not zeroed");
     vmm.lock().free(s, at).unwrap();
     invariants(&vmm);
+}
+
+/// A file whose whole pages lie in place in frames no allocator hands out
+/// (as the initramfs's do): page `i` of `data` is at frame `base + i * P`,
+/// the last, partial page excepted.
+struct InPlace {
+    data: Vec<u8>,
+    base: u64,
+    /// Whether it answers `frames_in_place` (runs of pages) too.
+    runs: bool,
+}
+
+impl InPlace {
+    /// Put `data`'s whole pages into the reserved frames from `base`.
+    fn new(vmm: &TestVmm, data: Vec<u8>, base: u64, runs: bool) -> Self {
+        for (i, page) in data.chunks_exact(P as usize).enumerate() {
+            vmm.lock()
+                .mmu_mut()
+                .write_frame(base + i as u64 * P, 0, page);
+        }
+        InPlace { data, base, runs }
+    }
+}
+
+impl FileBacking for InPlace {
+    fn read_at(&self, _: u64, _: &mut [u8]) -> Result<usize, FileError> {
+        panic!("an in-memory file is never read through read_at")
+    }
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(&self.data)
+    }
+    fn id(&self) -> Option<usize> {
+        Some(self.data.as_ptr() as usize)
+    }
+    fn frame_in_place(&self, offset: u64) -> Option<u64> {
+        (offset.is_multiple_of(P) && offset + P <= self.len()).then(|| self.base + offset)
+    }
+    fn frames_in_place(&self, offset: u64, pages: usize) -> Option<u64> {
+        let whole = offset.is_multiple_of(P) && offset + pages as u64 * P <= self.len();
+        (self.runs && whole).then(|| self.base + offset)
+    }
+}
+
+/// Read-only image pages that lie whole in place are mapped there, read
+/// only, with no frame allocated and nothing copied: a `shared` fault, and
+/// the other such pages of its 16-page block come with it (fault-around),
+/// uncounted. A partial last page and writable pages are still copied
+/// (`image`); writes to the read-only pages are refused; tearing the
+/// space down gives back every frame and frees none of the file's.
+#[test]
+fn read_only_image_pages_map_in_place_with_fault_around() {
+    // Frames asked for page by page, and for a block at once.
+    for runs in [false, true] {
+        image_pages_in_place(runs);
+    }
+}
+
+fn image_pages_in_place(runs: bool) {
+    let vmm = setup(128);
+    let free_at_start = free_frames(&vmm);
+    let text_bytes = 20 * P + 100;
+    let data: Vec<u8> = (0..text_bytes + 2 * P).map(|i| (i % 251) as u8).collect();
+    // Frames far above the 128 frames of RAM: no allocator hands them out.
+    let base = 1 << 30;
+    let file = Arc::new(InPlace::new(&vmm, data.clone(), base, runs));
+    let text = Section {
+        offset: 0,
+        size: text_bytes,
+        file_offset: 0,
+        file_size: text_bytes,
+        flags: MemFlags::empty(),
+        execute: true,
+    };
+    let rw = Section {
+        offset: 21 * P,
+        size: 2 * P,
+        file_offset: 21 * P,
+        file_size: 2 * P,
+        flags: MemFlags::WRITE,
+        execute: false,
+    };
+    let s = vmm.lock().create_space().unwrap();
+    let file_dyn: Arc<dyn FileBacking> = file.clone();
+    let at = vmm
+        .lock()
+        .map_image(s, file_dyn, &[text, rw], 0, 23, URW)
+        .unwrap();
+    let count = |k: FaultKind| vmm.lock().fault_stats().count(k);
+    let bytes = |page: u64| data[(page * P) as usize..((page + 1) * P) as usize].to_vec();
+    let free_before = free_frames(&vmm);
+    assert_eq!(read(&vmm, s, at + 3 * P, 4096, true).unwrap(), bytes(3));
+    assert_eq!((count(FaultKind::Shared), count(FaultKind::Image)), (1, 0));
+    // The whole block of 16 pages is mapped in place, read-only.
+    for page in 0..16 {
+        let (frame, attrs) = pte(&vmm, s, at + page * P).expect("mapped around");
+        assert_eq!(frame, base + page * P, "page {page}");
+        assert!(!attrs.contains(PageAttrs::WRITABLE));
+        assert!(attrs.contains(PageAttrs::USER));
+    }
+    assert!(pte(&vmm, s, at + 16 * P).is_none());
+    // No frame for the data, only page tables.
+    assert!(free_before - free_frames(&vmm) <= 4);
+    // Reading them costs no fault.
+    for page in [0, 7, 15] {
+        assert_eq!(
+            read(&vmm, s, at + page * P, 4096, true).unwrap(),
+            bytes(page)
+        );
+    }
+    assert_eq!(count(FaultKind::Shared), 1);
+    // The next block: whole pages 16..20 around a fault at 18, not the
+    // partial page 20, which a fault of its own copies and zero-fills.
+    assert_eq!(read(&vmm, s, at + 18 * P, 4096, true).unwrap(), bytes(18));
+    assert_eq!(count(FaultKind::Shared), 2);
+    for page in 16..20 {
+        assert_eq!(pte(&vmm, s, at + page * P).unwrap().0, base + page * P);
+    }
+    assert!(pte(&vmm, s, at + 20 * P).is_none());
+    let tail = read(&vmm, s, at + 20 * P, 4096, true).unwrap();
+    assert_eq!(
+        tail[..100],
+        data[(20 * P) as usize..(20 * P + 100) as usize]
+    );
+    assert!(tail[100..].iter().all(|&b| b == 0));
+    assert_eq!(count(FaultKind::Image), 1);
+    // Writable pages are the area's own copies.
+    write(&vmm, s, at + 21 * P, &[0xEE], true).unwrap();
+    assert_eq!(count(FaultKind::Image), 2);
+    assert_ne!(pte(&vmm, s, at + 21 * P).unwrap().0, base + 21 * P);
+    // The file's frames are never written.
+    assert_eq!(
+        write(&vmm, s, at + 2 * P, &[1], true),
+        Err(FaultOutcome::Protection)
+    );
+    let mut page2 = vec![0u8; 4096];
+    vmm.lock().mmu().read_frame(base + 2 * P, 0, &mut page2);
+    assert_eq!(page2, bytes(2));
+    invariants(&vmm);
+    // A second space maps the same frames.
+    let s2 = vmm.lock().create_space().unwrap();
+    let file_dyn: Arc<dyn FileBacking> = file;
+    let at2 = vmm
+        .lock()
+        .map_image(s2, file_dyn, &[text, rw], 0, 23, URW)
+        .unwrap();
+    assert_eq!(read(&vmm, s2, at2 + 9 * P, 4096, true).unwrap(), bytes(9));
+    assert_eq!(pte(&vmm, s2, at2 + 9 * P).unwrap().0, base + 9 * P);
+    assert_eq!(count(FaultKind::Shared), 3);
+    for space in [s, s2] {
+        vmm.lock().destroy_space(space).unwrap();
+    }
+    invariants(&vmm);
+    vmm.lock().drop_unused_cache();
+    assert_eq!(free_frames(&vmm), free_at_start);
 }
 
 /// Issue 13 item 1: fork shares private pages copy-on-write; the first

@@ -675,3 +675,51 @@ proptest! {
         }
     }
 }
+
+/// A directory member may carry data (the host pads with it, so that the
+/// next file's data starts on a page boundary); it is skipped, as Linux
+/// skips it: the directory has no contents and the file its own.
+#[test]
+fn directory_data_is_padding_and_skipped() {
+    let bytes = archive(&[
+        m("bin", DIR, &[0u8; 3000]).with(|m| m.ino = 2),
+        m("bin/hello", EXE, b"\x7fELF...").with(|m| m.ino = 3),
+        m("bin", DIR, &[0u8; 12]).with(|m| m.ino = 2),
+    ]);
+    let a = Archive::new(&bytes).unwrap();
+    let bin = a.find("bin").unwrap();
+    assert!(bin.is_dir());
+    assert_eq!((bin.ino, bin.data.len()), (2, 0));
+    assert_eq!(a.find("bin/hello").unwrap().data, b"\x7fELF...");
+    let index = a.index();
+    assert_eq!(index.find("/bin").unwrap().data.len(), 0);
+    assert_eq!(names(&index.read_dir("bin")), ["hello"]);
+}
+
+/// The index built while the archive is checked is the archive's index.
+#[test]
+fn index_built_in_the_checking_pass() {
+    let bytes = sample();
+    let (a, index) = Archive::new_indexed(&bytes).unwrap();
+    assert_eq!(a, Archive::new(&bytes).unwrap());
+    let again = a.index();
+    for path in [
+        "",
+        "bin",
+        "bin/hello",
+        "/bin/sh",
+        "etc/passwd",
+        "usr",
+        "usr/lib/a.txt",
+        "no",
+    ] {
+        assert_eq!(index.find(path), again.find(path), "{path}");
+        assert_eq!(index.find(path), a.find(path), "{path}");
+        assert_eq!(index.is_dir(path), a.is_dir(path), "{path}");
+        assert_eq!(index.read_dir(path), a.read_dir(path), "{path}");
+    }
+    assert_eq!(
+        Archive::new_indexed(&bytes[..bytes.len() - 8]).unwrap_err(),
+        Archive::new(&bytes[..bytes.len() - 8]).unwrap_err()
+    );
+}

@@ -123,7 +123,9 @@ pub enum FaultKind {
     /// shared area, a copy-on-write page read after a fork, a FILE or
     /// IMAGE page already read in, a page of a `/tmp` file mapped
     /// `MAP_SHARED` (the file's own page; a hole becomes a page of the
-    /// file). No frame allocated, nothing read.
+    /// file), a read-only IMAGE page that lies whole in the initramfs
+    /// (mapped in place, with the like pages of its 16-page block, which
+    /// are not counted). No frame allocated, nothing read.
     Shared = 10,
     /// A write to a page shared copy-on-write: copied into a new frame.
     Cow = 11,

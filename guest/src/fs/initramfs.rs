@@ -10,15 +10,21 @@ use spin::Once;
 
 use super::cpio::{Archive, CpioError, Entry, Index, IMPLICIT_DIR_MODE};
 use super::vfs::{DirEntry, Errno, FsStats, Meta, Node, NodeRef, ST_RDONLY, S_IFMT};
+#[cfg(target_os = "none")]
+use crate::arch::x86_64::direct;
 use crate::errno::{EINVAL, EISDIR, ENOENT, ENOTDIR};
+#[cfg(target_os = "none")]
+use crate::mm::paging::{PhysAddr, PAGE_SIZE};
 use crate::mm::vmm::{FileBacking, FileError};
 
 static ARCHIVE: Once<Archive<'static>> = Once::new();
 
-/// Check the archive at `data` and make it the guest's initramfs.
+/// Check the archive at `data` and make it the guest's initramfs, its
+/// members indexed by path in the same pass.
 pub fn init(data: &'static [u8]) -> Result<(), CpioError> {
-    let archive = Archive::new(data)?;
+    let (archive, index) = Archive::new_indexed(data)?;
     ARCHIVE.call_once(|| archive);
+    INDEX.call_once(|| index);
     Ok(())
 }
 
@@ -29,10 +35,14 @@ pub fn archive() -> Option<&'static Archive<'static>> {
 
 static INDEX: Once<Index<'static>> = Once::new();
 
-/// The initramfs's members by path, built on the first look-up (empty
-/// without an initramfs).
+/// The initramfs's members by path (empty without an initramfs).
 fn index() -> &'static Index<'static> {
-    INDEX.call_once(|| archive().map(|a| a.index()).unwrap_or_default())
+    INDEX.call_once(Index::default)
+}
+
+/// The member at `path` ([`Archive::find`], through the index).
+pub fn find(path: &str) -> Option<Entry<'static>> {
+    index().find(path)
 }
 
 /// A file's bytes in the initramfs as the backing of FILE and IMAGE areas.
@@ -60,6 +70,26 @@ impl FileBacking for InitramfsFile {
     /// The archive never changes: where a file's bytes lie says which it is.
     fn id(&self) -> Option<usize> {
         Some(self.0.as_ptr() as usize)
+    }
+
+    /// The archive lies in frames the allocator never hands out, read-only
+    /// for the life of the kernel; the host starts the data of a program
+    /// on a page boundary (and the module on one), so its whole pages are
+    /// frames of their own. (Only in the kernel: on the host, where the
+    /// tests run, nothing is physical.)
+    #[cfg(target_os = "none")]
+    fn frame_in_place(&self, offset: u64) -> Option<PhysAddr> {
+        self.frames_in_place(offset, 1)
+    }
+
+    /// The archive is one physically contiguous module.
+    #[cfg(target_os = "none")]
+    fn frames_in_place(&self, offset: u64, pages: usize) -> Option<PhysAddr> {
+        let start = usize::try_from(offset).ok()?;
+        let len = pages.checked_mul(PAGE_SIZE as usize)?;
+        let run = self.0.get(start..start.checked_add(len)?)?;
+        let phys = direct::virt_to_phys(run.as_ptr() as u64)?;
+        phys.is_multiple_of(PAGE_SIZE).then_some(phys)
     }
 }
 
@@ -144,11 +174,12 @@ impl Node for InitNode {
             return Err(ENOTDIR);
         }
         let index = index();
-        let path = if self.path.is_empty() {
-            String::from(name)
-        } else {
-            format!("{}/{name}", self.path)
-        };
+        let mut path = String::with_capacity(self.path.len() + 1 + name.len());
+        if !self.path.is_empty() {
+            path.push_str(&self.path);
+            path.push('/');
+        }
+        path.push_str(name);
         let entry = index.find(&path);
         if entry.is_none() && !index.is_dir(&path) {
             return Err(ENOENT);

@@ -166,17 +166,9 @@ fn handle_slow<'a, M: Mmu>(
     outcome
 }
 
-/// Read a FILE/IMAGE page without the lock, then install it with the lock.
+/// Read a FILE/IMAGE page without the lock, then install it with the lock
+/// (files in memory never get here: `fault_resolve` copies them at once).
 fn read_in<M: Mmu>(vmm: &VmmLock<M>, plan: ReadPlan) -> FaultOutcome {
-    let file = plan.file.clone();
-    if let Some(all) = file.as_bytes() {
-        // In memory: copy straight from the file into the frame.
-        let page = usize::try_from(plan.offset)
-            .ok()
-            .and_then(|start| Some(start..start.checked_add(plan.bytes)?))
-            .and_then(|r| all.get(r));
-        return vmm.lock().read_done(plan, page);
-    }
     let mut buf = vec![0u8; PAGE_SIZE as usize];
     let ok = read_fully(&*plan.file, plan.offset, &mut buf[..plan.bytes]);
     vmm.lock().read_done(plan, ok.then_some(&buf[..]))

@@ -79,8 +79,9 @@ pub trait TableFrames {
 pub trait Mmu {
     /// Create a new, empty root whose kernel half is shared with every other root.
     fn new_root(&mut self, frames: &mut dyn TableFrames) -> Result<PhysAddr, MapError>;
-    /// Free a root created by `new_root` and every user-half table below it.
-    /// Mappings must already be gone; frames they pointed to are not touched.
+    /// Free a root created by `new_root` and every user-half table below it,
+    /// whatever they still map; frames they point to are not touched. No
+    /// CPU may run on the root (it is not live).
     fn free_root(&mut self, root: PhysAddr, frames: &mut dyn TableFrames);
     /// Map one page. Invalidates the TLB entry where needed.
     fn map(
@@ -91,6 +92,22 @@ pub trait Mmu {
         attrs: PageAttrs,
         frames: &mut dyn TableFrames,
     ) -> Result<(), MapError>;
+    /// Free the page table that maps `page` of the user half of `root`,
+    /// with whatever it still maps (the frames are not touched), and the
+    /// directories this leaves empty; `false` if there is none. Only for
+    /// a space being torn down that no CPU runs on (no TLB flush): it lets
+    /// the VMM free a dying space's tables where it knows pages are
+    /// mapped, so that [`Mmu::free_root`] finds little left to look for.
+    /// The default does nothing (`free_root` then frees everything).
+    fn free_page_table(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frames: &mut dyn TableFrames,
+    ) -> bool {
+        let _ = (root, page, frames);
+        false
+    }
     /// Unmap one page and return the frame it mapped; page tables left empty
     /// by this are freed (except the root and shared kernel-half tables).
     fn unmap(
@@ -117,6 +134,31 @@ pub trait Mmu {
         }
         self.protect(root, page, attrs | PageAttrs::WRITABLE)?;
         Ok(true)
+    }
+
+    /// Map `frames[i]` at `first + i * PAGE_SIZE` with `attrs` for every
+    /// `Some`, where nothing is mapped yet (at most 64 pages, which the
+    /// caller keeps inside one 2 MiB block whose page table exists: a page
+    /// of it is mapped). Pages that cannot be mapped that way are skipped.
+    /// Returns a mask of the pages mapped (bit `i`: `frames[i]`). The
+    /// default maps page by page; an MMU can do it in one walk.
+    fn map_block(
+        &mut self,
+        root: PhysAddr,
+        first: VirtAddr,
+        frames: &[Option<PhysAddr>],
+        attrs: PageAttrs,
+        tables: &mut dyn TableFrames,
+    ) -> u64 {
+        let mut mapped = 0;
+        for (i, f) in frames.iter().enumerate().take(64) {
+            let Some(frame) = *f else { continue };
+            let page = first + i as u64 * PAGE_SIZE;
+            if self.map(root, page, frame, attrs, tables).is_ok() {
+                mapped |= 1 << i;
+            }
+        }
+        mapped
     }
 
     /// Whether the CPU runs on `root` right now (it is in CR3): such a

@@ -241,6 +241,43 @@ impl Mmu for SoftMmu {
         self.release_table(root, frames);
     }
 
+    fn free_page_table(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frames: &mut dyn TableFrames,
+    ) -> bool {
+        if Self::check(page).is_err() || index(page, 3) >= KERNEL_SLOT {
+            return false;
+        }
+        let mut path = [(root, 0usize); 3];
+        let mut table = root;
+        for (depth, level) in (1..=3u32).rev().enumerate() {
+            let i = index(page, level);
+            let Some(entry) = self.tables.get(&table).map(|t| t[i]) else {
+                return false;
+            };
+            if entry & PRESENT == 0 {
+                return false;
+            }
+            path[depth] = (table, i);
+            table = entry & ADDR_MASK;
+        }
+        let (pd, i) = path[2];
+        self.tables.get_mut(&pd).expect("pd")[i] = 0;
+        self.release_table(table, frames);
+        for depth in (1..=2).rev() {
+            let (t, _) = path[depth];
+            if self.tables[&t].iter().any(|e| *e != 0) {
+                break;
+            }
+            let (parent, i) = path[depth - 1];
+            self.tables.get_mut(&parent).expect("parent")[i] = 0;
+            self.release_table(t, frames);
+        }
+        true
+    }
+
     fn map(
         &mut self,
         root: PhysAddr,

@@ -215,15 +215,17 @@ fn script_argv(line: &[u8], script: &str, argv: &[Vec<u8>]) -> Option<(String, V
 /// Run the initramfs's program to the end of every process it starts.
 /// `None` when the initramfs names no program.
 pub fn run_program() -> Option<ExitStatus> {
-    let archive = initramfs::archive()?;
-    let control = archive.find(ARGV_FILE)?;
+    initramfs::archive()?;
+    let control = initramfs::find(ARGV_FILE)?;
     let mut words = control.data.split(|&b| b == 0);
     let path = words.next().unwrap_or_default();
     let argv: Vec<&[u8]> = words.filter(|w| !w.is_empty()).collect();
-    let env = archive.find(ENV_FILE).map(|e| e.data).unwrap_or_default();
+    let env = initramfs::find(ENV_FILE)
+        .map(|e| e.data)
+        .unwrap_or_default();
     let envp: Vec<&[u8]> = env.split(|&b| b == 0).filter(|w| !w.is_empty()).collect();
     let name = String::from_utf8_lossy(path).into_owned();
-    vfs::mount_defaults(archive.find(ROOT_DISK_FILE).is_some());
+    vfs::mount_defaults(initramfs::find(ROOT_DISK_FILE).is_some());
     user::init();
     super::entry::install();
     let started = match load_program(&name, "/", &argv, &envp) {

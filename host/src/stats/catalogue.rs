@@ -67,7 +67,7 @@ pub fn fault_about(kind: FaultKind) -> &'static str {
         }
         FaultKind::Unresolved => "no area covers the address, or the fault could not be resolved",
         FaultKind::Shared => {
-            "a frame that already existed was mapped (shared area, copy-on-write read, page already read in, /tmp file page mapped shared)"
+            "a frame that already existed was mapped (shared area, copy-on-write read, page already read in, /tmp file page mapped shared, program page mapped in place from the initramfs)"
         }
         FaultKind::Cow => "write to a copy-on-write page after a fork: copied into a new frame",
         FaultKind::CowReuse => {

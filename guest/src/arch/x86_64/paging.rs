@@ -243,27 +243,33 @@ impl Mmu for X86Mmu {
             // The private directory's low entries point at the boot
             // identity map's tables, which every root shares: unhook them
             // so that only this root's own tables are freed.
-            let pdpt = read_entry(root, IDENTITY_SLOT) & ADDR_MASK;
-            let pd = read_entry(pdpt, 0) & ADDR_MASK;
-            for i in 0..(LOW_IDENTITY_END >> 21) as usize {
+            let slot0 = read_entry(root, IDENTITY_SLOT);
+            let pdpt = slot0 & ADDR_MASK;
+            let pd_entry = read_entry(pdpt, 0);
+            let pd = pd_entry & ADDR_MASK;
+            let low = LOW_IDENTITY_END >> 21;
+            for i in 0..low as usize {
                 write_entry(pd, i, 0);
             }
+            // ...and take them out of its live-entry count.
+            write_entry(pdpt, 0, with_count(pd_entry, count(pd_entry) - low));
         }
-        let first = if private_low { 0 } else { 1 };
-        for slot in first..KERNEL_SLOT {
+        let mut slot = if private_low { 0 } else { 1 };
+        loop {
+            slot = first_used(root, slot, KERNEL_SLOT);
+            if slot == KERNEL_SLOT {
+                break;
+            }
             let e = read_entry(root, slot);
             if e & PRESENT != 0 {
-                free_subtree(e & ADDR_MASK, 1, frames);
+                free_subtree(e & ADDR_MASK, 1, count(e), frames);
             }
+            slot += 1;
         }
-        // The shared slots (identity, kernel, direct map) are copies of the
-        // template's entries: cleared, not followed.
-        for slot in 0..ENTRIES {
-            if read_entry(root, slot) != 0 {
-                write_entry(root, slot, 0);
-            }
-        }
-        frames.free_table(root);
+        // The shared slots (identity, kernel, direct map) are copies of
+        // the template's entries, not followed; the root goes back as it
+        // is, to be zeroed off this path like a page table.
+        frames.free_dirty_table(root);
     }
 
     fn map(
@@ -275,6 +281,16 @@ impl Mmu for X86Mmu {
         frames: &mut dyn TableFrames,
     ) -> Result<(), MapError> {
         let idx = Self::check(page)?;
+        // The usual case: the page table is there already.
+        if let Ok([_, _, Some(pd), Some(pt)]) = Self::walk(root, &idx) {
+            if read_entry(pt, idx[3]) & PRESENT != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            write_entry(pt, idx[3], (frame & ADDR_MASK) | self.leaf_bits(attrs));
+            Self::adjust_count(pd, idx[2], 2, 1);
+            tlb::flush(X86VirtAddr::new_truncate(page));
+            return Ok(());
+        }
         if idx[0] == IDENTITY_SLOT && !self.has_private_low(root) {
             self.make_private_low(root, frames)?;
         }
@@ -322,6 +338,77 @@ impl Mmu for X86Mmu {
         Self::adjust_count(pd, idx[2], 2, 1);
         tlb::flush(X86VirtAddr::new_truncate(page));
         Ok(())
+    }
+
+    /// The table goes to the dirty list with its leaf entries; emptied
+    /// directories are known by their live-entry counts, not scanned.
+    fn free_page_table(
+        &mut self,
+        root: PhysAddr,
+        page: VirtAddr,
+        frames: &mut dyn TableFrames,
+    ) -> bool {
+        let Ok(idx) = Self::check(page) else {
+            return false;
+        };
+        if idx[0] >= KERNEL_SLOT {
+            return false;
+        }
+        let Ok([_, Some(pdpt), Some(pd), Some(pt)]) = Self::walk(root, &idx) else {
+            return false;
+        };
+        frames.free_dirty_table(pt);
+        write_entry(pd, idx[2], 0);
+        if Self::adjust_count(pdpt, idx[1], 1, -1) == 0 {
+            write_entry(pdpt, idx[1], 0);
+            frames.free_table(pd);
+            if Self::adjust_count(root, idx[0], 0, -1) == 0 {
+                write_entry(root, idx[0], 0);
+                frames.free_table(pdpt);
+            }
+        }
+        true
+    }
+
+    /// One walk to the page table, then one entry written per page: no
+    /// table is allocated (the block's table must exist) and no TLB entry
+    /// flushed (a not-present entry is never cached, SDM 4.10.2.3).
+    fn map_block(
+        &mut self,
+        root: PhysAddr,
+        first: VirtAddr,
+        frames: &[Option<PhysAddr>],
+        attrs: PageAttrs,
+        _tables: &mut dyn TableFrames,
+    ) -> u64 {
+        let n = frames.len().min(64);
+        let last = first.wrapping_add((n as u64).saturating_sub(1) * PAGE_SIZE);
+        let Ok(idx) = Self::check(first) else {
+            return 0;
+        };
+        if n == 0 || first >> 21 != last >> 21 || Self::check(last).is_err() {
+            return 0;
+        }
+        let Ok([_, _, Some(pd), Some(pt)]) = Self::walk(root, &idx) else {
+            return 0;
+        };
+        let bits = self.leaf_bits(attrs);
+        let mut mapped = 0u64;
+        let mut added = 0;
+        for (i, f) in frames[..n].iter().enumerate() {
+            let Some(frame) = *f else { continue };
+            let slot = idx[3] + i;
+            if read_entry(pt, slot) & PRESENT != 0 {
+                continue;
+            }
+            write_entry(pt, slot, (frame & ADDR_MASK) | bits);
+            mapped |= 1 << i;
+            added += 1;
+        }
+        if added > 0 {
+            Self::adjust_count(pd, idx[2], 2, added);
+        }
+        mapped
     }
 
     fn unmap(
@@ -449,25 +536,60 @@ impl Mmu for X86Mmu {
     }
 }
 
-/// Free a user-half table and everything below it (not the leaf frames).
-/// A page table (level 3) goes to the dirty list as it is (the idle loop
-/// zeroes it, off this path); a directory's entries are read anyway to
-/// find its children, so the ones left are cleared and it goes back as a
-/// zero frame.
-fn free_subtree(table_phys: PhysAddr, level: usize, frames: &mut dyn TableFrames) {
+/// The index of the first non-zero entry of page table `table_phys` in
+/// `[from, to)`, or `to`: one `repe scasq`, which KVM's emulator runs as
+/// one instruction (kvm_pvm emulates every ring-0 instruction: a loop
+/// would cost several per entry).
+fn first_used(table_phys: PhysAddr, from: usize, to: usize) -> usize {
+    if from >= to {
+        return to;
+    }
+    let start = phys_to_virt(table_phys) + from as u64 * 8;
+    let end: u64;
+    let found: u8;
+    // SAFETY: reads entries [from, to) of a page-table frame through the
+    // direct map (`to` <= 512); rdi and rcx are the scan's, rax the zero
+    // it compares with; the direction flag is clear (the ABI's promise).
+    unsafe {
+        asm!("repe scasq", "setne {found}",
+             found = out(reg_byte) found,
+             inout("rdi") start => end, inout("rcx") (to - from) as u64 => _,
+             in("rax") 0u64, options(nostack, readonly));
+    }
+    if found != 0 {
+        // rdi stops one entry past the first non-zero one.
+        ((end - 8 - phys_to_virt(table_phys)) / 8) as usize
+    } else {
+        to
+    }
+}
+
+/// Free a user-half table and everything below it (not the leaf frames),
+/// `live` the count of its present entries kept in the entry that points
+/// at it (the scan stops after that many). A page table (level 3) goes to
+/// the dirty list as it is, leaf entries and all (the idle loop zeroes
+/// it, off this path); a directory's entries are read anyway to find its
+/// children, so they are cleared and it goes back as a zero frame.
+fn free_subtree(table_phys: PhysAddr, level: usize, live: u64, frames: &mut dyn TableFrames) {
     if level == 3 {
         frames.free_dirty_table(table_phys);
         return;
     }
-    for i in 0..ENTRIES {
-        let e = read_entry(table_phys, i);
-        if e == 0 {
-            continue;
+    let (mut left, mut i) = (live, 0);
+    while left > 0 {
+        i = first_used(table_phys, i, ENTRIES);
+        if i == ENTRIES {
+            break;
         }
-        if e & PRESENT != 0 && e & HUGE == 0 {
-            free_subtree(e & ADDR_MASK, level + 1, frames);
+        let e = read_entry(table_phys, i);
+        if e & PRESENT != 0 {
+            left -= 1;
+            if e & HUGE == 0 {
+                free_subtree(e & ADDR_MASK, level + 1, count(e), frames);
+            }
         }
         write_entry(table_phys, i, 0);
+        i += 1;
     }
     frames.free_table(table_phys);
 }

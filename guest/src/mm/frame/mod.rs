@@ -52,6 +52,12 @@ pub trait FrameZeroing: Send {
     fn eager(&self) -> bool {
         false
     }
+    /// Make `frame` read as zeroes without the CPU writing it (the host
+    /// discards it), if this hook can; `false` if it cannot.
+    fn zero_without_cpu(&mut self, frame: PhysAddr) -> bool {
+        let _ = frame;
+        false
+    }
 }
 
 /// Zeroing with the CPU through [`Mmu::zero_frame`]; batched, never eager.
@@ -78,6 +84,11 @@ impl<F: FnMut(u64) + Send> FrameZeroing for DiscardZeroing<F> {
     }
 
     fn eager(&self) -> bool {
+        true
+    }
+
+    fn zero_without_cpu(&mut self, frame: PhysAddr) -> bool {
+        (self.discard)(frame / PAGE_SIZE);
         true
     }
 }
@@ -209,7 +220,9 @@ impl FrameAllocator {
         let mut fa = FrameAllocator {
             regions,
             reserved,
-            records: Vec::new(),
+            // Room for the frames a small program's run hands out, so the
+            // records are not copied to a bigger vector again and again.
+            records: Vec::with_capacity(128),
             first_record: 0,
             total_indices: next.min(NIL as u64),
             dirty: FreeList::EMPTY,
@@ -349,7 +362,13 @@ impl FrameAllocator {
     }
 
     fn push(&mut self, which: ListKind, phys: PhysAddr) {
-        let index = self.index_of(phys).expect("managed frame") as u32;
+        let index = self.index_of(phys).expect("managed frame");
+        self.push_index(which, index);
+    }
+
+    /// [`FrameAllocator::push`] for a frame whose index is known.
+    fn push_index(&mut self, which: ListKind, index: u64) {
+        let index = index as u32;
         let head = self.list(which).head;
         let slot = self.slot(index as u64);
         let rec = &mut self.records[slot];
@@ -443,45 +462,61 @@ impl FrameAllocator {
     /// frees it). It goes to the zero pool at once when the zeroing hook is
     /// eager, else to the dirty list.
     pub fn free(&mut self, phys: PhysAddr, mmu: &mut dyn Mmu) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        if let Some(rec) = self.record_mut(phys) {
-            if rec.shares > 0 {
-                rec.shares -= 1;
-                return Ok(());
-            }
+        let slot = self.slot(index);
+        let rec = &mut self.records[slot];
+        if rec.shares > 0 {
+            rec.shares -= 1;
+            return Ok(());
         }
         if self.zeroing.eager() {
             self.zeroing.zero(phys, mmu);
-            self.push(ListKind::Zero, phys);
+            self.push_index(ListKind::Zero, index);
         } else {
-            self.push(ListKind::Dirty, phys);
+            self.push_index(ListKind::Dirty, index);
         }
         Ok(())
     }
 
-    /// Return a frame whose contents are unknown to the dirty list (the idle
-    /// loop zeroes it), whatever the zeroing hook says: a page table freed
-    /// with its address space, off the zeroing path of the caller.
+    /// Return a frame whose contents are unknown (a page table freed with
+    /// its address space, entries and all): to the zero pool at once when
+    /// the zeroing hook needs no CPU work for it (the host's discard: one
+    /// port write), else to the dirty list (the idle loop zeroes it, off
+    /// the caller's path). Either way the next table comes from the pool,
+    /// not from frames never used before, when the hook allows.
     pub fn free_dirty(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        self.push(ListKind::Dirty, phys);
+        if self.zeroing.zero_without_cpu(phys) {
+            self.push_index(ListKind::Zero, index);
+        } else {
+            self.push_index(ListKind::Dirty, index);
+        }
         Ok(())
     }
 
     /// Return a frame the caller knows reads as zero (an empty page table).
     pub fn free_zeroed(&mut self, phys: PhysAddr) -> Result<(), FrameError> {
-        self.check_freeable(phys)
+        let index = self
+            .check_freeable(phys)
             .inspect_err(|_| self.free_errors += 1)?;
-        self.push(ListKind::Zero, phys);
+        self.push_index(ListKind::Zero, index);
         Ok(())
     }
 
-    fn check_freeable(&self, phys: PhysAddr) -> Result<(), FrameError> {
-        let rec = self.record(phys).ok_or(FrameError::NotManaged)?;
+    /// The frame's index if it may be freed: managed, in use, not pinned
+    /// (found once, for the caller to use again).
+    fn check_freeable(&self, phys: PhysAddr) -> Result<u64, FrameError> {
+        let index = self.index_of(phys).ok_or(FrameError::NotManaged)?;
+        let rec = index
+            .checked_sub(self.first_record)
+            .and_then(|i| self.records.get(i as usize))
+            .ok_or(FrameError::NotManaged)?;
         match (rec.state, rec.pins) {
-            (FrameState::Used, 0) => Ok(()),
+            (FrameState::Used, 0) => Ok(index),
             (FrameState::Used, _) => Err(FrameError::Pinned),
             _ => Err(FrameError::NotUsed),
         }

@@ -46,6 +46,23 @@ pub trait FileBacking: Send + Sync {
     fn shares_pages(&self) -> bool {
         false
     }
+    /// The physical frame that holds the file's bytes `[offset, offset +
+    /// PAGE_SIZE)` (`offset` page aligned), when they fill that one frame
+    /// exactly and stay there unchanged for as long as the kernel runs, in
+    /// memory no allocator hands out (the initramfs, whose host aligns the
+    /// data of programs to pages). Read-only mappings of the page may then
+    /// map that frame in place: nothing copied, no frame allocated, never
+    /// freed. `None` (the default): the page is copied into a frame.
+    fn frame_in_place(&self, _offset: u64) -> Option<PhysAddr> {
+        None
+    }
+    /// [`FileBacking::frame_in_place`] for `pages` consecutive pages at
+    /// once: the frame of the first, when every one of them lies in place
+    /// and they are consecutive frames (page `i` at the first plus `i`
+    /// pages). `None` (the default): ask page by page.
+    fn frames_in_place(&self, _offset: u64, _pages: usize) -> Option<PhysAddr> {
+        None
+    }
 }
 
 /// A read from a [`FileBacking`] failed.
@@ -356,6 +373,27 @@ impl PageRecords {
         chunk.get_mut((index % CHUNK) as usize)
     }
 
+    /// The records of pages `[index, index + len)` to read and update in
+    /// place, if they lie in one chunk that exists (a chunk holds 64
+    /// aligned pages: an aligned run of 16 lies in one).
+    pub fn run_mut(&mut self, index: u64, len: usize) -> Option<&mut [u64]> {
+        let start = (index % CHUNK) as usize;
+        if start + len > CHUNK as usize {
+            return None;
+        }
+        self.slot_mut(index)?;
+        let key = index / CHUNK;
+        let chunk = match key {
+            0 => self.first.get_mut()?,
+            _ => {
+                let more = self.more.as_deref_mut()?;
+                let p = more.position(key)?;
+                &mut *more.chunks[p]
+            }
+        };
+        chunk.get_mut(start..start + len)
+    }
+
     /// Set a record in an area of `pages` pages.
     pub fn set(&mut self, index: u64, pages: u64, value: u64) {
         if let Some(r) = self.slot_mut(index) {
@@ -434,6 +472,27 @@ impl PageRecords {
                 .filter(|(_, r)| **r != 0)
                 .map(move |(i, r)| (k * CHUNK + i as u64, *r))
         })
+    }
+
+    /// Call `f(index, record)` for every non-zero record in page order:
+    /// [`PageRecords::iter`] as plain loops over the chunks (the teardown
+    /// paths walk every record; on kvm_pvm each ring-0 instruction counts).
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        let mut chunk = |key: u64, c: &[u64]| {
+            for (i, &r) in c.iter().enumerate() {
+                if r != 0 {
+                    f(key * CHUNK + i as u64, r);
+                }
+            }
+        };
+        if let Some(c) = self.first.get() {
+            chunk(0, c);
+        }
+        if let Some(m) = self.more.as_deref() {
+            for (k, &p) in &m.keys {
+                chunk(*k, &m.chunks[p as usize]);
+            }
+        }
     }
 
     /// Number of pages with a frame.
@@ -643,11 +702,21 @@ mod tests {
         assert_eq!(r.slot_mut(130).copied(), Some((130 << 12) | rec::FRAME));
         assert_eq!(r.slot_mut(131).copied(), Some(0));
         assert_eq!(r.slot_mut(300), None, "no chunk for page 300 yet");
+        assert_eq!(r.run_mut(300, 4), None);
+        assert_eq!(r.run_mut(60, 8), None, "two chunks");
+        let run = r.run_mut(128, 16).expect("chunk of 130");
+        assert_eq!(run[2], (130 << 12) | rec::FRAME);
+        run[3] = 0x8000 | rec::FRAME;
+        assert_eq!(r.get(131), 0x8000 | rec::FRAME);
+        r.set(131, pages, 0);
         *r.slot_mut(702).expect("chunk of 700") = 0x9000 | rec::FRAME;
         assert_eq!(r.get(702), 0x9000 | rec::FRAME);
         assert_eq!(r.get(999), (999 << 12) | rec::FRAME);
         let got: Vec<u64> = r.iter().map(|(i, _)| i).collect();
         assert_eq!(got, [5, 64, 130, 700, 701, 702, 999]);
+        let mut each = Vec::new();
+        r.for_each(|i, rec| each.push((i, rec)));
+        assert_eq!(each, r.iter().collect::<Vec<_>>());
         // The last chunk of an area is short: no slot past the end.
         assert_eq!(r.slot_mut(1000), None);
     }

@@ -334,6 +334,11 @@ impl<M: Mmu> Vmm<M> {
     /// Free every user-half area and reservation of `space`, then its page
     /// tables and root (process teardown, fixes B36). Refuses the kernel
     /// space and the space live in CR3 (`SpaceLive`).
+    ///
+    /// The page tables go whole, with the mappings still in them: nothing
+    /// is unmapped page by page (no CPU runs on the space, and no TLB
+    /// holds its entries: it is not in CR3). Then each area loses the
+    /// space's reference, and the last reference frees its frames.
     pub fn destroy_space(&mut self, space: SpaceId) -> Result<(), VmError> {
         if space == KERNEL_SPACE {
             return Err(VmError::BadHandle);
@@ -341,18 +346,37 @@ impl<M: Mmu> Vmm<M> {
         if self.mmu.is_live(self.space(space)?.root) {
             return Err(VmError::SpaceLive);
         }
-        let bases: Vec<VirtAddr> = self
-            .space(space)?
-            .user
-            .iter()
-            .filter(|(_, n)| n.kind != NodeKind::Empty)
-            .map(|(b, _)| b)
-            .collect();
-        for base in bases {
-            self.free(space, base)?;
-        }
         self.hint = None;
         let s = self.spaces[space.0 as usize].take().expect("checked");
+        // One pass over each area's records: free the page table of each
+        // 2 MiB block where the records say pages are mapped (a mapped page
+        // always has a record), and the frames of areas that lose their
+        // last reference with the space.
+        for (base, desc) in s.user.mapped() {
+            let d = self.descs.get_mut(desc).expect("live desc");
+            d.refs -= 1;
+            let last = d.refs == 0;
+            let (frames, mmu) = (&mut self.frames, &mut self.mmu);
+            let mut last_block = u64::MAX;
+            d.records.for_each(|i, r| {
+                if r & rec::FRAME == 0 {
+                    return;
+                }
+                let page = base + i * PAGE_SIZE;
+                if page >> 21 != last_block {
+                    last_block = page >> 21;
+                    mmu.free_page_table(s.root, page, &mut PoolTables(&mut *frames));
+                }
+                if last && r & rec::OWNED != 0 {
+                    let freed = frames.free(r & rec::ADDR, &mut *mmu);
+                    debug_assert!(freed.is_ok(), "area frame not in use: {freed:?}");
+                }
+            });
+            if last {
+                self.descs.remove(desc);
+            }
+        }
+        // Then whatever tables are left, and the root.
         self.mmu
             .free_root(s.root, &mut PoolTables(&mut self.frames));
         Ok(())
@@ -646,11 +670,12 @@ impl<M: Mmu> Vmm<M> {
             return;
         }
         let mut tables = PoolTables(&mut self.frames);
-        for (i, r) in d.records.iter() {
+        let mmu = &mut self.mmu;
+        d.records.for_each(|i, r| {
             if r & rec::FRAME != 0 {
-                self.mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
+                mmu.unmap(root, base + i * PAGE_SIZE, &mut tables);
             }
-        }
+        });
     }
 
     /// Drop one reference; the last one frees the area's owned frames.
@@ -664,12 +689,13 @@ impl<M: Mmu> Vmm<M> {
         if d.records.is_untouched() {
             return;
         }
-        for (_, r) in d.records.iter() {
+        let (frames, mmu) = (&mut self.frames, &mut self.mmu);
+        d.records.for_each(|_, r| {
             if r & rec::OWNED != 0 {
-                let freed = self.frames.free(r & rec::ADDR, &mut self.mmu);
+                let freed = frames.free(r & rec::ADDR, mmu);
                 debug_assert!(freed.is_ok(), "area frame not in use: {freed:?}");
             }
-        }
+        });
     }
 
     // ----- lookup ---------------------------------------------------------

@@ -101,6 +101,14 @@ impl NodeTree {
         })
     }
 
+    /// The mapped nodes' bases and areas, in address order.
+    pub fn mapped(&self) -> impl Iterator<Item = (VirtAddr, DescId)> + '_ {
+        self.nodes.iter().filter_map(|(b, n)| match n.kind {
+            NodeKind::Mapped { desc, .. } => Some((*b, desc)),
+            _ => None,
+        })
+    }
+
     /// Number of nodes, empty ones included.
     pub fn len(&self) -> usize {
         self.nodes.len() + self.empties.len()
@@ -268,6 +276,36 @@ impl NodeTree {
         }
     }
 
+    /// Cut the mapped or reserved node at `base` after `head` pages (0 <
+    /// `head` < its pages): it keeps the first part, a new node of
+    /// `tail_kind` takes the rest. One map update and one insertion, no
+    /// free space touched. [`VmError::NotAllocated`] if no such node.
+    pub fn cut(&mut self, base: VirtAddr, head: u64, tail_kind: NodeKind) -> Result<(), VmError> {
+        let node = self.nodes.get_mut(&base).ok_or(VmError::NotAllocated)?;
+        if head == 0 || head >= node.pages || tail_kind == NodeKind::Empty {
+            return Err(VmError::OutOfRange);
+        }
+        let tail = Node {
+            pages: node.pages - head,
+            kind: tail_kind,
+        };
+        node.pages = head;
+        self.nodes.insert(base + head * PAGE_SIZE, tail);
+        Ok(())
+    }
+
+    /// Give the mapped or reserved node at `base` a new kind (mapped or
+    /// reserved), in place. [`VmError::NotAllocated`] if no such node.
+    pub fn set_kind(&mut self, base: VirtAddr, kind: NodeKind) -> Result<(), VmError> {
+        if kind == NodeKind::Empty {
+            return Err(VmError::InvalidArea);
+        }
+        self.nodes
+            .get_mut(&base)
+            .map(|n| n.kind = kind)
+            .ok_or(VmError::NotAllocated)
+    }
+
     /// Turn the mapped or reserved node at `base` back into free space,
     /// merging it with empty neighbours, and return it (`VmmFreeNode`).
     /// [`VmError::NotBase`] for an interior address of a node,
@@ -323,6 +361,44 @@ impl NodeTree {
 
 #[cfg(test)]
 mod tests {
+    /// `cut` and `set_kind` change nodes in place: coverage and the free
+    /// space stay as they were.
+    #[test]
+    fn cut_and_set_kind_in_place() {
+        let start = 0x1000_0000;
+        let mut t = NodeTree::new(start, start + 64 * PAGE_SIZE);
+        let a = NodeKind::Reserved;
+        t.carve(start + 4 * PAGE_SIZE, 10, a);
+        let empties = t.empties.clone();
+        assert_eq!(t.cut(start + 4 * PAGE_SIZE, 3, NodeKind::Reserved), Ok(()));
+        assert_eq!(
+            t.lookup(start + 4 * PAGE_SIZE).map(|(_, n)| n.pages),
+            Some(3)
+        );
+        assert_eq!(
+            t.lookup(start + 9 * PAGE_SIZE),
+            Some((start + 7 * PAGE_SIZE, Node { pages: 7, kind: a }))
+        );
+        assert_eq!(t.empties, empties);
+        t.check_invariants().unwrap();
+        for bad in [0, 7, 8] {
+            assert!(t.cut(start + 7 * PAGE_SIZE, bad, a).is_err(), "{bad}");
+        }
+        assert_eq!(t.cut(start, 1, a), Err(VmError::NotAllocated));
+        let mapped = NodeKind::Mapped {
+            desc: DescId::test(3),
+            flags: MemFlags::READ,
+        };
+        assert_eq!(t.set_kind(start + 7 * PAGE_SIZE, mapped), Ok(()));
+        assert_eq!(
+            t.lookup(start + 8 * PAGE_SIZE).map(|(_, n)| n.kind),
+            Some(mapped)
+        );
+        assert_eq!(t.set_kind(start, mapped), Err(VmError::NotAllocated));
+        assert!(t.set_kind(start + 7 * PAGE_SIZE, NodeKind::Empty).is_err());
+        t.check_invariants().unwrap();
+    }
+
     use super::*;
 
     const S: u64 = 0x1000_0000;

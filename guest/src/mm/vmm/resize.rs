@@ -25,7 +25,6 @@ impl<M: Mmu> Vmm<M> {
             return Ok(());
         }
         let head = (addr - base) / PAGE_SIZE;
-        let tail = node.pages - head;
         let tail_kind = match node.kind {
             NodeKind::Reserved => NodeKind::Reserved,
             NodeKind::Mapped { desc, flags } => {
@@ -37,11 +36,7 @@ impl<M: Mmu> Vmm<M> {
             }
             NodeKind::Empty => return Ok(()),
         };
-        let tree = self.tree_mut(space, half);
-        tree.release(base)?;
-        tree.carve(base, head, node.kind);
-        tree.carve(addr, tail, tail_kind);
-        Ok(())
+        self.tree_mut(space, half).cut(base, head, tail_kind)
     }
 
     /// Cut descriptor `id` after `head` pages; returns the new descriptor
@@ -125,17 +120,11 @@ impl<M: Mmu> Vmm<M> {
                 }
                 d.flags = node_flags;
                 self.reprotect(space, half, base, desc, node_flags);
-                let tree = self.tree_mut(space, half);
-                tree.release(base)?;
-                tree.carve(
-                    base,
-                    node.pages,
-                    NodeKind::Mapped {
-                        desc,
-                        flags: node_flags,
-                    },
-                );
-                Ok(())
+                let kind = NodeKind::Mapped {
+                    desc,
+                    flags: node_flags,
+                };
+                self.tree_mut(space, half).set_kind(base, kind)
             }
         }
     }

@@ -10,7 +10,18 @@ struct Entry {
     dir: bool,
     /// From the user's `--initrd` archive rather than added here.
     base: bool,
+    /// Inode number and mode of the member (a padding member restates a
+    /// directory with both).
+    ino: u32,
+    mode: u32,
 }
+
+/// Page size of the guest: the data of a file of at least this many bytes
+/// starts at a multiple of it in the archive ([`Initramfs::add_file`]).
+pub const DATA_ALIGN: usize = 4096;
+
+/// Offset of the `filesize` field in a header (the magic, then six fields).
+const FILESIZE_AT: usize = 6 + 8 * 6;
 
 /// A `newc` archive being written: entries in the order they are added,
 /// parent directories first, then [`Initramfs::finish`] closes it.
@@ -19,6 +30,9 @@ pub struct Initramfs {
     pub(super) out: Vec<u8>,
     entries: BTreeMap<String, Entry>,
     next_ino: u32,
+    /// Where the last member written here starts, if it is a directory
+    /// with no data (padding can then go into it): header offset and name.
+    last_dir: Option<(usize, String)>,
 }
 
 fn align4(n: usize) -> Option<usize> {
@@ -213,7 +227,13 @@ impl Initramfs {
                 max_ino = max_ino.max(ino);
                 if let Some(key) = normalize_existing(name) {
                     let dir = mode & S_IFMT == S_IFDIR;
-                    fs.entries.insert(key, Entry { dir, base: true });
+                    let e = Entry {
+                        dir,
+                        base: true,
+                        ino,
+                        mode,
+                    };
+                    fs.entries.insert(key, e);
                 }
             }
             pos = next;
@@ -227,30 +247,89 @@ impl Initramfs {
         Ok(fs)
     }
 
+    /// Write a member; returns its inode number.
     fn push(
         &mut self,
         name: &str,
         mode: u32,
         nlink: u32,
         data: &[u8],
-    ) -> Result<(), InitramfsError> {
-        let filesize = u32::try_from(data.len()).map_err(|_| InitramfsError::TooLarge {
+    ) -> Result<u32, InitramfsError> {
+        u32::try_from(data.len()).map_err(|_| InitramfsError::TooLarge {
             path: name.to_string(),
             size: data.len(),
         })?;
-        let namesize = u32::try_from(name.len() + 1).map_err(|_| InitramfsError::BadPath {
+        u32::try_from(name.len() + 1).map_err(|_| InitramfsError::BadPath {
             path: name.to_string(),
             why: "it is too long",
         })?;
         let ino = self.next_ino;
         self.next_ino = ino.checked_add(1).ok_or(InitramfsError::TooManyEntries)?;
-        Self::header(&mut self.out, ino, mode, nlink, filesize, namesize);
+        self.last_dir = None;
+        self.push_member(name, ino, mode, nlink, data);
+        Ok(ino)
+    }
+
+    /// Write one member as it is (sizes checked by the caller).
+    fn push_member(&mut self, name: &str, ino: u32, mode: u32, nlink: u32, data: &[u8]) {
+        let start = self.out.len();
+        let namesize = name.len() as u32 + 1;
+        Self::header(&mut self.out, ino, mode, nlink, data.len() as u32, namesize);
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(0);
         pad4(&mut self.out);
         self.out.extend_from_slice(data);
         pad4(&mut self.out);
-        Ok(())
+        if mode & S_IFMT == S_IFDIR && data.is_empty() {
+            self.last_dir = Some((start, name.to_string()));
+        }
+    }
+
+    /// Pad the archive so that the data of a member named `name` written
+    /// next starts at a multiple of [`DATA_ALIGN`]: the guest then maps
+    /// the read-only pages of a program in place instead of copying them.
+    /// The padding is the data of a directory member, which readers skip
+    /// (Linux's initramfs unpacker, GNU cpio, the guest): the parent
+    /// directory just written, or else the parent restated (same inode
+    /// and mode, a second member of that name). The result is an ordinary
+    /// newc archive.
+    fn align_data_of(&mut self, name: &str) {
+        let header_and_name = |n: &str| align4(HEADER_SIZE + n.len() + 1).unwrap_or(usize::MAX);
+        let parent = name.rsplit_once('/').map_or(".", |(p, _)| p);
+        let data_at = self.out.len() + header_and_name(name);
+        let gap = data_at.next_multiple_of(DATA_ALIGN) - data_at;
+        if gap == 0 {
+            return;
+        }
+        if let Some((start, _)) = self.last_dir.take().filter(|(_, n)| n == parent) {
+            // The parent directory was the last member: its data is the gap.
+            let field = format!("{gap:08x}");
+            self.out[start + FILESIZE_AT..start + FILESIZE_AT + 8]
+                .copy_from_slice(field.as_bytes());
+            self.out.resize(self.out.len() + gap, 0);
+            return;
+        }
+        // A member of its own: header, name, then at least no data.
+        let least = header_and_name(parent);
+        let pad = (gap + DATA_ALIGN - least % DATA_ALIGN) % DATA_ALIGN;
+        let (ino, mode) = match self.entries.get(parent) {
+            Some(e) if e.dir => (e.ino, e.mode),
+            // The root ("."), which has no member yet: give it one.
+            _ => {
+                let ino = self.next_ino;
+                self.next_ino = ino.saturating_add(1);
+                let e = Entry {
+                    dir: true,
+                    base: false,
+                    ino,
+                    mode: DIR_MODE,
+                };
+                self.entries.insert(parent.to_string(), e);
+                (ino, DIR_MODE)
+            }
+        };
+        self.push_member(parent, ino, mode, 2, &vec![0; pad]);
+        self.last_dir = None;
     }
 
     pub(super) fn header(
@@ -287,12 +366,14 @@ impl Initramfs {
                     })
                 }
                 None => {
-                    self.push(dir, DIR_MODE, 2, &[])?;
+                    let ino = self.push(dir, DIR_MODE, 2, &[])?;
                     self.entries.insert(
                         dir.to_string(),
                         Entry {
                             dir: true,
                             base: false,
+                            ino,
+                            mode: DIR_MODE,
                         },
                     );
                 }
@@ -311,6 +392,8 @@ impl Initramfs {
     /// Add a regular file at guest path `path` (absolute or not, the archive
     /// name has no leading '/'), with its parent directories. `mode` is the
     /// whole `st_mode` (`0o100755`) or only the permission bits (`0o755`).
+    /// The data of a file of [`DATA_ALIGN`] bytes or more starts at a
+    /// multiple of [`DATA_ALIGN`] in the archive (see `align_data_of`).
     pub fn add_file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), InitramfsError> {
         let name = archive_name(path)?;
         let mode = match mode & S_IFMT {
@@ -332,12 +415,17 @@ impl Initramfs {
         if let Some((parent, _)) = name.rsplit_once('/') {
             self.ensure_dirs(parent, &name)?;
         }
-        self.push(&name, mode, 1, data)?;
+        if data.len() >= DATA_ALIGN {
+            self.align_data_of(&name);
+        }
+        let ino = self.push(&name, mode, 1, data)?;
         self.entries.insert(
             name,
             Entry {
                 dir: false,
                 base: false,
+                ino,
+                mode,
             },
         );
         Ok(())

@@ -22,6 +22,8 @@ struct Parsed {
     nlink: u32,
     ino: u32,
     data: Vec<u8>,
+    /// Offset of the data in the archive.
+    data_at: usize,
 }
 
 /// A small newc reader, written from the format's description rather
@@ -72,6 +74,7 @@ fn parse_raw(archive: &[u8]) -> Vec<Parsed> {
             nlink: f(4),
             ino: f(0),
             data,
+            data_at: data_off,
         });
     }
 }
@@ -134,6 +137,55 @@ fn alignment_for_every_name_and_data_length() {
             assert_eq!(e[0].data, data);
         }
     }
+}
+
+/// Files of a page or more start their data on a page boundary, padded
+/// by the data of a directory member: the parent created just before
+/// (names unchanged), or the parent restated with its inode and mode, or
+/// a `.` member for files at the root. Smaller files are not padded.
+#[test]
+fn data_of_big_files_is_page_aligned() {
+    let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let mut fs = Initramfs::new();
+    fs.add_file("/bin/hello", &big, 0o100755).unwrap();
+    fs.add_file("/bin/small", b"abc", 0o644).unwrap();
+    fs.add_file("/bin/two", &big[..DATA_ALIGN], 0o755).unwrap();
+    fs.add_file("/top", &big, 0o644).unwrap();
+    fs.add_file("/lib/a/b", &big, 0o644).unwrap();
+    let archive = fs.finish();
+    let e = parse(&archive);
+    assert_eq!(
+        names(&e),
+        [
+            "bin",
+            "bin/hello",
+            "bin/small",
+            "bin",
+            "bin/two",
+            ".",
+            "top",
+            "lib",
+            "lib/a",
+            "lib/a/b"
+        ]
+    );
+    for (i, want) in [(1, &big[..]), (4, &big[..DATA_ALIGN]), (6, &big), (9, &big)] {
+        assert_eq!(e[i].data, want, "{}", e[i].name);
+        assert_eq!(e[i].data_at % DATA_ALIGN, 0, "{}", e[i].name);
+    }
+    assert_ne!(e[2].data_at % DATA_ALIGN, 0, "small files are not padded");
+    // Padding is zeroes in directory members; a restated directory keeps
+    // its inode and mode.
+    for i in [0, 3, 5, 8] {
+        assert_eq!(e[i].mode & S_IFMT, S_IFDIR, "{}", e[i].name);
+        assert!(e[i].data.iter().all(|&b| b == 0));
+    }
+    assert!(!e[0].data.is_empty());
+    assert_eq!((e[3].ino, e[3].mode), (e[0].ino, e[0].mode));
+    assert!(e[7].data.is_empty(), "lib is not the parent of lib/a/b");
+    // Reading it back keeps the restated directory once.
+    let again = Initramfs::from_archive(&archive).unwrap();
+    assert_eq!(parse(&again.finish()).len(), e.len());
 }
 
 #[test]
@@ -648,6 +700,22 @@ fn gnu_cpio_agrees() {
         std::fs::read(out.join(".mobius/env")).unwrap(),
         b"HOME=/\0K=a=b\0"
     );
+
+    // A program of more than a page: its data padded to a page boundary,
+    // which cpio reads as any archive.
+    let big: Vec<u8> = (0..9000u32).map(|i| (i % 253) as u8).collect();
+    let mut fs = Initramfs::new();
+    fs.add_file("/bin/big", &big, 0o755).unwrap();
+    fs.add_file("/bin/big2", &big, 0o755).unwrap();
+    let aligned = fs.finish();
+    let listed = String::from_utf8(cpio(&["-it", "--quiet"], &aligned)).unwrap();
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["bin", "bin/big", "bin", "bin/big2"]
+    );
+    cpio(&["-idu", "--quiet", "--no-absolute-filenames"], &aligned);
+    assert_eq!(std::fs::read(out.join("bin/big")).unwrap(), big);
+    assert_eq!(std::fs::read(out.join("bin/big2")).unwrap(), big);
 
     // An archive written by cpio is a valid --initrd base.
     let listing = b"./bin\n./bin/hello\n./data.txt\n";
