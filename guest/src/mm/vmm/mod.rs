@@ -88,6 +88,7 @@ use super::stats::{CycleSource, FaultStats};
 mod area;
 mod cache;
 mod error;
+mod file_fault;
 mod flags;
 mod fork;
 mod inspect;
