@@ -412,10 +412,13 @@ impl Table {
 
     /// The TSC deadlines of the processes' `ITIMER_REAL` timers.
     fn alarms(&self) -> impl Iterator<Item = u64> + '_ {
-        let any = ALARMS_USED.load(Ordering::Relaxed);
-        self.processes
-            .values()
-            .take(if any { usize::MAX } else { 0 })
+        // Not a single step over the processes until a timer was ever set.
+        let processes = ALARMS_USED
+            .load(Ordering::Relaxed)
+            .then(|| self.processes.values());
+        processes
+            .into_iter()
+            .flatten()
             .filter_map(|p| p.alarm.map(|a| a.at))
     }
 
